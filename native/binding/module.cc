@@ -1,0 +1,82 @@
+#include <openssl/crypto.h>
+#include <openssl/opensslv.h>
+
+#include "binding/addon.h"
+
+namespace hsmkit::binding {
+
+Napi::Error make_error(Napi::Env env, ErrorCode code, const char* message) {
+  Napi::Error error = Napi::Error::New(env, message);
+  error.Set("code", Napi::String::New(env, error_code_name(code)));
+  return error;
+}
+
+Bytes buffer_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value value = info[index];
+  if (!value.IsTypedArray()) throw_invalid(std::string(name) + " must be a Buffer or Uint8Array");
+  Napi::TypedArray array = value.As<Napi::TypedArray>();
+  if (array.TypedArrayType() != napi_uint8_array) throw_invalid(std::string(name) + " must be a Buffer or Uint8Array");
+  Napi::Uint8Array bytes = value.As<Napi::Uint8Array>();
+  return Bytes{bytes.Data(), bytes.ByteLength()};
+}
+
+Bytes optional_buffer_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value value = info[index];
+  if (value.IsUndefined() || value.IsNull()) return Bytes{nullptr, 0};
+  return buffer_arg(info, index, name);
+}
+
+std::pair<uint8_t*, size_t> output_buffer_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Bytes bytes = buffer_arg(info, index, name);
+  return {const_cast<uint8_t*>(bytes.data), bytes.size};
+}
+
+uint32_t uint32_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value value = info[index];
+  if (!value.IsNumber()) throw_invalid(std::string(name) + " must be a number");
+  double number = value.As<Napi::Number>().DoubleValue();
+  if (!(number >= 0 && number <= 4294967295.0) || number != static_cast<double>(static_cast<uint32_t>(number))) {
+    throw_invalid(std::string(name) + " must be an integer from 0 to 2^32-1");
+  }
+  return static_cast<uint32_t>(number);
+}
+
+bool bool_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value value = info[index];
+  if (!value.IsBoolean()) throw_invalid(std::string(name) + " must be a boolean");
+  return value.As<Napi::Boolean>().Value();
+}
+
+std::pair<const uint32_t*, size_t> uint32_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value value = info[index];
+  if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != napi_uint32_array) {
+    throw_invalid(std::string(name) + " must be a Uint32Array");
+  }
+  Napi::Uint32Array array = value.As<Napi::Uint32Array>();
+  return {array.Data(), array.ElementLength()};
+}
+
+namespace {
+
+Napi::Value openssl_version(const Napi::CallbackInfo& info) {
+  Napi::Object result = Napi::Object::New(info.Env());
+  result.Set("compiledAgainst", OPENSSL_VERSION_TEXT);
+  result.Set("runtime", OpenSSL_version(OPENSSL_VERSION));
+  return result;
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  exports.Set("opensslVersion", Napi::Function::New(env, openssl_version, "opensslVersion"));
+  init_keys(env, exports);
+  init_aead(env, exports);
+  init_keywrap(env, exports);
+  init_random(env, exports);
+  return exports;
+}
+
+}  // namespace
+}  // namespace hsmkit::binding
+
+static Napi::Object InitHsmkit(Napi::Env env, Napi::Object exports) { return hsmkit::binding::init(env, exports); }
+
+NODE_API_MODULE(hsmkit, InitHsmkit)

@@ -1,0 +1,121 @@
+/**
+ * The only module that loads the native addon. Everything else imports the typed
+ * wrappers beside this file (aead.ts, keywrap.ts, keys.ts, random.ts), never the addon.
+ */
+import { createRequire } from "node:module";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** An opaque handle to key bytes held in native, locked memory. */
+export interface NativeKeyHandle {
+  readonly length: number;
+  readonly destroyed: boolean;
+  destroy(): void;
+  exportBytes(): Buffer;
+}
+
+export interface RandomSourceStatusBinding {
+  name: string;
+  hardware: boolean;
+  available: boolean;
+  inService: boolean;
+  failure: string | null;
+  bytesDrawn: number;
+  retries: number;
+  fallbacks: number;
+  healthFailures: number;
+}
+
+export interface RandomStatusBinding {
+  activeSource: string | null;
+  hardware: boolean;
+  seeded: boolean;
+  predictionResistance: boolean;
+  reseedInterval: number;
+  reseeds: number;
+  generateCalls: number;
+  bytesGenerated: number;
+  healthFailures: number;
+  sources: RandomSourceStatusBinding[];
+}
+
+export interface NativeCtrDrbgHandle {
+  instantiate(entropy: Uint8Array, nonce: Uint8Array | null, personalization: Uint8Array | null): void;
+  reseed(entropy: Uint8Array, additional: Uint8Array | null): void;
+  generate(out: Uint8Array, additional: Uint8Array | null): void;
+  readonly reseedCounter: number;
+}
+
+/** The addon's exports, exactly as native/binding/*.cc registers them. */
+export interface NativeAddon {
+  opensslVersion(): { compiledAgainst: string; runtime: string };
+
+  // keys (native/binding/keys.cc)
+  importKey(bytes: Uint8Array): NativeKeyHandle;
+  generateKey(length: number): NativeKeyHandle;
+  secureMemoryStats(): { bytesInUse: number; bytesReserved: number; locked: boolean };
+
+  // aead (native/binding/aead.cc)
+  gcmSeal(key: NativeKeyHandle, iv: Uint8Array, aad: Uint8Array | null, plaintext: Uint8Array, tagLength: number, out: Uint8Array): number;
+  gcmOpen(key: NativeKeyHandle, iv: Uint8Array, aad: Uint8Array | null, sealed: Uint8Array, tagLength: number, out: Uint8Array): number;
+  gcmSealBatch(
+    key: NativeKeyHandle, ivs: Uint8Array, ivLength: number, aads: Uint8Array | null, aadLengths: Uint32Array | null,
+    data: Uint8Array, lengths: Uint32Array, tagLength: number, out: Uint8Array,
+  ): number;
+  gcmOpenBatch(
+    key: NativeKeyHandle, ivs: Uint8Array, ivLength: number, aads: Uint8Array | null, aadLengths: Uint32Array | null,
+    data: Uint8Array, lengths: Uint32Array, tagLength: number, out: Uint8Array, ok: Uint8Array,
+  ): number;
+  gcmSealAsync(key: NativeKeyHandle, iv: Uint8Array, aad: Uint8Array | null, plaintext: Uint8Array, tagLength: number, out: Uint8Array): Promise<number>;
+  gcmOpenAsync(key: NativeKeyHandle, iv: Uint8Array, aad: Uint8Array | null, sealed: Uint8Array, tagLength: number, out: Uint8Array): Promise<number>;
+  gcmSealCeiling(key: NativeKeyHandle, messageLength: number, iterations: number): number;
+
+  // key wrap (native/binding/keywrap.cc)
+  keyWrap(kek: NativeKeyHandle, padded: boolean, data: Uint8Array): Buffer;
+  keyUnwrap(kek: NativeKeyHandle, padded: boolean, wrapped: Uint8Array): Buffer;
+  keyWrapKey(kek: NativeKeyHandle, padded: boolean, key: NativeKeyHandle): Buffer;
+  keyUnwrapKey(kek: NativeKeyHandle, padded: boolean, wrapped: Uint8Array): NativeKeyHandle;
+
+  // random (native/binding/random.cc)
+  randomFill(out: Uint8Array, additional: Uint8Array | null): void;
+  randomReseed(additional: Uint8Array | null): void;
+  randomStatus(): RandomStatusBinding;
+  randomConfigure(sources: string[], predictionResistance: boolean, reseedInterval: number): void;
+  randomUseReplaySourceForTesting(pattern: Uint8Array): void;
+  CtrDrbg: new (keyLength: number, useDerivationFunction: boolean) => NativeCtrDrbgHandle;
+}
+
+const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
+
+function findPackageRoot(start: string): string {
+  let dir = start;
+  for (;;) {
+    if (existsSync(join(dir, "binding.gyp"))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) return start;
+    dir = parent;
+  }
+}
+
+function load(): NativeAddon {
+  const require = createRequire(import.meta.url);
+  const candidates = [
+    join(packageRoot, "build", "Release", "hsmkit.node"),
+    join(packageRoot, "build", "Debug", "hsmkit.node"),
+  ];
+  const override = process.env["HSMKIT_ADDON_PATH"];
+  if (override) candidates.unshift(override);
+  const found = candidates.find((path) => existsSync(path));
+  if (found === undefined) {
+    throw new Error(
+      "hsmkit: the native addon is not built (looked for " + candidates.join(", ") + "). " +
+        "It needs a C++17 compiler, make, python3 and Node's headers (Debian: apt-get install -y g++ make python3; " +
+        "Node from nodesource ships its headers in /usr/include/node). Build it with `npm rebuild hsmkit` " +
+        "or, in a checkout, `npx node-gyp rebuild --nodedir=/usr`.",
+    );
+  }
+  return require(found) as NativeAddon;
+}
+
+export const addon: NativeAddon = load();
