@@ -75,6 +75,19 @@ void store_be32(uint8_t* out, uint32_t value) {
   out[3] = static_cast<uint8_t>(value);
 }
 
+// Cleanses a buffer when the scope ends, however it ends (OpenSSL failures throw).
+class ScopedCleanse {
+ public:
+  ScopedCleanse(void* data, size_t length) : data_(data), length_(length) {}
+  ~ScopedCleanse() { OPENSSL_cleanse(data_, length_); }
+  ScopedCleanse(const ScopedCleanse&) = delete;
+  ScopedCleanse& operator=(const ScopedCleanse&) = delete;
+
+ private:
+  void* data_;
+  size_t length_;
+};
+
 // Reads the concatenation of a few byte strings block by block, without copying them into one
 // buffer (Block_Cipher_df's S can hold kilobytes of entropy input).
 class SegmentReader {
@@ -189,11 +202,11 @@ void CtrDrbg::update(const uint8_t* provided_data) {
   // §10.2.1.2: temp = E(Key, V+1) || E(Key, V+2) || ...; leftmost seedlen bits, XOR
   // provided_data; Key = leftmost keylen bits, V = the next blocklen bits. One EVP call.
   uint8_t temp[3 * kBlock];
+  ScopedCleanse wipe_temp(temp, sizeof temp);
   const size_t blocks = blocks_for(seed_length());
   next_counter_blocks(temp, blocks);
   ecb(ctx_, temp, temp, blocks * kBlock);
   update_from_keystream(temp, provided_data);
-  OPENSSL_cleanse(temp, sizeof temp);
 }
 
 void CtrDrbg::derive(const uint8_t* a, size_t a_length, const uint8_t* b, size_t b_length, const uint8_t* c,
@@ -220,11 +233,15 @@ void CtrDrbg::derive(const uint8_t* a, size_t a_length, const uint8_t* b, size_t
   // temp = BCC(K, IV_0 || S) || BCC(K, IV_1 || S) || ... until keylen + outlen bits, with
   // IV_i = i (32 bits) || 0^(outlen-32). The chains are independent and share the key, so one
   // EVP call advances all of them by a block: each BCC step is chain_i = E(K, chain_i XOR block).
-  const size_t chains = blocks_for(key_length_ + kBlock);  // 2 for AES-128, 3 for AES-192/256
+  // ceil((keylen + outlen) / outlen): 2 for AES-128, 3 for AES-192/256 (spelled out so the
+  // compiler can see that `chain` is large enough).
+  const size_t chains = key_length_ == 16 ? 2 : 3;
   uint8_t chain[3 * kBlock] = {};
+  ScopedCleanse wipe_chain(chain, sizeof chain);
   for (size_t i = 0; i < chains; ++i) store_be32(chain + i * kBlock, static_cast<uint32_t>(i));
   ecb(df_ctx_, chain, chain, chains * kBlock);  // the IV block: E(K, 0 XOR IV_i)
   uint8_t block[kBlock];
+  ScopedCleanse wipe_block(block, sizeof block);
   for (;;) {
     size_t got = s.read(block, kBlock);
     if (got == 0) break;
@@ -239,8 +256,10 @@ void CtrDrbg::derive(const uint8_t* a, size_t a_length, const uint8_t* b, size_t
   // K = leftmost(temp, keylen); X = the next outlen bits; then X = E(K, X) repeatedly, and the
   // output is the leftmost seedlen bits of the X values.
   uint8_t derived[3 * kBlock];
-  set_key(df_ctx_, chain);
+  ScopedCleanse wipe_derived(derived, sizeof derived);
   uint8_t x[kBlock];
+  ScopedCleanse wipe_x(x, sizeof x);
+  set_key(df_ctx_, chain);
   std::memcpy(x, chain + key_length_, kBlock);
   const size_t out_blocks = blocks_for(seed_length);
   for (size_t i = 0; i < out_blocks; ++i) {
@@ -250,10 +269,6 @@ void CtrDrbg::derive(const uint8_t* a, size_t a_length, const uint8_t* b, size_t
   std::memcpy(out, derived, seed_length);
   // Leave no derived key schedule behind in df_ctx_: go back to the public constant key.
   set_key(df_ctx_, k);
-  OPENSSL_cleanse(chain, sizeof chain);
-  OPENSSL_cleanse(block, sizeof block);
-  OPENSSL_cleanse(derived, sizeof derived);
-  OPENSSL_cleanse(x, sizeof x);
 }
 
 void CtrDrbg::check_entropy_length(size_t entropy_length) const {
@@ -270,6 +285,7 @@ void CtrDrbg::instantiate(const uint8_t* entropy, size_t entropy_length, const u
   check_entropy_length(entropy_length);
   const size_t seed_length = this->seed_length();
   uint8_t seed_material[3 * kBlock] = {};
+  ScopedCleanse wipe_seed(seed_material, sizeof seed_material);
   if (use_df_) {
     // §10.2.1.3.2: seed_material = Block_Cipher_df(entropy_input || nonce || personalization_string).
     derive(entropy, entropy_length, nonce, nonce_length, personalization, personalization_length, seed_material);
@@ -287,11 +303,9 @@ void CtrDrbg::instantiate(const uint8_t* entropy, size_t entropy_length, const u
     set_key(ctx_, key_);
     update(seed_material);
   } catch (...) {
-    OPENSSL_cleanse(seed_material, sizeof seed_material);
     uninstantiate();
     throw;
   }
-  OPENSSL_cleanse(seed_material, sizeof seed_material);
   reseed_counter_ = 1;
   instantiated_ = true;
 }
@@ -302,6 +316,7 @@ void CtrDrbg::reseed(const uint8_t* entropy, size_t entropy_length, const uint8_
   check_entropy_length(entropy_length);
   const size_t seed_length = this->seed_length();
   uint8_t seed_material[3 * kBlock] = {};
+  ScopedCleanse wipe_seed(seed_material, sizeof seed_material);
   if (use_df_) {
     // §10.2.1.4.2: seed_material = Block_Cipher_df(entropy_input || additional_input).
     derive(entropy, entropy_length, additional, additional_length, nullptr, 0, seed_material);
@@ -314,11 +329,9 @@ void CtrDrbg::reseed(const uint8_t* entropy, size_t entropy_length, const uint8_
   try {
     update(seed_material);
   } catch (...) {
-    OPENSSL_cleanse(seed_material, sizeof seed_material);
     uninstantiate();
     throw;
   }
-  OPENSSL_cleanse(seed_material, sizeof seed_material);
   reseed_counter_ = 1;
 }
 
@@ -332,7 +345,9 @@ GenerateResult CtrDrbg::generate(uint8_t* out, size_t length, const uint8_t* add
   const size_t seed_length = this->seed_length();
   const size_t update_blocks = blocks_for(seed_length);
   uint8_t adin[3 * kBlock] = {};
+  ScopedCleanse wipe_adin(adin, sizeof adin);
   uint8_t tail[kBlock + 3 * kBlock];
+  ScopedCleanse wipe_tail(tail, sizeof tail);
   const uint8_t* provided = nullptr;  // Null additional input: Update uses 0^seedlen
   try {
     // Step 2. An empty additional input is the spec's Null: no Update here.
@@ -360,14 +375,10 @@ GenerateResult CtrDrbg::generate(uint8_t* out, size_t length, const uint8_t* add
     // Step 6: Update(additional_input, Key, V).
     update_from_keystream(tail + update_offset, provided);
   } catch (...) {
-    OPENSSL_cleanse(adin, sizeof adin);
-    OPENSSL_cleanse(tail, sizeof tail);
     OPENSSL_cleanse(out, length);
     uninstantiate();
     throw;
   }
-  OPENSSL_cleanse(adin, sizeof adin);
-  OPENSSL_cleanse(tail, sizeof tail);
   // Step 7.
   ++reseed_counter_;
   return GenerateResult::Ok;

@@ -34,19 +34,21 @@ namespace hsmkit::entropy {
 //          vendor TRNGs elsewhere) may pass on less-than-full-entropy output, and the kernel
 //          itself credits many of them below 8 bits per byte.
 //  credit  bits of entropy credited per byte toward a DRBG seed (random.cc asks gather() for
-//          256 bits of entropy input and 128 bits of nonce).
-//          rdseed    8: RDSEED is specified by Intel and AMD as full-entropy output (a 90B noise
-//                    source conditioned to full entropy, 90C style).
+//          256 bits of entropy input and 128 bits of nonce). Never more than H: a seed is not
+//          credited with more entropy than the health tests assume. So credit = H, except:
 //          rdrand    1/64: RDRAND is the output of a CTR_DRBG inside the DRNG. Intel's guidance
 //                    for seeds from RDRAND (DRNG Software Implementation Guide, "Generating
 //                    Seeds from RDRAND") is a 512:1 reduction: the DRNG reseeds at least once
 //                    per 512 128-bit outputs, so 512 x 16 bytes carry at least 128 fresh bits.
 //                    We credit exactly that and let Block_Cipher_df do the reduction: a 256-bit
 //                    entropy input is 16 KiB of RDRAND output (~40 us at 430 MB/s).
-//          hwrng     4 (= H, for the same reason).
-//          getrandom 8: the kernel CRNG; getrandom(2) with no flags blocks until it has been
-//                    seeded, and its output is meant for keys of 256-bit strength.
-//          replay    8: tests only; it stands in for a conditioned hardware source (H = 7).
+//
+//  source     hardware  H  credit  bytes per 256-bit entropy input (+ per 128-bit nonce)
+//  rdseed     yes       7  7       37 (+19)   vendor: full-entropy conditioned output
+//  rdrand     yes       7  1/64    16384 (+8192)
+//  hwrng      yes       4  4       64 (+32)   read only in such small amounts (~9.5 kB/s)
+//  getrandom  no        7  7       37 (+19)   kernel CRNG; getrandom(2) blocks until seeded
+//  replay     no        7  7       tests only; stands in for a conditioned hardware source
 namespace {
 
 struct Claim {
@@ -55,11 +57,11 @@ struct Claim {
   double seed_credit;
 };
 
-constexpr Claim kRdSeedClaim{true, 7.0, 8.0};
+constexpr Claim kRdSeedClaim{true, 7.0, 7.0};
 constexpr Claim kRdRandClaim{true, 7.0, 1.0 / 64.0};
 constexpr Claim kHwRngClaim{true, 4.0, 4.0};
-constexpr Claim kGetRandomClaim{false, 7.0, 8.0};
-constexpr Claim kReplayClaim{false, 7.0, 8.0};
+constexpr Claim kGetRandomClaim{false, 7.0, 7.0};
+constexpr Claim kReplayClaim{false, 7.0, 7.0};
 
 // RDSEED: attempts per 64-bit word before this draw falls back to the next source. Measured
 // here (baselines §7.1): RDSEED fails ~46% of calls when both cores use it at once, and
@@ -67,8 +69,8 @@ constexpr Claim kReplayClaim{false, 7.0, 8.0};
 // contention about 0.46^32 ~ 2^-36 per word, and bound the spin to ~25 us per word.
 constexpr int kRdSeedAttempts = 32;
 
-// RDRAND: Intel's guidance is 10 attempts; RDRAND failing 10 times in a row means the DRNG is
-// withholding output because its own health tests failed, so it is treated as a failure.
+// RDRAND: Intel's guidance is to retry 10 times; 10 failures in a row do not happen to a working
+// DRNG (contention only delays RDRAND), so they are reported as a hardware failure.
 constexpr int kRdRandAttempts = 10;
 
 const char* const kHwRngPath = "/dev/hwrng";
@@ -372,21 +374,31 @@ const Source* EntropySources::find(SourceId id) const {
   return sources_[static_cast<size_t>(id)].get();
 }
 
-void EntropySources::set_order(const std::vector<SourceId>& order) {
-  if (order.empty()) throw_invalid("the entropy source order must name at least one source");
+namespace {
+
+void check_real_and_distinct(const std::vector<SourceId>& order) {
   for (size_t i = 0; i < order.size(); ++i) {
     if (order[i] == SourceId::Replay) throw_invalid("the replay source is installed only by use_replay()");
     for (size_t j = 0; j < i; ++j) {
       if (order[j] == order[i]) throw_invalid(std::string("entropy source listed twice: ") + source_name(order[i]));
     }
   }
+}
+
+}  // namespace
+
+void EntropySources::set_order(const std::vector<SourceId>& order) {
+  if (order.empty()) throw_invalid("the entropy source order must name at least one source");
+  check_real_and_distinct(order);
   order_ = order;
 }
 
-void EntropySources::use_replay(const uint8_t* pattern, size_t length) {
+void EntropySources::use_replay(const uint8_t* pattern, size_t length, const std::vector<SourceId>& then) {
   if (length == 0) throw_invalid("the replay pattern must not be empty");
+  check_real_and_distinct(then);
   replay_ = std::make_unique<ReplaySource>(pattern, length);
   order_.assign(1, SourceId::Replay);
+  order_.insert(order_.end(), then.begin(), then.end());
 }
 
 void EntropySources::take_out_of_service(Source& source, const std::string& reason, bool health_failure) {

@@ -94,8 +94,9 @@ class EntropySources {
   const std::vector<SourceId>& order() const { return order_; }
 
   // Installs a fresh replay source cycling `pattern` (health state and counters new) and makes
-  // it the only source. For tests: a stuck or biased pattern must trip the health tests.
-  void use_replay(const uint8_t* pattern, size_t length);
+  // the order: the replay source, then `then` (distinct real sources, possibly none). For tests:
+  // a stuck or biased pattern must trip the health tests, and the draw move on to `then`.
+  void use_replay(const uint8_t* pattern, size_t length, const std::vector<SourceId>& then);
 
   // Appends raw source output carrying at least `bits` bits of credited entropy to `out`,
   // taking from the sources in order as described at the top of this file. On failure `out`

@@ -23,9 +23,8 @@ constexpr double kNonceBits = 128.0;
 constexpr char kPersonalization[] = "hsmkit process-wide CTR_DRBG (AES-256, derivation function)";
 constexpr char kForkLabel[] = "hsmkit reseed after fork, pid ";
 
-std::vector<entropy::SourceId> parse_order(const std::vector<std::string>& names) {
+std::vector<entropy::SourceId> parse_names(const std::vector<std::string>& names) {
   std::vector<entropy::SourceId> order;
-  if (names.empty()) throw_invalid("the entropy source list must name at least one source");
   for (const std::string& name : names) {
     std::optional<entropy::SourceId> id = entropy::real_source_from_name(name);
     if (!id) throw_invalid("unknown entropy source \"" + name + "\" (expected rdseed, rdrand, hwrng or getrandom)");
@@ -35,6 +34,11 @@ std::vector<entropy::SourceId> parse_order(const std::vector<std::string>& names
     order.push_back(*id);
   }
   return order;
+}
+
+std::vector<entropy::SourceId> parse_order(const std::vector<std::string>& names) {
+  if (names.empty()) throw_invalid("the entropy source list must name at least one source");
+  return parse_names(names);
 }
 
 std::vector<std::string> split_names(const char* text) {
@@ -107,7 +111,7 @@ class Generator {
     std::lock_guard<std::mutex> lock(mutex_);
     check_configuration();
     if (!drbg_.instantiated()) {
-      instantiate();
+      instantiate(additional, additional_len);
     } else {
       reseed_locked(additional, additional_len);
     }
@@ -129,9 +133,10 @@ class Generator {
     drbg_.set_reseed_interval(reseed_interval);
   }
 
-  void use_replay(const uint8_t* pattern, size_t len) {
+  void use_replay(const uint8_t* pattern, size_t len, const std::vector<std::string>& then) {
+    std::vector<entropy::SourceId> rest = parse_names(then);
     std::lock_guard<std::mutex> lock(mutex_);
-    sources_.use_replay(pattern, len);
+    sources_.use_replay(pattern, len, rest);
     configuration_error_.clear();
     drbg_.uninstantiate();
   }
@@ -161,7 +166,9 @@ class Generator {
     if (!configuration_error_.empty()) throw Error(ErrorCode::Entropy, configuration_error_);
   }
 
-  void instantiate() {
+  // `extra` (reseed()'s additional input, when reseed() has to instantiate) is appended to the
+  // personalization string, so it still enters the seed.
+  void instantiate(const uint8_t* extra = nullptr, size_t extra_len = 0) {
     entropy::CleansedBytes entropy_input;
     entropy::CleansedBytes nonce;
     try {
@@ -180,8 +187,11 @@ class Generator {
     nonce.append(reinterpret_cast<const uint8_t*>(&nanoseconds), sizeof nanoseconds);
     nonce.append(reinterpret_cast<const uint8_t*>(&counter), sizeof counter);
     nonce.append(reinterpret_cast<const uint8_t*>(&pid), sizeof pid);
-    drbg_.instantiate(entropy_input.data(), entropy_input.size(), nonce.data(), nonce.size(),
-                      reinterpret_cast<const uint8_t*>(kPersonalization), sizeof kPersonalization - 1);
+    entropy::CleansedBytes personalization;
+    personalization.append(reinterpret_cast<const uint8_t*>(kPersonalization), sizeof kPersonalization - 1);
+    if (extra_len > 0) personalization.append(extra, extra_len);
+    drbg_.instantiate(entropy_input.data(), entropy_input.size(), nonce.data(), nonce.size(), personalization.data(),
+                      personalization.size());
     seeded_pid_ = ::getpid();
     ++instantiations_;
   }
@@ -238,7 +248,9 @@ void configure(const std::vector<std::string>& sources, bool prediction_resistan
   generator().configure(sources, prediction_resistance, reseed_interval);
 }
 
-void use_replay_source_for_testing(const uint8_t* pattern, size_t len) { generator().use_replay(pattern, len); }
+void use_replay_source_for_testing(const uint8_t* pattern, size_t len, const std::vector<std::string>& then) {
+  generator().use_replay(pattern, len, then);
+}
 
 Status status() { return generator().status(); }
 

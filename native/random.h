@@ -2,10 +2,12 @@
 // behind a mutex, seeded and reseeded from the entropy sources (entropy.h).
 //
 // Seeding (security_strength = 256 bits):
-//  - Instantiate: entropy_input = source output credited with >= 256 bits; nonce = source output
-//    credited with >= 128 bits (SP 800-90A §8.6.7: a random nonce of at least security_strength/2
-//    bits) followed by the wall-clock time in ns, an instantiation counter and the pid, so the
-//    nonce also never repeats even if a source did; personalization_string = a fixed label.
+//  - Instantiate: entropy_input = source output credited with >= 256 bits (bytes per source:
+//    the table in entropy.cc, e.g. 37 from RDSEED, 16 KiB from RDRAND); nonce = source output
+//    credited with >= 128 bits (SP 800-90A §8.6.7: a random nonce of at least
+//    security_strength/2 bits) followed by the wall-clock time in ns, an instantiation counter
+//    and the pid, so the nonce never repeats even if a source did; personalization_string = a
+//    fixed label.
 //  - Reseed: entropy_input credited with >= 256 bits, plus the caller's additional input.
 //  - Reseeds happen: when the DRBG's reseed_counter exceeds reseed_interval (§9.3.1); on the
 //    first call after fork() (the child must not repeat the parent's output); before every
@@ -48,8 +50,8 @@ void generate(uint8_t* out, size_t len);
 // As generate(), with SP 800-90A additional input (not secret; may be empty).
 void generate_with_additional_input(uint8_t* out, size_t len, const uint8_t* additional, size_t additional_len);
 
-// Reseeds now (instantiates if not seeded), with optional additional input. Throws Entropy as
-// generate() does.
+// Reseeds now with optional additional input; if not seeded, instantiates instead (the
+// additional input then joins the personalization string). Throws Entropy as generate() does.
 void reseed(const uint8_t* additional, size_t additional_len);
 
 // Replaces the configuration. `sources`: a non-empty list of distinct names from "rdseed",
@@ -59,9 +61,10 @@ void reseed(const uint8_t* additional, size_t additional_len);
 // HSMKIT_ENTROPY_SOURCES error is cleared.
 void configure(const std::vector<std::string>& sources, bool prediction_resistance, uint64_t reseed_interval);
 
-// Tests only: installs a replay source cycling `pattern` as the only source and uninstantiates
-// the DRBG. Restore with configure().
-void use_replay_source_for_testing(const uint8_t* pattern, size_t len);
+// Tests only: installs a replay source cycling `pattern` as the first source, followed by the
+// real sources named in `then` (possibly none), and uninstantiates the DRBG. Throws
+// InvalidArgument for an empty pattern or bad names. Restore with configure().
+void use_replay_source_for_testing(const uint8_t* pattern, size_t len, const std::vector<std::string>& then);
 
 struct Status {
   std::optional<std::string> active_source;  // entropy::EntropySources::active()

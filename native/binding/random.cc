@@ -92,17 +92,23 @@ Napi::Value random_status(const Napi::CallbackInfo& info) {
   });
 }
 
+std::vector<std::string> names_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  Napi::Value value = info[index];
+  if (!value.IsArray()) throw_invalid(std::string(name) + " must be an array of entropy source names");
+  Napi::Array array = value.As<Napi::Array>();
+  std::vector<std::string> names;
+  for (uint32_t i = 0; i < array.Length(); ++i) {
+    Napi::Value element = array.Get(i);
+    if (!element.IsString()) throw_invalid(std::string(name) + " must be an array of entropy source names");
+    names.push_back(element.As<Napi::String>().Utf8Value());
+  }
+  return names;
+}
+
 // randomConfigure(sources: string[], predictionResistance: boolean, reseedInterval: number): void
 Napi::Value random_configure(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
-    if (!info[0].IsArray()) throw_invalid("sources must be an array of source names");
-    Napi::Array array = info[0].As<Napi::Array>();
-    std::vector<std::string> names;
-    for (uint32_t i = 0; i < array.Length(); ++i) {
-      Napi::Value name = array.Get(i);
-      if (!name.IsString()) throw_invalid("sources must be an array of source names");
-      names.push_back(name.As<Napi::String>().Utf8Value());
-    }
+    std::vector<std::string> names = names_arg(info, 0, "sources");
     bool prediction_resistance = bool_arg(info, 1, "predictionResistance");
     uint64_t reseed_interval = reseed_interval_arg(info[2], "reseedInterval");
     random::configure(names, prediction_resistance, reseed_interval);
@@ -110,11 +116,12 @@ Napi::Value random_configure(const Napi::CallbackInfo& info) {
   });
 }
 
-// randomUseReplaySourceForTesting(pattern: Uint8Array): void
+// randomUseReplaySourceForTesting(pattern: Uint8Array, then: string[]): void
 Napi::Value random_use_replay_source_for_testing(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Bytes pattern = buffer_arg(info, 0, "pattern");
-    random::use_replay_source_for_testing(pattern.data, pattern.size);
+    std::vector<std::string> then = names_arg(info, 1, "then");
+    random::use_replay_source_for_testing(pattern.data, pattern.size, then);
     return info.Env().Undefined();
   });
 }

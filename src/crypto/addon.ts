@@ -25,6 +25,12 @@ export interface RandomSourceStatusBinding {
   retries: number;
   fallbacks: number;
   healthFailures: number;
+  /** Claimed min-entropy H per 8-bit sample, the basis of the health-test cutoffs. */
+  minEntropy: number;
+  /** Bits of entropy credited per byte toward a DRBG seed. */
+  seedCredit: number;
+  rctCutoff: number;
+  aptCutoff: number;
 }
 
 export interface RandomStatusBinding {
@@ -33,10 +39,13 @@ export interface RandomStatusBinding {
   seeded: boolean;
   predictionResistance: boolean;
   reseedInterval: number;
+  instantiations: number;
   reseeds: number;
   generateCalls: number;
   bytesGenerated: number;
   healthFailures: number;
+  sourceOrder: string[];
+  configurationError: string | null;
   sources: RandomSourceStatusBinding[];
 }
 
@@ -44,7 +53,10 @@ export interface NativeCtrDrbgHandle {
   instantiate(entropy: Uint8Array, nonce: Uint8Array | null, personalization: Uint8Array | null): void;
   reseed(entropy: Uint8Array, additional: Uint8Array | null): void;
   generate(out: Uint8Array, additional: Uint8Array | null): void;
+  uninstantiate(): void;
   readonly reseedCounter: number;
+  readonly instantiated: boolean;
+  reseedInterval: number;
 }
 
 /** The addon's exports, exactly as native/binding/*.cc registers them. */
@@ -82,7 +94,7 @@ export interface NativeAddon {
   randomReseed(additional: Uint8Array | null): void;
   randomStatus(): RandomStatusBinding;
   randomConfigure(sources: string[], predictionResistance: boolean, reseedInterval: number): void;
-  randomUseReplaySourceForTesting(pattern: Uint8Array): void;
+  randomUseReplaySourceForTesting(pattern: Uint8Array, then: string[]): void;
   CtrDrbg: new (keyLength: number, useDerivationFunction: boolean) => NativeCtrDrbgHandle;
 }
 
