@@ -1,4 +1,5 @@
-#include <vector>
+#include <string>
+#include <utility>
 
 #include "binding/addon.h"
 #include "keys.h"
@@ -8,58 +9,62 @@
 namespace hsmkit::binding {
 namespace {
 
-Napi::Value wrap_bytes(Napi::Env env, KeyWrapContext& context, bool padded, const uint8_t* in, size_t in_len) {
-  Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(env, key_wrap_output_size(padded, in_len));
-  context.wrap(in, in_len, out.Data());
-  return out;
+std::pair<uint8_t*, size_t> out_for(const Napi::CallbackInfo& info, size_t index, size_t need) {
+  auto [out, out_len] = output_buffer_arg(info, index, "out");
+  if (out_len < need) {
+    throw_invalid("output buffer holds " + std::to_string(out_len) + " bytes but " + std::to_string(need) +
+                  " are needed");
+  }
+  return {out, out_len};
 }
 
-// keyWrap(kek, padded, data) -> wrapped Buffer
+// keyWrap(kek, padded, data, out) -> bytes written
 Napi::Value key_wrap(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     KeySlot& kek = key_arg(info, 0, "kek");
     bool padded = bool_arg(info, 1, "padded");
     Bytes data = buffer_arg(info, 2, "data");
-    return wrap_bytes(info.Env(), kek.material().key_wrap(padded, true), padded, data.data, data.size);
+    auto out = out_for(info, 3, key_wrap_output_size(padded, data.size));
+    size_t written = kek.material().key_wrap(padded, true).wrap(data.data, data.size, out.first);
+    return Napi::Number::New(info.Env(), static_cast<double>(written));
   });
 }
 
-// keyWrapKey(kek, padded, key) -> wrapped Buffer; the key's bytes never reach JavaScript.
+// keyWrapKey(kek, padded, key, out) -> bytes written; the key's bytes never reach JavaScript.
 Napi::Value key_wrap_key(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     KeySlot& kek = key_arg(info, 0, "kek");
     bool padded = bool_arg(info, 1, "padded");
     KeyMaterial& key = key_arg(info, 2, "key").material();
-    return wrap_bytes(info.Env(), kek.material().key_wrap(padded, true), padded, key.data(), key.size());
+    auto out = out_for(info, 3, key_wrap_output_size(padded, key.size()));
+    size_t written = kek.material().key_wrap(padded, true).wrap(key.data(), key.size(), out.first);
+    return Napi::Number::New(info.Env(), static_cast<double>(written));
   });
 }
 
-// Unwraps into secure memory, trimmed to the recovered length.
-SecureBytes unwrap_secure(KeySlot& kek, bool padded, Bytes wrapped) {
-  SecureBytes scratch(key_unwrap_max_output_size(padded, wrapped.size));
-  size_t recovered = kek.material().key_wrap(padded, false).unwrap(wrapped.data, wrapped.size, scratch.data());
-  return SecureBytes(scratch.data(), recovered);
-}
-
-// keyUnwrap(kek, padded, wrapped) -> Buffer; ERR_NATIVE_UNWRAP on an integrity failure.
+// keyUnwrap(kek, padded, wrapped, out) -> bytes recovered; ERR_NATIVE_UNWRAP on an integrity
+// failure, with out cleansed. out must hold wrapped.length - 8 bytes.
 Napi::Value key_unwrap(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     KeySlot& kek = key_arg(info, 0, "kek");
     bool padded = bool_arg(info, 1, "padded");
     Bytes wrapped = buffer_arg(info, 2, "wrapped");
-    SecureBytes recovered = unwrap_secure(kek, padded, wrapped);
-    return Napi::Buffer<uint8_t>::Copy(info.Env(), recovered.data(), recovered.size());
+    auto out = out_for(info, 3, key_unwrap_max_output_size(padded, wrapped.size));
+    size_t recovered = kek.material().key_wrap(padded, false).unwrap(wrapped.data, wrapped.size, out.first);
+    return Napi::Number::New(info.Env(), static_cast<double>(recovered));
   });
 }
 
-// keyUnwrapKey(kek, padded, wrapped) -> key handle; the bytes stay in native memory.
+// keyUnwrapKey(kek, padded, wrapped) -> key handle; the bytes stay in native memory, unwrapped
+// into secure scratch and trimmed to the recovered length.
 Napi::Value key_unwrap_key(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     KeySlot& kek = key_arg(info, 0, "kek");
     bool padded = bool_arg(info, 1, "padded");
     Bytes wrapped = buffer_arg(info, 2, "wrapped");
-    SecureBytes recovered = unwrap_secure(kek, padded, wrapped);
-    return new_key_handle(info.Env(), KeySlot(std::move(recovered)));
+    SecureBytes scratch(key_unwrap_max_output_size(padded, wrapped.size));
+    size_t recovered = kek.material().key_wrap(padded, false).unwrap(wrapped.data, wrapped.size, scratch.data());
+    return new_key_handle(info.Env(), KeySlot(SecureBytes(scratch.data(), recovered)));
   });
 }
 

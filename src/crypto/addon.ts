@@ -84,9 +84,9 @@ export interface NativeAddon {
   gcmSealCeiling(key: NativeKeyHandle, messageLength: number, iterations: number): number;
 
   // key wrap (native/binding/keywrap.cc)
-  keyWrap(kek: NativeKeyHandle, padded: boolean, data: Uint8Array): Buffer;
-  keyUnwrap(kek: NativeKeyHandle, padded: boolean, wrapped: Uint8Array): Buffer;
-  keyWrapKey(kek: NativeKeyHandle, padded: boolean, key: NativeKeyHandle): Buffer;
+  keyWrap(kek: NativeKeyHandle, padded: boolean, data: Uint8Array, out: Uint8Array): number;
+  keyUnwrap(kek: NativeKeyHandle, padded: boolean, wrapped: Uint8Array, out: Uint8Array): number;
+  keyWrapKey(kek: NativeKeyHandle, padded: boolean, key: NativeKeyHandle, out: Uint8Array): number;
   keyUnwrapKey(kek: NativeKeyHandle, padded: boolean, wrapped: Uint8Array): NativeKeyHandle;
 
   // random (native/binding/random.cc)

@@ -16,25 +16,42 @@ function padded(mode: KeyWrapMode): boolean {
   throw argValueError("mode", `must be "kw" or "kwp", received ${String(mode)}`);
 }
 
-/** Wraps arbitrary bytes under `kek`. */
-export function keyWrap(kek: KeyHandle, mode: KeyWrapMode, data: Uint8Array): Buffer {
-  assertKey(kek, "kek");
-  assertBytes(data, "data");
-  return addon.keyWrap(kek, padded(mode), data);
+/** Output length of a wrap of `length` bytes (the input padded to 8 bytes, plus 8). */
+export function wrappedLength(mode: KeyWrapMode, length: number): number {
+  return padded(mode) ? Math.ceil(length / 8) * 8 + 8 : length + 8;
 }
 
-/** Unwraps to bytes; throws ERR_NATIVE_UNWRAP when the integrity check fails. */
-export function keyUnwrap(kek: KeyHandle, mode: KeyWrapMode, wrapped: Uint8Array): Buffer {
+function target(out: Uint8Array | undefined, need: number): Uint8Array {
+  if (out === undefined) return Buffer.allocUnsafe(need);
+  assertBytes(out, "out");
+  if (out.length < need) throw argValueError("out", `must hold at least ${need} bytes, it holds ${out.length}`);
+  return out;
+}
+
+const view = (out: Uint8Array, length: number): Buffer => Buffer.from(out.buffer, out.byteOffset, length);
+
+/** Wraps arbitrary bytes under `kek`; into `out` when given (no allocation). */
+export function keyWrap(kek: KeyHandle, mode: KeyWrapMode, data: Uint8Array, out?: Uint8Array): Buffer {
+  assertKey(kek, "kek");
+  assertBytes(data, "data");
+  const into = target(out, wrappedLength(mode, data.length));
+  return view(into, addon.keyWrap(kek, padded(mode), data, into));
+}
+
+/** Unwraps to bytes; throws ERR_NATIVE_UNWRAP when the integrity check fails. `out` needs wrapped.length - 8 bytes. */
+export function keyUnwrap(kek: KeyHandle, mode: KeyWrapMode, wrapped: Uint8Array, out?: Uint8Array): Buffer {
   assertKey(kek, "kek");
   assertBytes(wrapped, "wrapped");
-  return addon.keyUnwrap(kek, padded(mode), wrapped);
+  const into = target(out, Math.max(0, wrapped.length - 8));
+  return view(into, addon.keyUnwrap(kek, padded(mode), wrapped, into));
 }
 
 /** Wraps the key held in `key` without its bytes entering JavaScript. */
-export function keyWrapKey(kek: KeyHandle, mode: KeyWrapMode, key: KeyHandle): Buffer {
+export function keyWrapKey(kek: KeyHandle, mode: KeyWrapMode, key: KeyHandle, out?: Uint8Array): Buffer {
   assertKey(kek, "kek");
   assertKey(key, "key");
-  return addon.keyWrapKey(kek, padded(mode), key);
+  const into = target(out, wrappedLength(mode, key.length));
+  return view(into, addon.keyWrapKey(kek, padded(mode), key, into));
 }
 
 /** Unwraps straight into a new key slot; the bytes never enter JavaScript. */
