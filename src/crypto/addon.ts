@@ -1,6 +1,6 @@
 /**
  * The only module that loads the native addon. Everything else imports the typed
- * wrappers beside this file (aead.ts, keywrap.ts, keys.ts, random.ts), never the addon.
+ * wrappers beside this file (aead.ts, keywrap.ts, keys.ts, modes.ts, hmac.ts, random.ts), never the addon.
  */
 import { createRequire } from "node:module";
 import { existsSync } from "node:fs";
@@ -59,6 +59,26 @@ export interface NativeCtrDrbgHandle {
   reseedInterval: number;
 }
 
+/** A multi-part AES-ECB/CBC/CBC-PAD/CTR operation (native/binding/block_modes.cc). */
+export interface NativeAesOperationHandle {
+  update(data: Uint8Array, out: Uint8Array): number;
+  final(out: Uint8Array): number;
+  outputSize(inLength: number): number;
+  finalOutputSize(): number;
+  abort(): void;
+  readonly ended: boolean;
+}
+
+/** A multi-part HMAC sign or verify (native/binding/mac.cc). */
+export interface NativeHmacOperationHandle {
+  update(data: Uint8Array): void;
+  sign(out: Uint8Array): number;
+  verify(tag: Uint8Array): boolean;
+  abort(): void;
+  readonly tagLength: number;
+  readonly ended: boolean;
+}
+
 /** The addon's exports, exactly as native/binding/*.cc registers them. */
 export interface NativeAddon {
   opensslVersion(): { compiledAgainst: string; runtime: string };
@@ -96,6 +116,21 @@ export interface NativeAddon {
   randomConfigure(sources: string[], predictionResistance: boolean, reseedInterval: number): void;
   randomUseReplaySourceForTesting(pattern: Uint8Array, then: string[]): void;
   CtrDrbg: new (keyLength: number, useDerivationFunction: boolean) => NativeCtrDrbgHandle;
+
+  // AES block modes (native/binding/block_modes.cc); mode 0 ECB, 1 CBC, 2 CBC-PAD, 3 CTR
+  aesOutputSize(mode: number, encrypt: boolean, inLength: number): number;
+  aesCrypt(
+    key: NativeKeyHandle, mode: number, encrypt: boolean, iv: Uint8Array | null, counterBits: number,
+    data: Uint8Array, out: Uint8Array,
+  ): number;
+  AesOperation: new (
+    key: NativeKeyHandle, mode: number, encrypt: boolean, iv: Uint8Array | null, counterBits: number,
+  ) => NativeAesOperationHandle;
+
+  // HMAC (native/binding/mac.cc); hash 0 SHA-1, 1 SHA-224, 2 SHA-256, 3 SHA-384, 4 SHA-512
+  hmacSign(key: NativeKeyHandle, hash: number, data: Uint8Array, tagLength: number, out: Uint8Array): number;
+  hmacVerify(key: NativeKeyHandle, hash: number, data: Uint8Array, tag: Uint8Array, tagLength: number): boolean;
+  HmacOperation: new (key: NativeKeyHandle, hash: number, tagLength: number) => NativeHmacOperationHandle;
 }
 
 const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
@@ -123,8 +158,9 @@ function load(): NativeAddon {
     throw new Error(
       "hsmkit: the native addon is not built (looked for " + candidates.join(", ") + "). " +
         "It needs a C++17 compiler, make, python3 and Node's headers (Debian: apt-get install -y g++ make python3; " +
-        "Node from nodesource ships its headers in /usr/include/node). Build it with `npm rebuild hsmkit` " +
-        "or, in a checkout, `npx node-gyp rebuild --nodedir=/usr`.",
+        "Node from nodesource ships its headers in /usr/include/node), then `npm rebuild hsmkit` " +
+        "(in a checkout of hsmkit: `npm rebuild`), which runs node-gyp against Node's own headers and OpenSSL. " +
+        "Offline, set npm_config_nodedir=/usr so node-gyp does not try to download headers.",
     );
   }
   return require(found) as NativeAddon;

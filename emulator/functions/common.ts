@@ -1,0 +1,47 @@
+/**
+ * Helpers the function files share: caller output buffers (pkcs11js passes one and returns the
+ * written prefix), PIN and string arguments, the persistence hook.
+ */
+import { CkrError } from "../errors.js";
+import { pkcs11 } from "../pkcs11.js";
+
+const P = pkcs11;
+
+/** Checks the caller's output buffer can take `length` bytes (else CKR_BUFFER_TOO_SMALL, operation kept). */
+export function checkOutput(out: unknown, length: number): Buffer {
+  if (!Buffer.isBuffer(out)) throw new CkrError(P.CKR_ARGUMENTS_BAD, "output must be a Buffer");
+  if (out.length < length) throw new CkrError(P.CKR_BUFFER_TOO_SMALL, `needs ${length} bytes`);
+  return out;
+}
+
+/** Copies `result` into the caller's buffer and returns the written prefix, as pkcs11js does. */
+export function deliver(out: Buffer, result: Buffer): Buffer {
+  if (out.length < result.length) throw new CkrError(P.CKR_BUFFER_TOO_SMALL, `needs ${result.length} bytes`);
+  result.copy(out);
+  return out.subarray(0, result.length);
+}
+
+export function bufferArg(value: unknown, name: string): Buffer {
+  if (!Buffer.isBuffer(value)) throw new CkrError(P.CKR_ARGUMENTS_BAD, `${name} must be a Buffer`);
+  return value;
+}
+
+/** A PIN as pkcs11js passes it (string, UTF-8) — or a Buffer, which real callers also use. */
+export function pinArg(value: unknown): Buffer {
+  if (typeof value === "string") return Buffer.from(value, "utf8");
+  if (Buffer.isBuffer(value)) return value;
+  if (value === undefined || value === null) return Buffer.alloc(0);
+  throw new CkrError(P.CKR_ARGUMENTS_BAD, "PIN must be a string");
+}
+
+export function numberArg(value: unknown, name: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new CkrError(P.CKR_ARGUMENTS_BAD, `${name} must be a CK_ULONG`);
+  }
+  return value;
+}
+
+/** Space-padded fixed-width text, as CK_INFO / CK_TOKEN_INFO carry it. */
+export function padded(text: string, width: number): string {
+  return Buffer.from(text, "utf8").subarray(0, width).toString("utf8").padEnd(width, " ");
+}

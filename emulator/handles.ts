@@ -1,0 +1,23 @@
+/**
+ * Handles cross the pkcs11js surface as Buffers of sizeof(CK_ULONG) = 8 bytes, little-endian
+ * (pkcs11js src/pkcs11.cpp get_args_handle). Inside, they are numbers.
+ */
+import { CkrError } from "./errors.js";
+import { pkcs11 } from "./pkcs11.js";
+
+export const HANDLE_BYTES = 8;
+
+export function toHandle(value: number): Buffer {
+  const buffer = Buffer.alloc(HANDLE_BYTES);
+  buffer.writeBigUInt64LE(BigInt(value));
+  return buffer;
+}
+
+/** Reads a handle argument; `invalid` is the CKR for a malformed one (e.g. CKR_SESSION_HANDLE_INVALID). */
+export function fromHandle(handle: unknown, invalid: number): number {
+  if (!Buffer.isBuffer(handle)) throw new CkrError(pkcs11.CKR_ARGUMENTS_BAD, "handle must be a Buffer");
+  if (handle.length !== HANDLE_BYTES) throw new CkrError(invalid, "handle must be 8 bytes");
+  const value = handle.readBigUInt64LE();
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CkrError(invalid, "handle out of range");
+  return Number(value);
+}

@@ -1,0 +1,6 @@
+/**
+ * `hsmkit/emulator`: a PKCS#11 token with the method surface of pkcs11js, for graphene-pk11 and
+ * any pkcs11js code, in-process and without hardware.
+ */
+export { Emulator, type EmulatorOptions, type EmulatorSlotOptions } from "./emulator.js";
+export { CKM_AES_KEY_WRAP_KWP, CKA_PUBLIC_KEY_INFO } from "./extra-constants.js";

@@ -1,0 +1,124 @@
+/**
+ * The AES family in the native core: CKM_AES_KEY_GEN (§2.8.3), CKM_AES_GCM (§2.12.2, v2.40
+ * "AES GCM and CCM mechanisms"), CKM_AES_KEY_WRAP (§2.14, RFC 3394), CKM_AES_KEY_WRAP_PAD and
+ * CKM_AES_KEY_WRAP_KWP (both RFC 5649 KWP: _PAD is what SoftHSMv2 intends for it, though its
+ * wrap of lengths that are not a multiple of 8 deviates — a SoftHSMv2 defect we do not copy).
+ */
+import { gcmOpen, gcmSeal } from "../../src/crypto/aead.js";
+import { generateKey } from "../../src/crypto/keys.js";
+import { keyUnwrapKey, keyWrapKey, type KeyWrapMode } from "../../src/crypto/keywrap.js";
+import { CkrError } from "../errors.js";
+import { CKM_AES_KEY_WRAP_KWP } from "../extra-constants.js";
+import { readUlong, ulong } from "../objects/attributes.js";
+import type { P11Object } from "../objects/object.js";
+import { pkcs11, type Mechanism } from "../pkcs11.js";
+import type { CipherOperation, MechanismFamily, NewKey } from "./mechanism.js";
+import { native } from "./native-errors.js";
+import { gcmParameters, noParameter } from "./params.js";
+
+const P = pkcs11;
+const AES_KEY_LENGTHS = [16, 24, 32];
+
+/** Attributes of a new secret key of `keyType` and `length` bytes; checks the template agrees. */
+export function secretKeyAttributes(template: Map<number, Buffer>, keyType: number, length: number, generatedBy?: number): Map<number, Buffer> {
+  const fixed = new Map<number, Buffer>([
+    [P.CKA_CLASS, ulong(P.CKO_SECRET_KEY)],
+    [P.CKA_KEY_TYPE, ulong(keyType)],
+    [P.CKA_VALUE_LEN, ulong(length)],
+  ]);
+  if (generatedBy !== undefined) fixed.set(P.CKA_KEY_GEN_MECHANISM, ulong(generatedBy));
+  for (const type of [P.CKA_CLASS, P.CKA_KEY_TYPE]) {
+    const given = template.get(type);
+    if (given !== undefined && !given.equals(fixed.get(type)!)) throw new CkrError(P.CKR_TEMPLATE_INCONSISTENT, "class or key type disagrees with the mechanism");
+  }
+  return fixed;
+}
+
+/** CKA_VALUE_LEN from a template (footnote 3: required for generation). */
+export function valueLength(template: Map<number, Buffer>): number {
+  const value = template.get(P.CKA_VALUE_LEN);
+  if (value === undefined) throw new CkrError(P.CKR_TEMPLATE_INCOMPLETE, "CKA_VALUE_LEN is required");
+  return readUlong(value);
+}
+
+const aesKeyGen: MechanismFamily = {
+  info: { minKeySize: 16, maxKeySize: 32, flags: P.CKF_GENERATE },
+  generateKey(template, mechanism): NewKey {
+    noParameter(mechanism);
+    const length = valueLength(template);
+    if (!AES_KEY_LENGTHS.includes(length)) throw new CkrError(P.CKR_KEY_SIZE_RANGE, "AES keys are 16, 24 or 32 bytes");
+    const fixed = secretKeyAttributes(template, P.CKK_AES, length, P.CKM_AES_KEY_GEN);
+    return { fixed, material: { kind: "secret", key: native({ invalidArgument: P.CKR_KEY_SIZE_RANGE }, () => generateKey(length)) } };
+  },
+};
+
+/** GCM buffers multi-part input and seals or opens it at C_*Final: decryption must verify the tag before releasing any plaintext. */
+function gcmOperation(key: P11Object, mechanism: Mechanism, encrypt: boolean): CipherOperation {
+  const { iv, aad, tagBytes } = gcmParameters(mechanism);
+  const slot = key.secretKey();
+  const params = { iv, aad, tagLength: tagBytes };
+  const parts: Buffer[] = [];
+  let buffered = 0;
+  const run = (input: Buffer): Buffer => {
+    if (encrypt) return native({ invalidArgument: P.CKR_DATA_LEN_RANGE }, () => gcmSeal(slot, input, params));
+    if (input.length < tagBytes) throw new CkrError(P.CKR_ENCRYPTED_DATA_LEN_RANGE, "shorter than the tag");
+    return native({ invalidArgument: P.CKR_ENCRYPTED_DATA_LEN_RANGE, integrity: P.CKR_ENCRYPTED_DATA_INVALID }, () => gcmOpen(slot, input, params));
+  };
+  const length = (n: number): number => (encrypt ? n + tagBytes : Math.max(0, n - tagBytes));
+  return {
+    once: run,
+    onceLength: length,
+    update(input) {
+      parts.push(Buffer.from(input));
+      buffered += input.length;
+      return Buffer.alloc(0);
+    },
+    updateLength: () => 0,
+    final: () => run(Buffer.concat(parts)),
+    finalLength: () => length(buffered),
+  };
+}
+
+const aesGcm: MechanismFamily = {
+  info: { minKeySize: 16, maxKeySize: 32, flags: P.CKF_ENCRYPT | P.CKF_DECRYPT },
+  keyTypes: [P.CKK_AES],
+  encrypt: (key, mechanism) => gcmOperation(key, mechanism, true),
+  decrypt: (key, mechanism) => gcmOperation(key, mechanism, false),
+};
+
+function keyWrapFamily(mode: KeyWrapMode): MechanismFamily {
+  const integrity = { invalidArgument: P.CKR_WRAPPED_KEY_LEN_RANGE, integrity: P.CKR_WRAPPED_KEY_INVALID };
+  return {
+    info: { minKeySize: 16, maxKeySize: 32, flags: P.CKF_WRAP | P.CKF_UNWRAP },
+    keyTypes: [P.CKK_AES],
+    wrap(wrappingKey, key, mechanism) {
+      noParameter(mechanism);
+      if (key.material.kind !== "secret") throw new CkrError(P.CKR_KEY_NOT_WRAPPABLE, "only secret keys are wrapped with AES key wrap here");
+      return native({ invalidArgument: P.CKR_KEY_SIZE_RANGE }, () => keyWrapKey(wrappingKey.secretKey(), mode, key.secretKey()));
+    },
+    unwrap(unwrappingKey, wrapped, template, mechanism): NewKey {
+      noParameter(mechanism);
+      const classValue = template.get(P.CKA_CLASS);
+      const keyTypeValue = template.get(P.CKA_KEY_TYPE);
+      if (classValue === undefined || keyTypeValue === undefined) throw new CkrError(P.CKR_TEMPLATE_INCOMPLETE, "unwrap needs CKA_CLASS and CKA_KEY_TYPE");
+      if (readUlong(classValue) !== P.CKO_SECRET_KEY) throw new CkrError(P.CKR_TEMPLATE_INCONSISTENT, "AES key wrap unwraps secret keys");
+      const keyType = readUlong(keyTypeValue);
+      const key = native(integrity, () => keyUnwrapKey(unwrappingKey.secretKey(), mode, wrapped));
+      const given = template.get(P.CKA_VALUE_LEN);
+      if ((keyType === P.CKK_AES && !AES_KEY_LENGTHS.includes(key.length)) || (given !== undefined && readUlong(given) !== key.length)) {
+        key.destroy();
+        throw new CkrError(P.CKR_WRAPPED_KEY_INVALID, "unwrapped length does not fit the key type");
+      }
+      const fixed = secretKeyAttributes(template, keyType, key.length);
+      return { fixed, material: { kind: "secret", key } };
+    },
+  };
+}
+
+export const AES_MECHANISMS: ReadonlyMap<number, MechanismFamily> = new Map([
+  [P.CKM_AES_KEY_GEN, aesKeyGen],
+  [P.CKM_AES_GCM, aesGcm],
+  [P.CKM_AES_KEY_WRAP, keyWrapFamily("kw")],
+  [P.CKM_AES_KEY_WRAP_PAD, keyWrapFamily("kwp")],
+  [CKM_AES_KEY_WRAP_KWP, keyWrapFamily("kwp")],
+]);
