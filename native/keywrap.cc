@@ -3,10 +3,12 @@
 #include <openssl/crypto.h>
 #include <openssl/err.h>
 
+#include <cstring>
 #include <string>
 
 #include "aead.h"
 #include "error.h"
+#include "secure_memory.h"
 
 namespace hsmkit {
 namespace {
@@ -81,15 +83,19 @@ size_t KeyWrapContext::wrap(const uint8_t* in, size_t in_len, uint8_t* out) {
 }
 
 size_t KeyWrapContext::unwrap(const uint8_t* in, size_t in_len, uint8_t* out) {
-  if (wrap_) throw_invalid("key wrap context was made for wrapping");
+  if (wrap_) throw_invalid("key wrap context was made for unwrapping");
   size_t maximum = key_unwrap_max_output_size(padded_, in_len);
+  // OpenSSL's unwrap writes up to in_len bytes and, when a KWP integrity check fails, cleanses
+  // in_len bytes of its output (CRYPTO_128_unwrap_pad) — 8 more than any result. So it unwraps
+  // into scratch of in_len bytes, and only the recovered bytes reach the caller's buffer.
+  SecureBytes scratch(in_len);
   int written = 0;
-  if (EVP_CipherUpdate(ctx_, out, &written, in, static_cast<int>(in_len)) != 1 || written <= 0 ||
+  if (EVP_CipherUpdate(ctx_, scratch.data(), &written, in, static_cast<int>(in_len)) != 1 || written <= 0 ||
       static_cast<size_t>(written) > maximum) {
-    OPENSSL_cleanse(out, maximum);
     ERR_clear_error();
     throw Error(ErrorCode::Unwrap, "key unwrap failed: integrity check");
   }
+  std::memcpy(out, scratch.data(), static_cast<size_t>(written));
   return static_cast<size_t>(written);
 }
 

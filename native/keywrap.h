@@ -34,7 +34,8 @@ class KeyWrapContext {
   // Writes key_wrap_output_size(padded, in_len) bytes; returns that count.
   size_t wrap(const uint8_t* in, size_t in_len, uint8_t* out);
   // Writes the recovered bytes (at most key_unwrap_max_output_size) and returns their count.
-  // Throws ErrorCode::Unwrap, with out cleansed, when the integrity check fails.
+  // Throws ErrorCode::Unwrap, leaving out untouched, when the integrity check fails. Never writes
+  // past the recovered bytes (OpenSSL itself may write in_len bytes; we give it scratch for that).
   size_t unwrap(const uint8_t* in, size_t in_len, uint8_t* out);
 
  private:

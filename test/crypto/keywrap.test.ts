@@ -107,3 +107,18 @@ test("lengths KW/KWP cannot take are argument errors; unknown modes and destroye
   kek.destroy();
   t.throws(() => keyWrap(kek, "kw", Buffer.alloc(16)), { code: "ERR_NATIVE_KEY_DESTROYED" });
 });
+
+test("a failed unwrap writes nothing past its output (OpenSSL cleanses in_len bytes; found by the keywrap fuzzer)", (t) => {
+  const kek = importKey(Buffer.alloc(32, 0x11));
+  for (const mode of ["kw", "kwp"] as const) {
+    for (const length of [24, 40, 48, 64]) {
+      const out = Buffer.alloc(length, 0xcc);
+      t.throws(() => keyUnwrap(kek, mode, Buffer.alloc(length, 0x5c), out.subarray(0, length - 8)), { code: "ERR_NATIVE_UNWRAP" });
+      t.true(out.subarray(length - 8).equals(Buffer.alloc(8, 0xcc)), `${mode} ${length}: bytes past the output untouched`);
+    }
+  }
+  // A neighbouring key in secure memory keeps its bytes however many unwraps fail beside it.
+  const neighbours = Array.from({ length: 64 }, (_, i) => importKey(Buffer.alloc(32, i + 1)));
+  for (let i = 0; i < 500; i++) t.throws(() => keyUnwrapKey(kek, "kwp", Buffer.alloc(40, 0x5c)), { code: "ERR_NATIVE_UNWRAP" });
+  neighbours.forEach((key, i) => t.true(key.exportBytes().equals(Buffer.alloc(32, i + 1)), `neighbour ${i} intact`));
+});
