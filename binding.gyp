@@ -12,11 +12,15 @@
         "native/entropy.cc",
         "native/drbg.cc",
         "native/random.cc",
+        "native/block_modes.cc",
+        "native/mac.cc",
         "native/binding/module.cc",
         "native/binding/keys.cc",
         "native/binding/aead.cc",
         "native/binding/keywrap.cc",
-        "native/binding/random.cc"
+        "native/binding/random.cc",
+        "native/binding/block_modes.cc",
+        "native/binding/mac.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -13,6 +13,8 @@ const char* error_code_name(ErrorCode code) noexcept {
     case ErrorCode::Entropy: return "ERR_NATIVE_ENTROPY";
     case ErrorCode::KeyDestroyed: return "ERR_NATIVE_KEY_DESTROYED";
     case ErrorCode::OutOfMemory: return "ERR_NATIVE_OUT_OF_MEMORY";
+    case ErrorCode::BadPadding: return "ERR_NATIVE_BAD_PADDING";
+    case ErrorCode::CounterOverflow: return "ERR_NATIVE_COUNTER_OVERFLOW";
   }
   return "ERR_NATIVE_UNKNOWN";
 }

@@ -16,6 +16,8 @@ enum class ErrorCode {
   Entropy,          // ERR_NATIVE_ENTROPY: no healthy entropy source, or the DRBG is not seeded
   KeyDestroyed,     // ERR_NATIVE_KEY_DESTROYED: the key slot was destroyed
   OutOfMemory,      // ERR_NATIVE_OUT_OF_MEMORY: secure memory could not be allocated
+  BadPadding,       // ERR_NATIVE_BAD_PADDING: CBC-PAD decryption found no valid PKCS#7 padding
+  CounterOverflow,  // ERR_NATIVE_COUNTER_OVERFLOW: AES-CTR would wrap its counter bits (PKCS#11 forbids it)
 };
 
 const char* error_code_name(ErrorCode code) noexcept;

@@ -31,6 +31,19 @@ KeyWrapContext& KeyMaterial::key_wrap(bool padded, bool wrap) {
   return *slot;
 }
 
+AesModeContext& KeyMaterial::aes_mode(AesChaining chaining, bool encrypt) {
+  bool direction = chaining == AesChaining::Ctr || encrypt;
+  auto& slot = aes_mode_[static_cast<size_t>(chaining) * 2 + (direction ? 1 : 0)];
+  if (!slot) slot = std::make_unique<AesModeContext>(bytes_.data(), bytes_.size(), chaining, direction);
+  return *slot;
+}
+
+HmacContext& KeyMaterial::hmac(HmacHash hash) {
+  auto& slot = hmac_[static_cast<size_t>(hash)];
+  if (!slot) slot = std::make_unique<HmacContext>(bytes_.data(), bytes_.size(), hash);
+  return *slot;
+}
+
 KeySlot::KeySlot(SecureBytes bytes) : size_(bytes.size()) {
   material_ = std::make_shared<KeyMaterial>(std::move(bytes));
 }

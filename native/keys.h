@@ -8,7 +8,9 @@
 #include <memory>
 
 #include "aead.h"
+#include "block_modes.h"
 #include "keywrap.h"
+#include "mac.h"
 #include "secure_memory.h"
 
 namespace hsmkit {
@@ -29,11 +31,17 @@ class KeyMaterial {
   // calls these (synchronous operations); asynchronous work builds contexts of its own.
   GcmContext& gcm(bool encrypt);
   KeyWrapContext& key_wrap(bool padded, bool wrap);
+  // AES-ECB/CBC/CTR (CTR has one context for both directions); multi-part operations copy it.
+  AesModeContext& aes_mode(AesChaining chaining, bool encrypt);
+  // The key as an HMAC key under `hash`; multi-part operations copy it.
+  HmacContext& hmac(HmacHash hash);
 
  private:
   SecureBytes bytes_;
   std::array<std::unique_ptr<GcmContext>, 2> gcm_;
   std::array<std::unique_ptr<KeyWrapContext>, 4> key_wrap_;
+  std::array<std::unique_ptr<AesModeContext>, 6> aes_mode_;
+  std::array<std::unique_ptr<HmacContext>, 5> hmac_;
 };
 
 class KeySlot {

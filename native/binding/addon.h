@@ -53,5 +53,7 @@ void init_keys(Napi::Env env, Napi::Object exports);
 void init_aead(Napi::Env env, Napi::Object exports);
 void init_keywrap(Napi::Env env, Napi::Object exports);
 void init_random(Napi::Env env, Napi::Object exports);
+void init_block_modes(Napi::Env env, Napi::Object exports);
+void init_mac(Napi::Env env, Napi::Object exports);
 
 }  // namespace hsmkit::binding

@@ -84,6 +84,13 @@ class Guarded {
     }
     return kCanary;
   }
+  // True when the first n bytes still hold the fill they were given.
+  bool untouched(size_t n, uint8_t fill = 0xA5) const {
+    for (size_t i = 0; i < n && i < size_; i++) {
+      if (bytes_[i] != fill) return false;
+    }
+    return true;
+  }
   bool zero(size_t n) const {
     for (size_t i = 0; i < n; i++) {
       if (bytes_[i] != 0) return false;

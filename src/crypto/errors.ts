@@ -12,6 +12,8 @@ export const NATIVE_ERROR_CODES = [
   "ERR_NATIVE_ENTROPY",
   "ERR_NATIVE_KEY_DESTROYED",
   "ERR_NATIVE_OUT_OF_MEMORY",
+  "ERR_NATIVE_BAD_PADDING",
+  "ERR_NATIVE_COUNTER_OVERFLOW",
 ] as const;
 
 export type NativeErrorCode = (typeof NATIVE_ERROR_CODES)[number];

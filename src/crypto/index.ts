@@ -11,6 +11,13 @@ export {
 } from "./aead.js";
 export { keyWrap, keyUnwrap, keyWrapKey, keyUnwrapKey, type KeyWrapMode } from "./keywrap.js";
 export {
+  aesEncrypt, aesDecrypt, aesEncryptInit, aesDecryptInit, aesOutputSize, AES_BLOCK_SIZE,
+  type AesMode, type AesModeParams, type AesOperation, type CipherDirection,
+} from "./modes.js";
+export {
+  hmacSign, hmacVerify, hmacInit, hmacLength, HMAC_MIN_TAG_LENGTH, type HmacHash, type HmacParams, type HmacOperation,
+} from "./hmac.js";
+export {
   randomBytes, randomFill, reseed, randomStatus, configureRandom, ENTROPY_SOURCE_NAMES,
   type EntropySourceName, type RandomStatus, type RandomSourceStatus, type RandomConfiguration,
 } from "./random.js";
