@@ -85,11 +85,16 @@ Napi::Value secure_memory_stats_binding(const Napi::CallbackInfo& info) {
 }  // namespace
 
 KeySlot& key_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  Napi::Value value = info[index];
-  if (!value.IsObject() || !value.As<Napi::Object>().CheckTypeTag(&kKeyTag)) {
+  // One tag check (which also refuses non-objects) and one unwrap: this runs on every call.
+  bool tagged = false;
+  if (napi_check_object_type_tag(info.Env(), info[index], &kKeyTag, &tagged) != napi_ok || !tagged) {
     throw_invalid(std::string(name) + " must be a key handle from importKey, generateKey or keyUnwrapKey");
   }
-  return NativeKey::Unwrap(value.As<Napi::Object>())->slot();
+  void* wrapped = nullptr;
+  if (napi_unwrap(info.Env(), info[index], &wrapped) != napi_ok || wrapped == nullptr) {
+    throw_invalid(std::string(name) + " is not a live key handle");
+  }
+  return static_cast<NativeKey*>(wrapped)->slot();
 }
 
 Napi::Object new_key_handle(Napi::Env env, KeySlot slot) {

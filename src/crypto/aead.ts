@@ -26,11 +26,11 @@ const MAX_IV = 0xffffffff;
 
 function checkParams(params: GcmParams): number {
   if (typeof params !== "object" || params === null) throw argValueError("params", "must be an object");
-  assertBytes(params.iv, "params.iv");
-  assertInteger(params.iv.length, "params.iv.length", 1, MAX_IV);
-  if (params.aad !== undefined) assertBytes(params.aad, "params.aad");
-  const tagLength = params.tagLength ?? 16;
-  assertInteger(tagLength, "params.tagLength", 4, 16);
+  const { iv, aad, tagLength = 16 } = params;
+  if (!(iv instanceof Uint8Array)) assertBytes(iv, "params.iv");
+  if (iv.length === 0 || iv.length > MAX_IV) assertInteger(iv.length, "params.iv.length", 1, MAX_IV);
+  if (aad !== undefined && !(aad instanceof Uint8Array)) assertBytes(aad, "params.aad");
+  if (tagLength !== 16) assertInteger(tagLength, "params.tagLength", 4, 16);
   return tagLength;
 }
 
@@ -40,7 +40,9 @@ function checkOut(out: Uint8Array | undefined, need: number): void {
   if (out.length < need) throw argValueError("out", `must hold at least ${need} bytes, it holds ${out.length}`);
 }
 
+/** The written prefix of `out`: `out` itself when it is a Buffer of exactly that length (no allocation). */
 function view(out: Uint8Array, length: number): Buffer {
+  if (out.length === length && Buffer.isBuffer(out)) return out;
   return Buffer.from(out.buffer, out.byteOffset, length);
 }
 
