@@ -20,9 +20,13 @@ import * as signing from "./functions/sign-verify.js";
 import * as keys from "./functions/key-management.js";
 import * as random from "./functions/random.js";
 import { CkrError } from "./errors.js";
+import { FaultInjector, type FaultDecision, type FaultPlan } from "./faults.js";
+import { Latency, sleepSync, type LatencyProfile } from "./latency.js";
 import { pkcs11, type AttributeResult, type Handle, type InitializationOptions, type KeyPair, type Mechanism, type MechanismInfo, type ModuleInfo, type PKCS11, type SessionInfo, type SlotInfo, type Template, type TokenInfo } from "./pkcs11.js";
 import { Slot } from "./slot.js";
+import { importAsymmetricKey } from "./mechanisms/asymmetric.js";
 import { ModuleState } from "./state.js";
+import { TokenDirectory } from "./store/token-directory.js";
 import { DEFAULT_KDF, Token, type KdfParams } from "./token.js";
 
 type Callback<T> = (error: Error | null, result: T) => void;
@@ -39,6 +43,46 @@ export interface EmulatorOptions {
   slots?: number | EmulatorSlotOptions[];
   /** scrypt cost for PIN-derived keys (default N=2^14, r=8, p=1). */
   kdf?: KdfParams;
+  /**
+   * A directory where tokens persist across restarts, created if absent (docs/emulator-storage.md).
+   * Stored tokens are kept as they are (a slot's `token` option initializes only a slot that has
+   * none), and there are as many slots as `slots` asks or the directory holds, whichever is more.
+   * The emulator owns the directory from construction to close(): if another process or another
+   * Emulator holds it, the constructor throws TokenDirectoryLockedError naming the owner.
+   * Absent: tokens live in memory.
+   */
+  tokenDir?: string;
+  /**
+   * Fault plan (emulator/faults.ts, docs/emulator-faults.md): a plan object, the path of a JSON
+   * file holding one, or a FaultInjector you keep to inspect and drive. Default: no faults.
+   */
+  faults?: FaultPlan | FaultInjector | string;
+  /** Milliseconds added to calls (emulator/latency.ts): a number for every call, or a profile. Default: none. */
+  latency?: LatencyProfile | number;
+}
+
+/**
+ * The slots and their tokens: from the token directory when there is one (its stored tokens as
+ * they are), new otherwise; a slot's `token` option initializes a token that is not yet. The
+ * directory is closed again if anything here fails.
+ */
+function buildSlots(slotOptions: EmulatorSlotOptions[], kdf: KdfParams, store: TokenDirectory | null): Slot[] {
+  try {
+    const count = Math.max(slotOptions.length, store?.slotCount ?? 0);
+    return Array.from({ length: count }, (_, i) => {
+      const o = slotOptions[i] ?? {};
+      const token = store?.token(i) ?? new Token(`hsmkit-${String(i).padStart(8, "0")}`, kdf);
+      if (o.token && !token.initialized) {
+        token.initialize(Buffer.from(o.token.soPin, "utf8"), o.token.label);
+        if (o.token.userPin !== undefined) token.setPin("user", Buffer.from(o.token.userPin, "utf8"));
+        store?.tokenInitialized(token);
+      }
+      return new Slot(i, o.description ?? `hsmkit emulator slot ${i}`, token);
+    });
+  } catch (error) {
+    store?.close();
+    throw error;
+  }
 }
 
 /** Calls the callback on a later turn, as pkcs11js's callback forms complete on the libuv pool. */
@@ -53,52 +97,87 @@ function later<T>(callback: Callback<T>, body: () => T): void {
   setImmediate(() => callback(null, result));
 }
 
+/** The C_ functions of the surface, by pkcs11js name (without the *Async forms): what fault rules and latency profiles may name. */
+function surfaceMethods(): ReadonlySet<string> {
+  return new Set(Object.getOwnPropertyNames(Emulator.prototype).filter((name) => /^C_[A-Za-z]+$/.test(name) && !name.endsWith("Async")));
+}
+
 export class Emulator implements PKCS11 {
   public libPath = "";
   private readonly state: ModuleState;
+  private readonly store: TokenDirectory | null;
+  private readonly faults: FaultInjector | undefined;
+  private readonly latency: Latency | undefined;
 
   constructor(options: EmulatorOptions = {}) {
     const slotOptions: EmulatorSlotOptions[] =
       typeof options.slots === "number" ? Array.from({ length: options.slots }, () => ({})) : options.slots ?? [{}];
     const kdf = options.kdf ?? DEFAULT_KDF;
-    const slots = slotOptions.map((o, i) => {
-      const token = new Token(`hsmkit-${String(i).padStart(8, "0")}`, kdf);
-      if (o.token) {
-        token.initialize(Buffer.from(o.token.soPin, "utf8"), o.token.label);
-        if (o.token.userPin !== undefined) token.setPin("user", Buffer.from(o.token.userPin, "utf8"));
+    this.store = options.tokenDir === undefined ? null : TokenDirectory.open(options.tokenDir, { kdf });
+    this.state = new ModuleState(buildSlots(slotOptions, kdf, this.store));
+    this.state.asymmetricImport = importAsymmetricKey;
+    this.store?.attach(this.state);
+    if (options.faults !== undefined || options.latency !== undefined) {
+      const methods = surfaceMethods();
+      if (options.faults !== undefined) {
+        this.faults = options.faults instanceof FaultInjector ? options.faults : new FaultInjector(options.faults);
+        this.faults.attach(this.state, methods);
       }
-      return new Slot(i, o.description ?? `hsmkit emulator slot ${i}`, token);
-    });
-    this.state = new ModuleState(slots);
+      if (options.latency !== undefined) this.latency = new Latency(options.latency, methods);
+    }
   }
 
-  /** Runs one PKCS#11 function at the edge. */
+  /**
+   * Runs one PKCS#11 function at the edge. The fault plan decides as the call is made; the
+   * latency profile's delay blocks this (synchronous) call — see emulator/latency.ts.
+   */
   private call<T>(method: string, body: () => T): T {
+    const fault = this.faults?.decide(method);
+    sleepSync(this.latency?.delay(method) ?? 0);
+    return this.run(method, fault, body);
+  }
+
+  /** The function itself: any injected fault, then the body; every failure leaves as a Pkcs11Error. */
+  private run<T>(method: string, fault: FaultDecision | undefined, body: () => T): T {
     try {
+      fault?.apply();
       return body();
     } catch (error) {
       throw toPkcs11Error(error, method);
     }
   }
 
-  /** The callback and promise forms share this: the same function, completed on a later turn. */
+  /**
+   * The callback and promise forms share this: the same function, completed on a later turn.
+   * A latency delay waits on a timer, so the event loop stays free.
+   */
   private callLater<T>(method: string, callback: Callback<T>, body: () => T): void {
-    later(callback, () => this.call(method, body));
+    const fault = this.faults?.decide(method);
+    const delay = this.latency?.delay(method) ?? 0;
+    const settle = (): void => later(callback, () => this.run(method, fault, body));
+    if (delay > 0) setTimeout(settle, delay);
+    else settle();
   }
 
   private callAsync<T>(method: string, body: () => T): Promise<T> {
-    return new Promise((resolve, reject) => later((error, result: T) => (error ? reject(error) : resolve(result)), () => this.call(method, body)));
+    return new Promise((resolve, reject) => this.callLater(method, (error, result: T) => (error ? reject(error) : resolve(result)), body));
   }
 
   // General-purpose (§5.4)
   load(path: string): void {
     this.libPath = path;
   }
+  /** Unloads: finalizes, and with a token directory cleanses its keys and releases its lock. */
   close(): void {
     if (this.state.initialized) general.finalize(this.state);
+    this.store?.close();
   }
   C_Initialize(options?: InitializationOptions): void {
-    this.call("C_Initialize", () => general.initialize(this.state, options));
+    this.call("C_Initialize", () => {
+      // After close(), the token directory is taken again and read afresh.
+      if (!this.state.initialized) this.store?.reopen(this.state);
+      general.initialize(this.state, options);
+    });
   }
   C_Finalize(): void {
     this.call("C_Finalize", () => general.finalize(this.state));

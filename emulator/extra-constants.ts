@@ -11,6 +11,8 @@ export const CKA_PUBLIC_KEY_INFO = 0x00000129;
 export const CKR_ACTION_PROHIBITED = 0x0000001b;
 /** CKR_CURVE_NOT_SUPPORTED, PKCS#11 v2.40 §5.1. */
 export const CKR_CURVE_NOT_SUPPORTED = 0x00000140;
+/** CKZ_DATA_SPECIFIED, PKCS#11 v2.40 current mechanisms §2.1.8 (CK_RSA_PKCS_OAEP_SOURCE_TYPE: the label is pSourceData). */
+export const CKZ_DATA_SPECIFIED = 0x00000001;
 /** CK_UNAVAILABLE_INFORMATION (~0UL): an attribute or size that cannot be told. */
 export const CK_UNAVAILABLE_INFORMATION = 0xffffffffffffffffn;
 

@@ -1,6 +1,9 @@
 /**
- * Sessions: read-only or read/write, with at most one active operation of each kind
- * (CKR_OPERATION_ACTIVE otherwise) and one active search.
+ * Sessions: read-only or read/write, with at most one active operation at a time — a search, an
+ * encryption, a digest… — and CKR_OPERATION_ACTIVE for another C_*Init meanwhile. PKCS#11 v2.40
+ * §5.1 (CKR_OPERATION_ACTIVE) gives an active search blocking C_EncryptInit as its example, and
+ * concurrent cryptographic operations are for tokens that set CKF_DUAL_CRYPTO_OPERATIONS and offer
+ * the dual-function calls, which this token does not (SoftHSMv2 behaves the same).
  */
 import {
   CKS_RO_PUBLIC_SESSION, CKS_RO_USER_FUNCTIONS, CKS_RW_PUBLIC_SESSION, CKS_RW_SO_FUNCTIONS, CKS_RW_USER_FUNCTIONS,
@@ -39,9 +42,9 @@ export class Session {
   }
 
   begin<T extends ActiveOperation>(kind: OperationKind, operation: T): T {
-    if (this.operations.has(kind)) {
+    if (this.operations.size > 0) {
       operation.abort?.();
-      throw new CkrError(pkcs11.CKR_OPERATION_ACTIVE, `a ${kind} operation is already active`);
+      throw new CkrError(pkcs11.CKR_OPERATION_ACTIVE, `a ${[...this.operations.keys()].join(", ")} operation is already active`);
     }
     this.operations.set(kind, operation);
     return operation;

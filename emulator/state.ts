@@ -113,6 +113,11 @@ export class ModuleState {
     return this.nextObject++;
   }
 
+  /** Handles up to `highest` are taken (by stored token objects, emulator/store): new objects get higher ones. */
+  reserveObjectHandles(highest: number): void {
+    if (this.nextObject <= highest) this.nextObject = highest + 1;
+  }
+
   /** An object the session can see; CKR_OBJECT_HANDLE_INVALID otherwise (also for private ones it may not see). */
   object(session: Session, handle: unknown): P11Object {
     const id = fromHandle(handle, P.CKR_OBJECT_HANDLE_INVALID);

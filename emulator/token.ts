@@ -115,7 +115,8 @@ export class Token {
     } catch (error) {
       if (!isNativeError(error, "ERR_NATIVE_UNWRAP")) throw error;
       record.failures++;
-      throw new CkrError(P.CKR_PIN_INCORRECT);
+      // The attempt that exhausts the PIN is told so: CKR_PIN_LOCKED from then on.
+      throw new CkrError(record.failures >= MAX_PIN_FAILURES ? P.CKR_PIN_LOCKED : P.CKR_PIN_INCORRECT);
     } finally {
       kek.destroy();
     }

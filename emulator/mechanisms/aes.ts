@@ -3,15 +3,18 @@
  * "AES GCM and CCM mechanisms"), CKM_AES_KEY_WRAP (§2.14, RFC 3394), CKM_AES_KEY_WRAP_PAD and
  * CKM_AES_KEY_WRAP_KWP (both RFC 5649 KWP: _PAD is what SoftHSMv2 intends for it, though its
  * wrap of lengths that are not a multiple of 8 deviates — a SoftHSMv2 defect we do not copy).
+ * Under KWP, private keys (RSA, EC) are wrapped as their PKCS#8 PrivateKeyInfo DER, as SoftHSMv2
+ * wraps them; KW wraps secret keys only.
  */
 import { gcmOpen, gcmSeal } from "../../src/crypto/aead.js";
-import { generateKey } from "../../src/crypto/keys.js";
-import { keyUnwrapKey, keyWrapKey, type KeyWrapMode } from "../../src/crypto/keywrap.js";
+import { generateKey, importKey, type KeyHandle } from "../../src/crypto/keys.js";
+import { keyUnwrap, keyUnwrapKey, keyWrap, keyWrapKey, type KeyWrapMode } from "../../src/crypto/keywrap.js";
 import { CkrError } from "../errors.js";
 import { CKM_AES_KEY_WRAP_KWP } from "../extra-constants.js";
 import { readUlong, ulong } from "../objects/attributes.js";
 import type { P11Object } from "../objects/object.js";
 import { pkcs11, type Mechanism } from "../pkcs11.js";
+import { privateKeyFromPkcs8, privateKeyToPkcs8 } from "./asymmetric.js";
 import type { CipherOperation, MechanismFamily, NewKey } from "./mechanism.js";
 import { native } from "./native-errors.js";
 import { gcmParameters, noParameter } from "./params.js";
@@ -86,6 +89,38 @@ const aesGcm: MechanismFamily = {
   decrypt: (key, mechanism) => gcmOperation(key, mechanism, false),
 };
 
+/**
+ * v2.40 §2.14.3: CKM_AES_KEY_WRAP "can wrap a key of any length. A key whose length is not a
+ * multiple of the AES Key Wrap block size (8 bytes) will be zero padded to fit" — as SoftHSMv2
+ * does. The unwrapping side drops the zeros when the template's CKA_VALUE_LEN says how long the
+ * key is (kwUnpadded).
+ */
+function kwZeroPadded(kek: KeyHandle, key: KeyHandle): Buffer {
+  const bytes = key.exportBytes();
+  const padded = Buffer.alloc(Math.ceil(bytes.length / 8) * 8);
+  bytes.copy(padded);
+  bytes.fill(0);
+  try {
+    return native({ invalidArgument: P.CKR_KEY_SIZE_RANGE }, () => keyWrap(kek, "kw", padded));
+  } finally {
+    padded.fill(0);
+  }
+}
+
+/** `key` cut to `length` bytes when what follows is under 8 zero bytes of KW padding; otherwise `key` unchanged. */
+function kwUnpadded(key: KeyHandle, length: number): KeyHandle {
+  if (length < 1 || length >= key.length || key.length - length >= 8) return key;
+  const bytes = key.exportBytes();
+  try {
+    if (bytes.subarray(length).some((b) => b !== 0)) return key;
+    const trimmed = importKey(bytes.subarray(0, length));
+    key.destroy();
+    return trimmed;
+  } finally {
+    bytes.fill(0);
+  }
+}
+
 function keyWrapFamily(mode: KeyWrapMode): MechanismFamily {
   const integrity = { invalidArgument: P.CKR_WRAPPED_KEY_LEN_RANGE, integrity: P.CKR_WRAPPED_KEY_INVALID };
   return {
@@ -93,7 +128,16 @@ function keyWrapFamily(mode: KeyWrapMode): MechanismFamily {
     keyTypes: [P.CKK_AES],
     wrap(wrappingKey, key, mechanism) {
       noParameter(mechanism);
-      if (key.material.kind !== "secret") throw new CkrError(P.CKR_KEY_NOT_WRAPPABLE, "only secret keys are wrapped with AES key wrap here");
+      if (key.material.kind === "private" && mode === "kwp") {
+        const der = privateKeyToPkcs8(key);
+        try {
+          return native({ invalidArgument: P.CKR_KEY_SIZE_RANGE }, () => keyWrap(wrappingKey.secretKey(), mode, der));
+        } finally {
+          der.fill(0);
+        }
+      }
+      if (key.material.kind !== "secret") throw new CkrError(P.CKR_KEY_NOT_WRAPPABLE, "AES key wrap takes secret keys (and private keys under KWP)");
+      if (mode === "kw" && key.secretKey().length % 8 !== 0) return kwZeroPadded(wrappingKey.secretKey(), key.secretKey());
       return native({ invalidArgument: P.CKR_KEY_SIZE_RANGE }, () => keyWrapKey(wrappingKey.secretKey(), mode, key.secretKey()));
     },
     unwrap(unwrappingKey, wrapped, template, mechanism): NewKey {
@@ -101,10 +145,19 @@ function keyWrapFamily(mode: KeyWrapMode): MechanismFamily {
       const classValue = template.get(P.CKA_CLASS);
       const keyTypeValue = template.get(P.CKA_KEY_TYPE);
       if (classValue === undefined || keyTypeValue === undefined) throw new CkrError(P.CKR_TEMPLATE_INCOMPLETE, "unwrap needs CKA_CLASS and CKA_KEY_TYPE");
-      if (readUlong(classValue) !== P.CKO_SECRET_KEY) throw new CkrError(P.CKR_TEMPLATE_INCONSISTENT, "AES key wrap unwraps secret keys");
+      if (readUlong(classValue) === P.CKO_PRIVATE_KEY && mode === "kwp") {
+        const der = native(integrity, () => keyUnwrap(unwrappingKey.secretKey(), mode, wrapped));
+        try {
+          return privateKeyFromPkcs8(der, template);
+        } finally {
+          der.fill(0);
+        }
+      }
+      if (readUlong(classValue) !== P.CKO_SECRET_KEY) throw new CkrError(P.CKR_TEMPLATE_INCONSISTENT, "AES key wrap unwraps secret keys (and private keys under KWP)");
       const keyType = readUlong(keyTypeValue);
-      const key = native(integrity, () => keyUnwrapKey(unwrappingKey.secretKey(), mode, wrapped));
+      let key = native(integrity, () => keyUnwrapKey(unwrappingKey.secretKey(), mode, wrapped));
       const given = template.get(P.CKA_VALUE_LEN);
+      if (mode === "kw" && given !== undefined) key = kwUnpadded(key, readUlong(given));
       if ((keyType === P.CKK_AES && !AES_KEY_LENGTHS.includes(key.length)) || (given !== undefined && readUlong(given) !== key.length)) {
         key.destroy();
         throw new CkrError(P.CKR_WRAPPED_KEY_INVALID, "unwrapped length does not fit the key type");

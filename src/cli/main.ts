@@ -4,6 +4,7 @@
  */
 import { Command } from "commander";
 import { statusCommand } from "./status.js";
+import { tokenCommand } from "./token.js";
 
 const program = new Command()
   .name("hsmkit")
@@ -12,5 +13,6 @@ const program = new Command()
   .showHelpAfterError("(run with --help for usage)");
 
 program.addCommand(statusCommand());
+program.addCommand(tokenCommand());
 
 await program.parseAsync(process.argv);

@@ -1,0 +1,499 @@
+/**
+ * The KMS backend over graphene-pk11 (the contract is in backend.ts). One implementation for the
+ * emulator (`module: new Emulator(…)`) and for any PKCS#11 library (`module: "/path/to/lib.so"`),
+ * with the token chosen by label and the user PIN from configuration.
+ *
+ * Token objects it keeps (created on first start when `createKeys` is true, found by label after;
+ * a found object must be a secret key of the right type that is sensitive and not extractable, or
+ * the backend refuses to start rather than use a key that may exist outside the token):
+ *
+ * | label (default)        | type                    | attributes                                             |
+ * |------------------------|-------------------------|--------------------------------------------------------|
+ * | `hsmkit-kms-root`      | CKK_AES, 32 bytes       | token, private, sensitive, ¬extractable, ¬modifiable, wrap, unwrap only |
+ * | `hsmkit-kms-audit-mac` | CKK_GENERIC_SECRET, 32 B | token, private, sensitive, ¬extractable, ¬modifiable, sign, verify only |
+ *
+ * Session objects: a version being created (AES-256, sensitive, extractable only to be wrapped, no
+ * usage) lives for one C_GenerateKey–C_WrapKey–C_DestroyObject sequence; a version in use is
+ * unwrapped (AES-KWP) into an object that is sensitive, not extractable and encrypt/decrypt only,
+ * owned by the pool's owner session and held in the LRU handle cache.
+ *
+ * Recovery: a failure that says the backend's view of the token is stale (session closed or
+ * invalid, not logged in, handle invalid, operation state confused, token removed) drops every
+ * session and cached handle, reconnects (slot by label, login, token keys by label) and retries the
+ * call once; if that fails too, the error is reported and the next call reconnects again.
+ */
+import { KmsError } from "../errors.js";
+import {
+  GCM_IV_BYTES, GCM_TAG_BYTES, MAC_BYTES, MAX_DATA_BYTES, MAX_RANDOM_BYTES, WRAPPED_VERSION_KEY_BYTES, VERSION_KEY_BYTES,
+  type BackendInfo, type KmsBackend, type VersionRef,
+} from "./backend.js";
+import { HandleCache } from "./handle-cache.js";
+import { acquireModule, type ModuleLease, type ModuleSource } from "./module-loader.js";
+import { DECRYPT_REJECTED, ckrOf, graphene, isRecoverable, pkcs11, tokenError, type Key, type Slot } from "./pkcs11.js";
+import { SessionPool } from "./session-pool.js";
+
+const P = pkcs11;
+
+export const DEFAULT_ROOT_KEY_LABEL = "hsmkit-kms-root";
+export const DEFAULT_MAC_KEY_LABEL = "hsmkit-kms-audit-mac";
+/** Worker sessions (besides the owner session). */
+export const DEFAULT_SESSIONS = 4;
+/** Unwrapped CMK versions kept as session objects. */
+export const DEFAULT_CACHE_SIZE = 1024;
+
+export interface GrapheneBackendOptions {
+  /** A PKCS#11 library path (e.g. /usr/lib/softhsm/libsofthsm2.so), or a pkcs11js-shaped object such as `new Emulator(…)` (which the caller keeps and closes). */
+  module: ModuleSource;
+  /** CKA_LABEL of the token (CK_TOKEN_INFO.label, trailing blanks ignored). */
+  tokenLabel: string;
+  /** The token's user PIN. Held only to log in again after the token drops its sessions. */
+  pin: string;
+  /** Label of the root key (default "hsmkit-kms-root"). */
+  rootKeyLabel?: string;
+  /** Label of the audit MAC key (default "hsmkit-kms-audit-mac"). */
+  macKeyLabel?: string;
+  /**
+   * Create the root and MAC keys when absent (default true). With several KMS processes or worker
+   * threads on one token, let one create them first (`hsmkit init`, or the main thread) and open the
+   * others with false: two creators racing would each make a root key, and the backend refuses to
+   * choose between two objects with one label.
+   */
+  createKeys?: boolean;
+  /** Worker sessions, 1..64 (default 4). */
+  sessions?: number;
+  /** Unwrapped versions kept in the token, 1..1 000 000 (default 1024). */
+  cacheSize?: number;
+}
+
+/** Opens a backend: loads/initializes the module, finds the token, logs in, finds or creates the token keys. */
+export function openBackend(options: GrapheneBackendOptions): KmsBackend {
+  return new GrapheneBackend(options);
+}
+
+// Templates (graphene ITemplate names). Every usage flag is stated: tokens default them differently
+// (SoftHSMv2 and the emulator default them to true).
+const NO_USAGE = { encrypt: false, decrypt: false, wrap: false, unwrap: false, sign: false, verify: false, derive: false } as const;
+
+const KWP = { name: P.CKM_AES_KEY_WRAP_PAD, params: null };
+const HMAC = { name: P.CKM_SHA256_HMAC, params: null };
+
+const VERSION_GENERATE_TEMPLATE = {
+  keyType: P.CKK_AES, valueLen: VERSION_KEY_BYTES, token: false, private: true, sensitive: true, extractable: true, ...NO_USAGE,
+};
+const VERSION_UNWRAP_TEMPLATE = {
+  class: P.CKO_SECRET_KEY, keyType: P.CKK_AES, token: false, private: true, sensitive: true, extractable: false,
+  ...NO_USAGE, encrypt: true, decrypt: true,
+};
+
+/** Mechanisms the backend needs from the token, checked when it connects. */
+const REQUIRED_MECHANISMS: ReadonlyArray<[number, string]> = [
+  [P.CKM_AES_KEY_GEN, "CKM_AES_KEY_GEN"],
+  [P.CKM_AES_GCM, "CKM_AES_GCM"],
+  [P.CKM_AES_KEY_WRAP_PAD, "CKM_AES_KEY_WRAP_PAD"],
+  [P.CKM_GENERIC_SECRET_KEY_GEN, "CKM_GENERIC_SECRET_KEY_GEN"],
+  [P.CKM_SHA256_HMAC, "CKM_SHA256_HMAC"],
+];
+
+interface TokenKeySpec {
+  role: "root key" | "MAC key";
+  label: string;
+  generate: { name: number; params: null };
+  template: Record<string, unknown>;
+  keyTypes: readonly number[];
+  usage: readonly ("wrap" | "unwrap" | "sign" | "verify")[];
+  minLength: number;
+}
+
+interface TokenKey {
+  key: Key;
+  created: boolean;
+  id: string;
+  neverExposed: boolean;
+}
+
+/** What a reset drops: the slot, the sessions, the token keys' handles. */
+interface Connection {
+  slot: Slot;
+  pool: SessionPool;
+  root: Key;
+  macKey: Key;
+}
+
+interface CachedVersion {
+  key: Key;
+  wrapped: Buffer;
+}
+
+/** Broken: anything but a KmsError (those are decided outcomes, e.g. a rejected tag) may leave a session mid-operation. */
+function isBroken(error: unknown): boolean {
+  return !(error instanceof KmsError);
+}
+
+/** A Buffer over the same bytes (pkcs11js takes Buffers only). */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function checkBytes(value: unknown, name: string, min: number, max: number): asserts value is Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new KmsError("KMS.0308", `${name} must be a Uint8Array`);
+  if (value.length < min || value.length > max) throw new KmsError("KMS.0308", `${name} must be ${min}..${max} bytes, got ${value.length}`);
+}
+
+function checkVersion(version: VersionRef): void {
+  if (typeof version !== "object" || version === null || typeof version.id !== "string" || version.id.length === 0) {
+    throw new KmsError("KMS.0308", "version.id must be a non-empty string");
+  }
+  checkBytes(version.wrapped, "version.wrapped", 0, 1024);
+  if (version.wrapped.length !== WRAPPED_VERSION_KEY_BYTES) {
+    // The store handed us something that cannot be a wrapped version key: a server fault, not the client's.
+    throw new KmsError("KMS.0101", `version ${version.id}: wrapped key is ${version.wrapped.length} bytes, expected ${WRAPPED_VERSION_KEY_BYTES}`);
+  }
+}
+
+function integer(value: number | undefined, name: string, fallback: number, min: number, max: number): number {
+  const n = value ?? fallback;
+  if (!Number.isInteger(n) || n < min || n > max) throw new KmsError("KMS.0308", `${name} must be an integer ${min}..${max}, got ${String(value)}`);
+  return n;
+}
+
+/** CK_TOKEN_INFO text fields are blank-padded (SoftHSMv2 pads with blanks or NULs). */
+function field(text: string): string {
+  return text.replace(/[\0 ]+$/u, "");
+}
+
+export class GrapheneBackend implements KmsBackend {
+  private readonly lease: ModuleLease;
+  private readonly options: Required<Omit<GrapheneBackendOptions, "module">>;
+  private readonly cache: HandleCache<CachedVersion>;
+  private connection: Connection | undefined;
+  private closed = false;
+  private unwraps = 0;
+  private recoveries = 0;
+  private destroyFailures = 0;
+  private tokenInfo: BackendInfo["token"] = { label: "", manufacturer: "", model: "", serialNumber: "" };
+  private rootInfo: BackendInfo["rootKey"] | undefined;
+  private macInfo: BackendInfo["macKey"] | undefined;
+
+  constructor(options: GrapheneBackendOptions) {
+    if (typeof options.tokenLabel !== "string" || options.tokenLabel.length === 0 || Buffer.byteLength(options.tokenLabel) > 32) {
+      throw new KmsError("KMS.0308", "tokenLabel must be 1..32 bytes");
+    }
+    if (typeof options.pin !== "string" || options.pin.length === 0) throw new KmsError("KMS.0308", "pin must be a non-empty string");
+    this.options = {
+      tokenLabel: options.tokenLabel,
+      pin: options.pin,
+      rootKeyLabel: options.rootKeyLabel ?? DEFAULT_ROOT_KEY_LABEL,
+      macKeyLabel: options.macKeyLabel ?? DEFAULT_MAC_KEY_LABEL,
+      createKeys: options.createKeys ?? true,
+      sessions: integer(options.sessions, "sessions", DEFAULT_SESSIONS, 1, 64),
+      cacheSize: integer(options.cacheSize, "cacheSize", DEFAULT_CACHE_SIZE, 1, 1_000_000),
+    };
+    this.cache = new HandleCache<CachedVersion>(this.options.cacheSize, (entry) => this.destroyObject(entry.key));
+    try {
+      this.lease = acquireModule(options.module);
+    } catch (error) {
+      throw tokenError(error, "loading the PKCS#11 module");
+    }
+    try {
+      this.connection = this.connect(true);
+    } catch (error) {
+      this.lease.release();
+      throw tokenError(error, "opening the token");
+    }
+  }
+
+  createVersionKey(): Buffer {
+    return this.operation("creating a version key", (c) =>
+      c.pool.run((session) => {
+        const key = session.generateKey({ name: P.CKM_AES_KEY_GEN, params: null }, { ...VERSION_GENERATE_TEMPLATE }) as Key;
+        let wrapped: Buffer;
+        try {
+          wrapped = session.wrapKey(KWP, c.root, key);
+        } finally {
+          // If this throws, the operation fails and the worker session is closed, which destroys the key with it.
+          key.destroy();
+        }
+        if (wrapped.length !== WRAPPED_VERSION_KEY_BYTES) {
+          throw new KmsError("KMS.0101", `C_WrapKey returned ${wrapped.length} bytes, expected ${WRAPPED_VERSION_KEY_BYTES}`);
+        }
+        return Buffer.from(wrapped);
+      }, isBroken));
+  }
+
+  encrypt(version: VersionRef, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer {
+    checkVersion(version);
+    checkBytes(iv, "iv", GCM_IV_BYTES, GCM_IV_BYTES);
+    checkBytes(aad, "aad", 0, MAX_DATA_BYTES);
+    checkBytes(plaintext, "plaintext", 1, MAX_DATA_BYTES);
+    return this.operation("encrypting", (c) => {
+      const key = this.versionKey(c, version);
+      return c.pool.run((session) => {
+        const params = new graphene.AesGcmParams(asBuffer(iv), asBuffer(aad), GCM_TAG_BYTES * 8);
+        const out = Buffer.alloc(plaintext.length + GCM_TAG_BYTES);
+        const sealed = session.createCipher({ name: P.CKM_AES_GCM, params }, key).once(asBuffer(plaintext), out);
+        if (sealed.length !== plaintext.length + GCM_TAG_BYTES) {
+          throw new KmsError("KMS.0101", `C_Encrypt (AES-GCM) returned ${sealed.length} bytes for ${plaintext.length}`);
+        }
+        return sealed;
+      }, isBroken);
+    });
+  }
+
+  decrypt(version: VersionRef, iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array): Buffer {
+    checkVersion(version);
+    checkBytes(iv, "iv", GCM_IV_BYTES, GCM_IV_BYTES);
+    checkBytes(aad, "aad", 0, MAX_DATA_BYTES);
+    checkBytes(sealed, "sealed", 0, MAX_DATA_BYTES + GCM_TAG_BYTES);
+    if (sealed.length <= GCM_TAG_BYTES) throw new KmsError("KMS.2201", `sealed data of ${sealed.length} bytes is shorter than a tag and one byte`);
+    return this.operation("decrypting", (c) => {
+      const key = this.versionKey(c, version);
+      return c.pool.run((session) => {
+        const params = new graphene.AesGcmParams(asBuffer(iv), asBuffer(aad), GCM_TAG_BYTES * 8);
+        const decipher = session.createDecipher({ name: P.CKM_AES_GCM, params }, key);
+        const out = Buffer.alloc(sealed.length);
+        try {
+          return decipher.once(asBuffer(sealed), out);
+        } catch (error) {
+          out.fill(0);
+          const failure = ckrOf(error);
+          if (failure !== undefined && DECRYPT_REJECTED.has(failure.rv)) {
+            throw new KmsError("KMS.2201", "AES-GCM authentication failed", { cause: error });
+          }
+          throw error;
+        }
+      }, isBroken);
+    });
+  }
+
+  destroyVersion(id: string): void {
+    this.checkOpen();
+    this.cache.delete(id);
+  }
+
+  random(length: number): Buffer {
+    if (!Number.isInteger(length) || length < 1 || length > MAX_RANDOM_BYTES) {
+      throw new KmsError("KMS.0308", `random length must be an integer 1..${MAX_RANDOM_BYTES}, got ${String(length)}`);
+    }
+    return this.operation("generating random bytes", (c) => c.pool.run((session) => session.generateRandom(length), isBroken));
+  }
+
+  mac(data: Uint8Array): Buffer {
+    checkBytes(data, "data", 0, MAX_DATA_BYTES);
+    return this.operation("computing a MAC", (c) =>
+      c.pool.run((session) => {
+        const tag = session.createSign(HMAC, c.macKey).once(asBuffer(data));
+        if (tag.length !== MAC_BYTES) throw new KmsError("KMS.0101", `C_Sign (HMAC-SHA256) returned ${tag.length} bytes`);
+        return Buffer.from(tag);
+      }, isBroken));
+  }
+
+  verifyMac(data: Uint8Array, mac: Uint8Array): boolean {
+    checkBytes(data, "data", 0, MAX_DATA_BYTES);
+    checkBytes(mac, "mac", 0, MAX_DATA_BYTES);
+    if (mac.length !== MAC_BYTES) return false;
+    // graphene's Verify answers false for CKR_SIGNATURE_INVALID and throws anything else.
+    return this.operation("verifying a MAC", (c) =>
+      c.pool.run((session) => session.createVerify(HMAC, c.macKey).once(asBuffer(data), asBuffer(mac)), isBroken));
+  }
+
+  info(): BackendInfo {
+    this.checkOpen();
+    const module = this.lease.module;
+    const version = module.libraryVersion;
+    return {
+      module: {
+        source: this.lease.source,
+        manufacturer: field(module.manufacturerID),
+        description: field(module.libraryDescription),
+        version: `${version.major}.${version.minor}`,
+      },
+      token: { ...this.tokenInfo },
+      rootKey: { ...this.rootInfo! },
+      macKey: { ...this.macInfo! },
+      mechanisms: { wrap: "CKM_AES_KEY_WRAP_PAD", encrypt: "CKM_AES_GCM", mac: "CKM_SHA256_HMAC" },
+      sessions: this.connection?.pool.stats() ?? { open: 0, idle: 0, size: this.options.sessions },
+      cache: { ...this.cache.stats(), unwraps: this.unwraps },
+      recoveries: this.recoveries,
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    // Closing the owner session destroys every session object it made: the cache is dropped, not destroyed one by one.
+    this.cache.clear(false);
+    this.connection?.pool.close();
+    this.connection = undefined;
+    this.lease.release();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new KmsError("KMS.0101", "the backend is closed");
+  }
+
+  /**
+   * Runs one backend operation: connects if needed; on a recoverable token failure resets and
+   * retries once; reports failures as KmsErrors (see tokenError).
+   */
+  private operation<T>(step: string, body: (connection: Connection) => T): T {
+    this.checkOpen();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        this.connection ??= this.connect(false);
+        return body(this.connection);
+      } catch (error) {
+        if (error instanceof KmsError) throw error;
+        const recoverable = isRecoverable(error);
+        if (recoverable) this.reset();
+        if (recoverable && attempt === 0) {
+          this.recoveries++;
+          continue;
+        }
+        throw tokenError(error, step);
+      }
+    }
+  }
+
+  /** Drops the sessions and what lived in them; the next operation reconnects. */
+  private reset(): void {
+    this.cache.clear(false);
+    this.connection?.pool.close();
+    this.connection = undefined;
+  }
+
+  /** The unwrapped session object of a version: from the cache, or unwrapped now under the root key. */
+  private versionKey(c: Connection, version: VersionRef): Key {
+    const cached = this.cache.get(version.id);
+    if (cached !== undefined && cached.wrapped.equals(version.wrapped)) return cached.key;
+    const wrapped = Buffer.from(version.wrapped);
+    let key: Key;
+    try {
+      key = c.pool.owner.unwrapKey(KWP, c.root, wrapped, { ...VERSION_UNWRAP_TEMPLATE });
+    } catch (error) {
+      if (isRecoverable(error)) throw error;
+      // An integrity failure of the wrapping (or any other refusal) is a fault of the store, not of the request.
+      throw tokenError(error, `unwrapping version ${version.id}`);
+    }
+    this.unwraps++;
+    this.cache.set(version.id, { key, wrapped });
+    return key;
+  }
+
+  /** Best-effort C_DestroyObject of an evicted version's session object. */
+  private destroyObject(key: Key): void {
+    try {
+      key.destroy();
+    } catch {
+      // Its session is gone (and the object with it), or the token refuses: closing the owner session will take it.
+      this.destroyFailures++;
+    }
+  }
+
+  /** Finds the token, opens the sessions and logs in, checks mechanisms, finds or creates the token keys. */
+  private connect(first: boolean): Connection {
+    const slot = this.findSlot(first);
+    const pool = new SessionPool(slot, this.options.pin, this.options.sessions);
+    try {
+      this.checkMechanisms(slot);
+      // Keys are created only at the first connection: a token that lost them while away is not ours to refill.
+      const create = first && this.options.createKeys;
+      const root = this.tokenKey(pool, create, {
+        role: "root key",
+        label: this.options.rootKeyLabel,
+        generate: { name: P.CKM_AES_KEY_GEN, params: null },
+        template: { keyType: P.CKK_AES, valueLen: VERSION_KEY_BYTES, ...NO_USAGE, wrap: true, unwrap: true },
+        keyTypes: [P.CKK_AES],
+        usage: ["wrap", "unwrap"],
+        minLength: 32,
+      });
+      const macKey = this.tokenKey(pool, create, {
+        role: "MAC key",
+        label: this.options.macKeyLabel,
+        generate: { name: P.CKM_GENERIC_SECRET_KEY_GEN, params: null },
+        template: { keyType: P.CKK_GENERIC_SECRET, valueLen: MAC_BYTES, ...NO_USAGE, sign: true, verify: true },
+        keyTypes: [P.CKK_GENERIC_SECRET, P.CKK_SHA256_HMAC],
+        usage: ["sign", "verify"],
+        minLength: MAC_BYTES,
+      });
+      if (first) {
+        this.rootInfo = { label: this.options.rootKeyLabel, created: root.created, id: root.id, neverExposed: root.neverExposed };
+        this.macInfo = { label: this.options.macKeyLabel, created: macKey.created, id: macKey.id, neverExposed: macKey.neverExposed };
+      } else if (root.id !== this.rootInfo?.id || macKey.id !== this.macInfo?.id) {
+        // Another object took the label while the token was away: not the key our store's versions are wrapped under.
+        throw new KmsError("KMS.0101", "after reconnecting, the token's root or MAC key is not the one found at start");
+      }
+      return { slot, pool, root: root.key, macKey: macKey.key };
+    } catch (error) {
+      pool.close();
+      throw error;
+    }
+  }
+
+  /** The one slot whose token has our label. */
+  private findSlot(first: boolean): Slot {
+    const slots = this.lease.module.getSlots(true);
+    const matches: Slot[] = [];
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots.items(i);
+      const token = slot.getToken();
+      if (field(token.label) !== this.options.tokenLabel) continue;
+      matches.push(slot);
+      this.tokenInfo = {
+        label: field(token.label), manufacturer: field(token.manufacturerID), model: field(token.model), serialNumber: field(token.serialNumber),
+      };
+    }
+    if (matches.length === 1) return matches[0]!;
+    if (matches.length === 0) {
+      // At start this is a configuration error; later, the token went away (and may come back).
+      throw new KmsError(first ? "KMS.0101" : "KMS.0104", `no token labelled "${this.options.tokenLabel}" is present`);
+    }
+    throw new KmsError("KMS.0101", `${matches.length} tokens are labelled "${this.options.tokenLabel}"; refusing to choose`);
+  }
+
+  private checkMechanisms(slot: Slot): void {
+    const offered = new Set<number>();
+    const list = slot.getMechanisms();
+    for (let i = 0; i < list.length; i++) offered.add(list.items(i).type);
+    const missing = REQUIRED_MECHANISMS.filter(([m]) => !offered.has(m)).map(([, name]) => name);
+    if (missing.length > 0) throw new KmsError("KMS.0101", `the token lacks ${missing.join(", ")}`);
+  }
+
+  /** Finds the token key with the spec's label (checking it is fit to use), or creates it. */
+  private tokenKey(pool: SessionPool, create: boolean, spec: TokenKeySpec): TokenKey {
+    const session = pool.owner;
+    const found = session.find({ class: P.CKO_SECRET_KEY, token: true, label: spec.label });
+    if (found.length > 1) throw new KmsError("KMS.0101", `${found.length} secret keys are labelled "${spec.label}"; refusing to choose a ${spec.role}`);
+    if (found.length === 1) return this.checkTokenKey(found.items(0) as unknown as Key, spec, false);
+    if (!create) throw new KmsError("KMS.0101", `no ${spec.role} labelled "${spec.label}" on the token (and it is not to be created now)`);
+    const id = session.generateRandom(16);
+    const key = session.generateKey(spec.generate, {
+      ...spec.template, token: true, private: true, sensitive: true, extractable: false, modifiable: false, label: spec.label, id,
+    }) as Key;
+    return this.checkTokenKey(key, spec, true);
+  }
+
+  /**
+   * A key found by label must be what we would have made: a secret key of the right type and length,
+   * sensitive, not extractable, with the usage we need. Anything else could be a key whose value is
+   * known outside the token (planted, or imported carelessly), so the backend refuses it.
+   */
+  private checkTokenKey(key: Key, spec: TokenKeySpec, created: boolean): TokenKey {
+    const a = key.getAttribute({
+      class: null, keyType: null, valueLen: null, sensitive: null, extractable: null, alwaysSensitive: null, neverExtractable: null,
+      id: null, wrap: null, unwrap: null, sign: null, verify: null,
+    }) as Record<string, unknown>;
+    const problems: string[] = [];
+    if (a.class !== P.CKO_SECRET_KEY) problems.push("not a secret key");
+    if (!spec.keyTypes.includes(a.keyType as number)) problems.push(`key type 0x${Number(a.keyType).toString(16)}`);
+    // SoftHSMv2 reports CKA_VALUE_LEN 0 for some keys; only a known short length is refused.
+    if (typeof a.valueLen === "number" && a.valueLen !== 0 && a.valueLen < spec.minLength) problems.push(`${a.valueLen} bytes`);
+    if (a.sensitive !== true) problems.push("not sensitive");
+    if (a.extractable !== false) problems.push("extractable");
+    for (const use of spec.usage) if (a[use] !== true) problems.push(`no CKA_${use.toUpperCase()}`);
+    if (problems.length > 0) {
+      throw new KmsError("KMS.0101", `the object labelled "${spec.label}" cannot serve as the ${spec.role}: ${problems.join(", ")}`);
+    }
+    const id = Buffer.isBuffer(a.id) ? a.id.toString("hex") : "";
+    return { key, created, id, neverExposed: a.alwaysSensitive === true && a.neverExtractable === true };
+  }
+}
