@@ -8,6 +8,7 @@
         "native/keys.cc",
         "native/aead.cc",
         "native/keywrap.cc",
+        "native/pkey.cc",
         "native/health_tests.cc",
         "native/entropy.cc",
         "native/drbg.cc",
@@ -18,6 +19,7 @@
         "native/binding/keys.cc",
         "native/binding/aead.cc",
         "native/binding/keywrap.cc",
+        "native/binding/pkey.cc",
         "native/binding/random.cc",
         "native/binding/block_modes.cc",
         "native/binding/mac.cc"

@@ -2,10 +2,11 @@
  * RSA and EC key objects (PKCS#11 v2.40 current mechanisms §2.1.2–2.1.3 "RSA public/private key
  * objects", §2.3.3–2.3.4 "Elliptic curve public/private key objects") and the node:crypto
  * KeyObjects that hold their material: the attributes a KeyObject determines, C_CreateObject of
- * public and private keys (the ModuleState.asymmetricImport hook), and private keys as PKCS#8
- * PrivateKeyInfo DER for C_WrapKey / C_UnwrapKey, as SoftHSMv2 wraps them.
+ * public and private keys (the ModuleState.asymmetricImport hook), private keys as PKCS#8
+ * PrivateKeyInfo DER for C_WrapKey / C_UnwrapKey (as SoftHSMv2 wraps them), and what rsa.ts and
+ * ec.ts share: template checks for key-pair generation and hash-then-sign operations.
  *
- * Encodings, as SoftHSMv2 stores and returns them:
+ * Encodings (SoftHSMv2's, except where noted):
  * - CKA_MODULUS, CKA_PUBLIC_EXPONENT, CKA_PRIVATE_EXPONENT, …: big-endian unsigned integers.
  * - CKA_EC_PARAMS: DER of the named curve's OBJECT IDENTIFIER (P-256, P-384, P-521). Explicit
  *   parameters and curve names are CKR_DOMAIN_PARAMS_INVALID; another OID is
@@ -13,7 +14,8 @@
  * - CKA_EC_POINT: DER OCTET STRING holding the uncompressed point 04‖x‖y. On import the raw point
  *   (uncompressed or compressed) is accepted too; the stored value is always the DER form.
  * - CKA_VALUE of an EC private key: the scalar d.
- * - CKA_PUBLIC_KEY_INFO: DER SubjectPublicKeyInfo, filled in when the caller leaves it empty.
+ * - CKA_PUBLIC_KEY_INFO: DER SubjectPublicKeyInfo, set on generated, unwrapped and created keys
+ *   (when the caller leaves it empty; a value that disagrees is CKR_TEMPLATE_INCONSISTENT).
  */
 import { ECDH, createECDH, createPrivateKey, createPublicKey, createSign, createVerify, type JsonWebKey, type KeyObject } from "node:crypto";
 import { CkrError } from "../errors.js";

@@ -4,7 +4,8 @@
  *
  * - CKM_EC_KEY_PAIR_GEN (§2.3.5): CKA_EC_PARAMS (the DER OID) in the public template.
  * - CKM_ECDSA (§2.3.6): r‖s over the caller's hash, which is truncated to the order's bit length
- *   as FIPS 186-5 says (arith.ts does the arithmetic node:crypto does not expose). Single-part in
+ *   as FIPS 186-5 says, signed and verified by OpenSSL's EVP_PKEY_sign/verify in the native core
+ *   (src/crypto/signatures.ts), since node:crypto always hashes its input. Single-part in
  *   the specification; parts fed with C_SignUpdate are concatenated.
  * - CKM_ECDSA_SHA256 / _SHA384 / _SHA512 (§2.3.7, v2.40 names): hash-then-sign by OpenSSL,
  *   single- and multi-part; r‖s each ⌈log₂ n / 8⌉ bytes.
@@ -25,7 +26,7 @@ import { readUlong, ulong } from "../objects/attributes.js";
 import type { P11Object } from "../objects/object.js";
 import { pkcs11, untypedConstant, type Mechanism } from "../pkcs11.js";
 import { secretKeyAttributes } from "./aes.js";
-import { bytesToBigInt, ecdsaSignHash, ecdsaVerifyHash } from "./arith.js";
+import { ecdsaSignDigest, ecdsaVerifyDigest } from "../../src/crypto/signatures.js";
 import {
   curveFromParams, curveOfKey, ecPoint, expectClassAndType, hashedSign, hashedVerify, keyAttributes, keyObject, privateMaterial,
   publicKeyFromPoint, refuseGiven, type Curve,
@@ -49,9 +50,6 @@ function ecKey(object: P11Object, kind: "private" | "public"): { key: KeyObject;
 }
 
 /** Randomness for raw ECDSA from the token's DRBG. */
-function drbg(length: number): Buffer {
-  return native({ invalidArgument: P.CKR_GENERAL_ERROR }, () => randomBytes(length));
-}
 
 // CKM_EC_KEY_PAIR_GEN
 
@@ -88,12 +86,7 @@ const rawEcdsa: MechanismFamily = {
     const parts: Buffer[] = [];
     return {
       update: (input) => void parts.push(Buffer.from(input)),
-      final() {
-        const scalar = Buffer.from(key.export({ format: "jwk" }).d ?? "", "base64url");
-        const d = bytesToBigInt(scalar);
-        scalar.fill(0);
-        return ecdsaSignHash(curve.nodeName, d, Buffer.concat(parts), drbg);
-      },
+      final: () => native({ invalidArgument: P.CKR_DATA_LEN_RANGE }, () => ecdsaSignDigest(key, Buffer.concat(parts), signatureLength / 2)),
       length: () => signatureLength,
     };
   },
@@ -105,9 +98,7 @@ const rawEcdsa: MechanismFamily = {
       update: (input) => void parts.push(Buffer.from(input)),
       final(signature) {
         if (signature.length !== signatureLength) throw new CkrError(P.CKR_SIGNATURE_LEN_RANGE, `signature must be ${signatureLength} bytes`);
-        const point = ecPoint(key);
-        const Q = { x: bytesToBigInt(point.subarray(1, 1 + curve.fieldBytes)), y: bytesToBigInt(point.subarray(1 + curve.fieldBytes)) };
-        return ecdsaVerifyHash(curve.nodeName, Q, Buffer.concat(parts), signature);
+        return native({ invalidArgument: P.CKR_DATA_LEN_RANGE }, () => ecdsaVerifyDigest(key, Buffer.concat(parts), signature));
       },
     };
   },

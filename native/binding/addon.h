@@ -52,6 +52,7 @@ Napi::Object new_key_handle(Napi::Env env, KeySlot slot);
 void init_keys(Napi::Env env, Napi::Object exports);
 void init_aead(Napi::Env env, Napi::Object exports);
 void init_keywrap(Napi::Env env, Napi::Object exports);
+void init_pkey(Napi::Env env, Napi::Object exports);
 void init_random(Napi::Env env, Napi::Object exports);
 void init_block_modes(Napi::Env env, Napi::Object exports);
 void init_mac(Napi::Env env, Napi::Object exports);

@@ -76,6 +76,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_keys(env, exports);
   init_aead(env, exports);
   init_keywrap(env, exports);
+  init_pkey(env, exports);
   init_random(env, exports);
   init_block_modes(env, exports);
   init_mac(env, exports);

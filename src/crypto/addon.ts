@@ -109,6 +109,10 @@ export interface NativeAddon {
   keyWrapKey(kek: NativeKeyHandle, padded: boolean, key: NativeKeyHandle, out: Uint8Array): number;
   keyUnwrapKey(kek: NativeKeyHandle, padded: boolean, wrapped: Uint8Array): NativeKeyHandle;
 
+  // raw-digest signatures (native/binding/pkey.cc)
+  ecdsaSignDigest(pkcs8: Uint8Array, digest: Uint8Array): Buffer;
+  ecdsaVerifyDigest(spki: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean;
+
   // random (native/binding/random.cc)
   randomFill(out: Uint8Array, additional: Uint8Array | null): void;
   randomReseed(additional: Uint8Array | null): void;

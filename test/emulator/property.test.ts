@@ -9,7 +9,7 @@
 // (A sensitive but extractable key may legitimately be wrapped and unwrapped into a readable one,
 // so its value is checked on direct reads only.)
 //
-// Runs are bounded (HSMKIT_PROPERTY_RUNS, default 100, of up to 60 calls each) so the suite stays
+// Runs are bounded (HSMKIT_PROPERTY_RUNS, default 200, of up to 60 steps each) so the suite stays
 // fast; a failure prints fast-check's seed and path, and HSMKIT_PROPERTY_SEED replays a seed.
 import test from "ava";
 import fc from "fast-check";
@@ -19,7 +19,7 @@ import { pkcs11 as P, type Handle, type Template } from "../../emulator/pkcs11.j
 
 const SO_PIN = "12345678";
 const USER_PIN = "123456";
-const RUNS = Number(process.env.HSMKIT_PROPERTY_RUNS ?? 100);
+const RUNS = Number(process.env.HSMKIT_PROPERTY_RUNS ?? 200);
 const SEED = process.env.HSMKIT_PROPERTY_SEED === undefined ? undefined : Number(process.env.HSMKIT_PROPERTY_SEED);
 
 /** Attribute types whose values are key material (footnote 7). */
@@ -101,9 +101,20 @@ const parameter: fc.Arbitrary<unknown> = fc.oneof(
   fc.record({ type: fc.constant(P.CK_PARAMS_EC_DH), kdf: fc.constant(1), publicData: bytes(65) }),
   fc.nat(64),
 );
-const mechanism = sometimesJunk(fc.record({ mechanism: fc.constantFrom(...MECHANISMS), parameter }).map((m) => (m.parameter === undefined ? { mechanism: m.mechanism } : m)));
+const anyMechanism = sometimesJunk(fc.record({ mechanism: fc.constantFrom(...MECHANISMS), parameter }).map((m) => (m.parameter === undefined ? { mechanism: m.mechanism } : m)));
+/** Mostly a mechanism that fits the call (so sequences get somewhere), sometimes any. */
+const fitting = (...good: Array<fc.Arbitrary<unknown>>): fc.Arbitrary<unknown> =>
+  fc.oneof({ arbitrary: fc.oneof(...good), weight: 4 }, { arbitrary: anyMechanism, weight: 1 });
+const plain = (...mechanisms: number[]) => fc.constantFrom(...mechanisms.map((m) => ({ mechanism: m })));
+const gcmMechanism = bytes(16).filter((iv) => iv.length > 0).map((iv) => ({ mechanism: P.CKM_AES_GCM, parameter: { type: P.CK_PARAMS_AES_GCM, iv, ivBits: iv.length * 8, tagBits: 128 } }));
+const ivMechanism = fc.tuple(fc.constantFrom(P.CKM_AES_CBC, P.CKM_AES_CBC_PAD), fc.uint8Array({ minLength: 16, maxLength: 16 })).map(([m, iv]) => ({ mechanism: m, parameter: Buffer.from(iv) }));
+const cipherMechanism = fitting(gcmMechanism, ivMechanism, plain(P.CKM_AES_ECB));
+const signMechanism = fitting(plain(P.CKM_SHA256_HMAC, P.CKM_SHA_1_HMAC, P.CKM_ECDSA, P.CKM_SHA256_RSA_PKCS));
+const digestMechanism = fitting(plain(P.CKM_SHA256, P.CKM_SHA_1, P.CKM_SHA512));
+const keyGenMechanism = fitting(plain(P.CKM_AES_KEY_GEN, P.CKM_AES_KEY_GEN, P.CKM_GENERIC_SECRET_KEY_GEN));
+const wrapMechanism = fitting(plain(P.CKM_AES_KEY_WRAP, P.CKM_AES_KEY_WRAP_PAD, 0x210b));
 const pin = fc.constantFrom<unknown>(USER_PIN, SO_PIN, "0000", "12", "", undefined, 1234, "x".repeat(300));
-const out = sometimesJunk(fc.nat(600).map((n) => Buffer.alloc(n)));
+const out = sometimesJunk(fc.oneof(fc.nat(600), fc.constantFrom(600, 600, 600)).map((n) => Buffer.alloc(n)));
 const data = sometimesJunk(bytes(100));
 const pick = fc.nat();
 
@@ -127,13 +138,14 @@ type Action =
   | { call: "generate"; s: number; m: unknown; template: unknown; async: boolean }
   | { call: "generatePair"; s: number; kind: "rsa" | "ec" | "junk"; pub: unknown; priv: unknown }
   | { call: "wrap"; s: number; m: unknown; w: number; h: number; o: unknown }
-  | { call: "unwrap"; s: number; m: unknown; w: number; blob: number; template: unknown }
+  | { call: "unwrap"; s: number; m: unknown; w: number; blob: number; replay: boolean; template: unknown }
+  | { call: "cipherFlow" | "signFlow"; s: number; m: unknown; h: number; d: unknown; multi: boolean; decrypt: boolean }
   | { call: "derive"; s: number; m: unknown; h: number; template: unknown }
   | { call: "random"; s: number; o: unknown }
   | { call: "finalize" | "initialize" };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
-  { arbitrary: fc.record({ call: fc.constant("open" as const), flags: fc.oneof(fc.constantFrom(P.CKF_SERIAL_SESSION, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION, 0), fc.anything()) }), weight: 4 },
+  { arbitrary: fc.record({ call: fc.constant("open" as const), flags: sometimesJunk(fc.constantFrom(P.CKF_SERIAL_SESSION, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION, 0)) }), weight: 4 },
   { arbitrary: fc.record({ call: fc.constantFrom("close" as const, "logout" as const, "info" as const, "findFinal" as const, "encryptFinal" as const, "decryptFinal" as const, "digestFinal" as const, "signFinal" as const), s: pick, o: out }), weight: 4 },
   { arbitrary: fc.record({ call: fc.constantFrom("closeAll" as const, "tokenInfo" as const, "slotInfo" as const, "mechanisms" as const, "wait" as const, "initToken" as const), junk: fc.boolean(), pin }), weight: 2 },
   { arbitrary: fc.record({ call: fc.constant("login" as const), s: pick, user: fc.constantFrom<unknown>(P.CKU_USER, P.CKU_USER, P.CKU_SO, P.CKU_CONTEXT_SPECIFIC, 9, "user"), pin }), weight: 5 },
@@ -143,16 +155,19 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ call: fc.constantFrom("destroy" as const, "size" as const, "digestKey" as const), s: pick, h: pick }), weight: 2 },
   { arbitrary: fc.record({ call: fc.constant("get" as const), s: pick, h: pick, types: fc.array(fc.oneof(fc.constantFrom(...KNOWN_ATTRIBUTES), fc.constantFrom(...SECRET_TYPES)), { minLength: 1, maxLength: 4 }) }), weight: 8 },
   { arbitrary: fc.record({ call: fc.constant("find" as const), s: pick, max: fc.oneof(fc.constant(undefined), fc.nat(5), fc.anything()) }), weight: 2 },
-  { arbitrary: fc.record({ call: fc.constantFrom("encryptInit" as const, "decryptInit" as const, "signInit" as const, "verifyInit" as const), s: pick, m: mechanism, h: pick }), weight: 8 },
-  { arbitrary: fc.record({ call: fc.constant("digestInit" as const), s: pick, m: mechanism }), weight: 2 },
+  { arbitrary: fc.record({ call: fc.constantFrom("encryptInit" as const, "decryptInit" as const), s: pick, m: cipherMechanism, h: pick }), weight: 6 },
+  { arbitrary: fc.record({ call: fc.constantFrom("signInit" as const, "verifyInit" as const), s: pick, m: signMechanism, h: pick }), weight: 3 },
+  { arbitrary: fc.record({ call: fc.constant("digestInit" as const), s: pick, m: digestMechanism }), weight: 2 },
   { arbitrary: fc.record({ call: fc.constantFrom("encrypt" as const, "decrypt" as const, "digest" as const, "sign" as const, "encryptUpdate" as const, "decryptUpdate" as const), s: pick, d: data, o: out, async: fc.boolean() }), weight: 8 },
   { arbitrary: fc.record({ call: fc.constant("verify" as const), s: pick, d: data, sig: data }), weight: 2 },
   { arbitrary: fc.record({ call: fc.constantFrom("digestUpdate" as const, "signUpdate" as const, "verifyUpdate" as const, "seed" as const), s: pick, d: data }), weight: 2 },
-  { arbitrary: fc.record({ call: fc.constant("generate" as const), s: pick, m: mechanism, template: sometimesJunk(keyTemplate), async: fc.boolean() }), weight: 5 },
-  { arbitrary: fc.record({ call: fc.constant("generatePair" as const), s: pick, kind: fc.constantFrom("rsa" as const, "ec" as const, "ec" as const, "junk" as const), pub: randomTemplate, priv: randomTemplate }), weight: 1 },
-  { arbitrary: fc.record({ call: fc.constant("wrap" as const), s: pick, m: mechanism, w: pick, h: pick, o: out }), weight: 6 },
-  { arbitrary: fc.record({ call: fc.constant("unwrap" as const), s: pick, m: mechanism, w: pick, blob: pick, template: sometimesJunk(unwrapTemplate) }), weight: 5 },
-  { arbitrary: fc.record({ call: fc.constant("derive" as const), s: pick, m: mechanism, h: pick, template: sometimesJunk(randomTemplate) }), weight: 1 },
+  { arbitrary: fc.record({ call: fc.constant("generate" as const), s: pick, m: keyGenMechanism, template: sometimesJunk(keyTemplate), async: fc.boolean() }), weight: 5 },
+  { arbitrary: fc.record({ call: fc.constant("generatePair" as const), s: pick, kind: fc.constantFrom("rsa" as const, "ec" as const, "ec" as const, "ec" as const, "junk" as const), pub: randomTemplate, priv: randomTemplate }), weight: 1 },
+  { arbitrary: fc.record({ call: fc.constant("wrap" as const), s: pick, m: wrapMechanism, w: pick, h: pick, o: out }), weight: 6 },
+  { arbitrary: fc.record({ call: fc.constant("unwrap" as const), s: pick, m: wrapMechanism, w: pick, blob: pick, replay: fc.boolean(), template: sometimesJunk(unwrapTemplate) }), weight: 5 },
+  { arbitrary: fc.record({ call: fc.constant("cipherFlow" as const), s: pick, m: cipherMechanism, h: pick, d: data, multi: fc.boolean(), decrypt: fc.boolean() }), weight: 6 },
+  { arbitrary: fc.record({ call: fc.constant("signFlow" as const), s: pick, m: signMechanism, h: pick, d: data, multi: fc.boolean(), decrypt: fc.constant(false) }), weight: 3 },
+  { arbitrary: fc.record({ call: fc.constant("derive" as const), s: pick, m: anyMechanism, h: pick, template: sometimesJunk(randomTemplate) }), weight: 1 },
   { arbitrary: fc.record({ call: fc.constant("random" as const), s: pick, o: out }), weight: 2 },
   { arbitrary: fc.record({ call: fc.constantFrom("finalize" as const, "initialize" as const) }), weight: 1 },
 );
@@ -178,7 +193,8 @@ interface Run {
   slot: Handle;
   sessions: Handle[];
   objects: Handle[];
-  wrapped: Buffer[];
+  /** Successful wraps, for unwrap to replay with the same mechanism and key. */
+  wrapped: Array<{ blob: Buffer; mechanism: unknown; key: Handle }>;
   /** Values of keys made non-extractable: they must never appear in any output. */
   hidden: Buffer[];
   violations: string[];
@@ -199,8 +215,14 @@ const BOGUS = (() => {
   return b;
 })();
 
-function choose<T>(pool: readonly T[], index: number, extra: T): T {
-  return index % (pool.length + 1) === pool.length ? extra : pool[index % (pool.length + 1)]!;
+/**
+ * A pick from a pool, and now and then `extra` (a handle nobody issued). fast-check favours small
+ * picks, so `newest` decides which end of the pool they favour: the newest sessions (the ones
+ * still open), the oldest objects (the known keys set up first).
+ */
+function choose<T>(pool: readonly T[], index: number, extra: T, newest = false): T {
+  if (pool.length === 0 || index % 8 === 7) return extra;
+  return pool[newest ? pool.length - 1 - (index % pool.length) : index % pool.length]!;
 }
 
 /** Every Buffer inside a result (handles, attribute values, info fields). */
@@ -257,9 +279,21 @@ function checkRevealable(run: Run, session: Handle, object: Handle, types: numbe
   if (sensitive || !extractable) run.violations.push(`C_GetAttributeValue returned key material of a ${sensitive ? "sensitive" : "non-extractable"} key`);
 }
 
+/** After a successful wrap: the wrapped key must be extractable (§4.10: else CKR_KEY_UNEXTRACTABLE). */
+function checkWrappable(run: Run, session: Handle, object: Handle): void {
+  let extractable;
+  try {
+    [extractable] = run.p11.C_GetAttributeValue(session, object, [{ type: P.CKA_EXTRACTABLE }]);
+  } catch (error) {
+    if (error instanceof P.Pkcs11Error) return; // e.g. a fault plan failing this very check
+    throw error;
+  }
+  if (extractable?.value[0] !== 1) run.violations.push("C_WrapKey wrapped a non-extractable key");
+}
+
 async function step(run: Run, a: Action): Promise<void> {
   const { p11 } = run;
-  const s = "s" in a ? choose(run.sessions, a.s, BOGUS) : BOGUS;
+  const s = "s" in a ? choose(run.sessions, a.s, BOGUS, true) : BOGUS;
   const h = "h" in a ? choose(run.objects, a.h, BOGUS) : BOGUS;
   switch (a.call) {
     case "open": remember(run.sessions, await attempt(run, "C_OpenSession", () => p11.C_OpenSession(run.slot, a.flags as number))); break;
@@ -317,7 +351,7 @@ async function step(run: Run, a: Action): Promise<void> {
     case "generate": remember(run.objects, await attempt(run, "C_GenerateKey", () => (a.async ? p11.C_GenerateKeyAsync(s, a.m as never, a.template as Template) : p11.C_GenerateKey(s, a.m as never, a.template as Template)))); break;
     case "generatePair": {
       const mech = a.kind === "rsa" ? { mechanism: P.CKM_RSA_PKCS_KEY_PAIR_GEN } : a.kind === "ec" ? { mechanism: P.CKM_EC_KEY_PAIR_GEN } : { mechanism: P.CKM_AES_KEY_GEN };
-      const pub = a.kind === "rsa" ? [{ type: P.CKA_MODULUS_BITS, value: 1024 }, { type: P.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }] : a.kind === "ec" ? [{ type: P.CKA_EC_PARAMS, value: P256 }] : [];
+      const pub = a.kind === "rsa" ? [{ type: P.CKA_MODULUS_BITS, value: 2048 }, { type: P.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) }] : a.kind === "ec" ? [{ type: P.CKA_EC_PARAMS, value: P256 }] : [];
       const pair = await attempt(run, "C_GenerateKeyPair", () => p11.C_GenerateKeyPair(s, mech, [...pub, ...(a.pub as Template)], a.priv as Template));
       for (const handle of buffersIn(pair)) remember(run.objects, handle);
       break;
@@ -325,13 +359,39 @@ async function step(run: Run, a: Action): Promise<void> {
     case "wrap": {
       const wrapping = choose(run.objects, a.w, BOGUS);
       const blob = await attempt(run, "C_WrapKey", () => p11.C_WrapKey(s, a.m as never, wrapping, h, a.o as Buffer), [a.o]);
-      if (Buffer.isBuffer(blob)) run.wrapped.push(Buffer.from(blob));
+      if (Buffer.isBuffer(blob)) {
+        run.wrapped.push({ blob: Buffer.from(blob), mechanism: a.m, key: wrapping });
+        checkWrappable(run, s, h);
+      }
       break;
     }
     case "unwrap": {
-      const unwrapping = choose(run.objects, a.w, BOGUS);
-      const blob = choose(run.wrapped, a.blob, randomBytes(24));
-      remember(run.objects, await attempt(run, "C_UnwrapKey", () => p11.C_UnwrapKey(s, a.m as never, unwrapping, blob, a.template as Template)));
+      const entry = choose(run.wrapped, a.blob, { blob: randomBytes(24), mechanism: a.m, key: BOGUS }, true);
+      const mechanism = a.replay ? entry.mechanism : a.m;
+      const unwrapping = a.replay ? entry.key : choose(run.objects, a.w, BOGUS);
+      remember(run.objects, await attempt(run, "C_UnwrapKey", () => p11.C_UnwrapKey(s, mechanism as never, unwrapping, entry.blob, a.template as Template)));
+      break;
+    }
+    case "cipherFlow": {
+      const init = a.decrypt ? "C_DecryptInit" : "C_EncryptInit";
+      if ((await attempt(run, init, () => (a.decrypt ? p11.C_DecryptInit(s, a.m as never, h) : p11.C_EncryptInit(s, a.m as never, h)))) === undefined && !a.multi) break;
+      const outBuffer = Buffer.alloc(700);
+      if (!a.multi) {
+        await attempt(run, a.decrypt ? "C_Decrypt" : "C_Encrypt", () => (a.decrypt ? p11.C_Decrypt(s, a.d as Buffer, outBuffer) : p11.C_Encrypt(s, a.d as Buffer, outBuffer)), [outBuffer]);
+      } else {
+        await attempt(run, a.decrypt ? "C_DecryptUpdate" : "C_EncryptUpdate", () => (a.decrypt ? p11.C_DecryptUpdate(s, a.d as Buffer, outBuffer) : p11.C_EncryptUpdate(s, a.d as Buffer, outBuffer)), [outBuffer]);
+        await attempt(run, a.decrypt ? "C_DecryptFinal" : "C_EncryptFinal", () => (a.decrypt ? p11.C_DecryptFinal(s, outBuffer) : p11.C_EncryptFinal(s, outBuffer)), [outBuffer]);
+      }
+      break;
+    }
+    case "signFlow": {
+      await attempt(run, "C_SignInit", () => p11.C_SignInit(s, a.m as never, h));
+      const outBuffer = Buffer.alloc(600);
+      if (!a.multi) await attempt(run, "C_Sign", () => p11.C_Sign(s, a.d as Buffer, outBuffer), [outBuffer]);
+      else {
+        await attempt(run, "C_SignUpdate", () => p11.C_SignUpdate(s, a.d as Buffer));
+        await attempt(run, "C_SignFinal", () => p11.C_SignFinal(s, outBuffer), [outBuffer]);
+      }
       break;
     }
     case "derive": remember(run.objects, await attempt(run, "C_DeriveKey", () => p11.C_DeriveKey(s, a.m as never, h, a.template as Template))); break;
@@ -371,7 +431,7 @@ function setUp(plan: FaultPlan | undefined): Run {
 test("random call sequences: only Pkcs11Errors, no crash, no key value that must stay inside ever leaves", async (t) => {
   const parameters: fc.Parameters<[FaultPlan | undefined, Action[]]> = { numRuns: RUNS, ...(SEED === undefined ? {} : { seed: SEED }) };
   let calls = 0;
-  await fc.assert(
+  const details = await fc.check(
     fc.asyncProperty(faultPlan, fc.array(action, { minLength: 1, maxLength: 60, size: "max" }), async (plan, actions) => {
       const run = setUp(plan);
       for (const a of actions) {
@@ -390,8 +450,13 @@ test("random call sequences: only Pkcs11Errors, no crash, no key value that must
     }),
     parameters,
   );
+  if (details.failed) {
+    const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
+    return t.fail(`${fc.defaultReportMessage(details) ?? "property failed"}\nViolations:\n${cause}`);
+  }
   const succeeded = [...tally.values()].reduce((n, e) => n + e.ok, 0);
   const key = (name: string): string => `${name} ${tally.get(name)?.ok ?? 0}/${tally.get(name)?.made ?? 0}`;
-  t.log(`${RUNS} sequences, ${calls} calls, ${succeeded} succeeded; e.g. ${["C_GetAttributeValue", "C_WrapKey", "C_UnwrapKey", "C_CreateObject", "C_GenerateKey", "C_Encrypt", "C_Login"].map(key).join(", ")}`);
+  t.log(`${RUNS} sequences, ${calls} steps, ${succeeded} calls succeeded; e.g. ${["C_GetAttributeValue", "C_WrapKey", "C_UnwrapKey", "C_CreateObject", "C_GenerateKey", "C_Encrypt", "C_Decrypt", "C_Sign", "C_Login"].map(key).join(", ")}`);
   t.pass();
 });
+

@@ -91,6 +91,17 @@ export interface VerifyOptions {
 }
 
 /**
+ * Where a partial verification starts: right after a checkpoint already checked (its MAC, and its
+ * record's chain value). The store uses it on open, to check only the records after the newest
+ * checkpoint.
+ */
+export interface VerifyStart {
+  seq: number;
+  hash: Buffer;
+  checkpointIndex: number;
+}
+
+/**
  * Checks records pushed in seq order against the chain and the checkpoints. push() returns false
  * once a problem is found (later records are not examined: after a break nothing is trusted);
  * finish() gives the verdict.
@@ -113,9 +124,15 @@ export class ChainVerifier {
     private readonly logId: Buffer,
     private readonly mac: AuditMac,
     checkpoints: readonly AuditCheckpoint[],
-    options: VerifyOptions = {},
+    options: VerifyOptions & { start?: VerifyStart } = {},
   ) {
     this.#previous = genesisHash(logId);
+    if (options.start !== undefined) {
+      this.#previous = options.start.hash;
+      this.#lastSeq = options.start.seq;
+      this.#lastCheckpointSeq = options.start.seq;
+      this.#lastCheckpointIndex = options.start.checkpointIndex;
+    }
     this.#checkpoints = [...checkpoints].sort((a, b) => a.index - b.index);
     if (options.anchor === undefined) {
       this.#anchor = null;

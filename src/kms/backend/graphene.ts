@@ -281,7 +281,9 @@ export class GrapheneBackend implements KmsBackend {
     checkBytes(data, "data", 0, MAX_DATA_BYTES);
     return this.operation("computing a MAC", (c) =>
       c.pool.run((session) => {
-        const tag = session.createSign(HMAC, c.macKey).once(asBuffer(data));
+        const signer = session.createSign(HMAC, c.macKey);
+        // pkcs11js passes an empty Buffer as a NULL pointer, which SoftHSMv2's C_Sign refuses (CKR_ARGUMENTS_BAD): empty input goes straight to C_SignFinal.
+        const tag = data.length === 0 ? signer.final() : signer.once(asBuffer(data));
         if (tag.length !== MAC_BYTES) throw new KmsError("KMS.0101", `C_Sign (HMAC-SHA256) returned ${tag.length} bytes`);
         return Buffer.from(tag);
       }, isBroken));
@@ -293,7 +295,10 @@ export class GrapheneBackend implements KmsBackend {
     if (mac.length !== MAC_BYTES) return false;
     // graphene's Verify answers false for CKR_SIGNATURE_INVALID and throws anything else.
     return this.operation("verifying a MAC", (c) =>
-      c.pool.run((session) => session.createVerify(HMAC, c.macKey).once(asBuffer(data), asBuffer(mac)), isBroken));
+      c.pool.run((session) => {
+        const verifier = session.createVerify(HMAC, c.macKey);
+        return data.length === 0 ? verifier.final(asBuffer(mac)) : verifier.once(asBuffer(data), asBuffer(mac));
+      }, isBroken));
   }
 
   info(): BackendInfo {

@@ -103,7 +103,7 @@ export function tokenError(error: unknown, step: string): KmsError {
     return new KmsError("KMS.0101", `${step}: ${what}`, { cause: error });
   }
   const code: KmsErrorCode = UNAVAILABLE.has(failure.rv) ? "KMS.0104" : "KMS.0101";
-  const where = failure.method === undefined ? "" : ` in ${failure.method}`;
+  const where = failure.method === undefined || failure.method === "" ? "" : ` in ${failure.method}`;
   return new KmsError(code, `${step}: ${failure.name} (0x${failure.rv.toString(16)})${where}`, { cause: error });
 }
 

@@ -1,0 +1,215 @@
+/**
+ * Ciphertext blob v1: what encrypt-data, create-datakey and encrypt-datakey return, and what
+ * decrypt-data and decrypt-datakey take back. Specified in docs/ciphertext-format.md; in short:
+ *
+ *     offset  size  field
+ *          0     2  magic "HK" (0x48 0x4B)
+ *          2     1  format 0x01
+ *          3    16  key id (the CMK's UUID as 16 bytes)
+ *         19     4  key version (u32, big-endian)
+ *         23    12  IV (from the token's generator)
+ *         35     n  ciphertext, n = plaintext length (1..4096)
+ *       35+n    16  GCM tag
+ *
+ * AES-256-GCM under the CMK version, in the token, with additional data
+ *     header (bytes 0..35) ‖ encodeBoundContext(purpose, { AAD string, encryption context })
+ * so that no byte of the header, no other purpose and no other context can be substituted: a
+ * blob cannot be moved to another key, version or context. The blob is self-describing: decrypting
+ * needs no key id from the caller.
+ *
+ * Parsing is bounds-checked and total: every malformed input, like every authentication failure,
+ * is the one opaque KmsError KMS.2201 ("Invalid cipher_text"), whatever was wrong.
+ */
+import { KmsError } from "../errors.js";
+import { GCM_IV_BYTES, GCM_TAG_BYTES, type KmsBackend, type VersionRef } from "../backend/backend.js";
+import { encodeBoundContext, type BoundContext, type CiphertextPurpose } from "./context.js";
+
+/** "HK". */
+export const BLOB_MAGIC = Buffer.from("HK", "latin1");
+export const BLOB_FORMAT_V1 = 0x01;
+export const KEY_ID_BYTES = 16;
+/** magic 2 + format 1 + key id 16 + version 4 + IV 12. */
+export const HEADER_BYTES = 2 + 1 + KEY_ID_BYTES + 4 + GCM_IV_BYTES;
+/** Header and tag: what a blob adds to its plaintext (51 bytes). */
+export const BLOB_OVERHEAD_BYTES = HEADER_BYTES + GCM_TAG_BYTES;
+/** Plaintext bounds: Huawei encrypt-data takes 1..4096 bytes; data keys (8..8192 bits) fit within them. */
+export const MIN_PLAINTEXT_BYTES = 1;
+export const MAX_PLAINTEXT_BYTES = 4096;
+/** Blob bounds that follow: 52..4147 bytes (72..5532 base64 characters; 104..8294 hex). */
+export const MIN_BLOB_BYTES = BLOB_OVERHEAD_BYTES + MIN_PLAINTEXT_BYTES;
+export const MAX_BLOB_BYTES = BLOB_OVERHEAD_BYTES + MAX_PLAINTEXT_BYTES;
+/** Largest key version a blob can name (u32). */
+export const MAX_KEY_VERSION = 0xffff_ffff;
+
+const OFFSET_FORMAT = 2;
+const OFFSET_KEY_ID = 3;
+const OFFSET_VERSION = OFFSET_KEY_ID + KEY_ID_BYTES;
+const OFFSET_IV = OFFSET_VERSION + 4;
+
+/** What the header names. */
+export interface BlobHeader {
+  /** The CMK's id, as a lowercase UUID string. */
+  keyId: string;
+  /** The CMK version, 0..2^32-1. */
+  version: number;
+  /** The GCM IV, 12 bytes. */
+  iv: Buffer;
+}
+
+export interface ParsedBlob extends BlobHeader {
+  /** The 35 header bytes, verbatim (part of the GCM additional data). */
+  header: Buffer;
+  /** ciphertext ‖ tag. */
+  sealed: Buffer;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
+
+/** The 16 bytes of a key id given as a UUID (any case). Error: KMS.0205 (invalid key ID). */
+export function keyIdToBytes(keyId: string): Buffer {
+  if (typeof keyId !== "string" || !UUID.test(keyId)) throw new KmsError("KMS.0205", "a key id is a UUID");
+  return Buffer.from(keyId.replace(/-/gu, ""), "hex");
+}
+
+/** The lowercase UUID text of 16 key-id bytes. */
+export function keyIdFromBytes(bytes: Uint8Array): string {
+  if (bytes.length !== KEY_ID_BYTES) throw new RangeError(`a key id is ${KEY_ID_BYTES} bytes`);
+  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function checkVersionNumber(version: number): void {
+  if (!Number.isInteger(version) || version < 0 || version > MAX_KEY_VERSION) {
+    throw new KmsError("KMS.0308", `key version must be an integer 0..${MAX_KEY_VERSION}`);
+  }
+}
+
+/** The 35 header bytes. Errors: KMS.0205 (key id), KMS.0308 (version, IV length). */
+export function encodeHeader(header: BlobHeader): Buffer {
+  checkVersionNumber(header.version);
+  if (!(header.iv instanceof Uint8Array) || header.iv.length !== GCM_IV_BYTES) throw new KmsError("KMS.0308", `the IV is ${GCM_IV_BYTES} bytes`);
+  const out = Buffer.allocUnsafe(HEADER_BYTES);
+  BLOB_MAGIC.copy(out, 0);
+  out[OFFSET_FORMAT] = BLOB_FORMAT_V1;
+  keyIdToBytes(header.keyId).copy(out, OFFSET_KEY_ID);
+  out.writeUInt32BE(header.version, OFFSET_VERSION);
+  out.set(header.iv, OFFSET_IV);
+  return out;
+}
+
+function invalid(detail: string): KmsError {
+  return new KmsError("KMS.2201", detail);
+}
+
+/**
+ * Reads a blob's structure without any key: checks type, length bounds, magic and format, and
+ * splits it. Never throws anything but KMS.2201. The returned Buffers view the caller's bytes.
+ */
+export function parseBlob(blob: unknown): ParsedBlob {
+  if (!(blob instanceof Uint8Array)) throw invalid("a ciphertext blob is bytes");
+  if (blob.length < MIN_BLOB_BYTES || blob.length > MAX_BLOB_BYTES) throw invalid(`blob of ${blob.length} bytes is outside ${MIN_BLOB_BYTES}..${MAX_BLOB_BYTES}`);
+  const bytes = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  if (bytes[0] !== BLOB_MAGIC[0] || bytes[1] !== BLOB_MAGIC[1]) throw invalid("bad magic");
+  if (bytes[OFFSET_FORMAT] !== BLOB_FORMAT_V1) throw invalid("unknown format");
+  return {
+    keyId: keyIdFromBytes(bytes.subarray(OFFSET_KEY_ID, OFFSET_VERSION)),
+    version: bytes.readUInt32BE(OFFSET_VERSION),
+    iv: bytes.subarray(OFFSET_IV, HEADER_BYTES),
+    header: bytes.subarray(0, HEADER_BYTES),
+    sealed: bytes.subarray(HEADER_BYTES),
+  };
+}
+
+/** Plaintext bytes a well-formed blob holds (its length less the 51 bytes of header and tag). */
+export function blobPlaintextLength(blob: Uint8Array): number {
+  return blob.length - BLOB_OVERHEAD_BYTES;
+}
+
+/** Which CMK version seals a blob. */
+export interface SealTarget {
+  /** The CMK's id (UUID). */
+  keyId: string;
+  /** The version number written into the header. */
+  version: number;
+  /** The version's wrapped key, for the backend. */
+  key: VersionRef;
+}
+
+/**
+ * Finds the version a blob names, for open(): the version's key, or undefined when it does not
+ * exist for this caller (unknown key, another project's key, a destroyed version) — all of which
+ * then fail with the same opaque KMS.2201. It may also throw its own KmsError (say, KMS.0209 for a
+ * disabled key) when the API reports that case distinctly.
+ */
+export type VersionResolver = (header: BlobHeader) => VersionRef | undefined;
+
+export interface OpenedBlob {
+  keyId: string;
+  version: number;
+  plaintext: Buffer;
+}
+
+export interface EnvelopeOptions {
+  /** IVs drawn from the token per C_GenerateRandom call (default 256; 1 draws one per seal). */
+  ivBatch?: number;
+}
+
+/**
+ * Seals and opens blobs through a backend. IVs come from the token's generator, drawn
+ * `ivBatch` at a time (one C_GenerateRandom of 12 × ivBatch bytes instead of one per message);
+ * each IV is used once. Random 96-bit IVs keep the GCM collision probability under 2^-32 for up to
+ * 2^32 messages per key version (NIST SP 800-38D §8.3): the service must rotate before a version
+ * has sealed that many.
+ */
+export class Envelope {
+  private readonly ivBatch: number;
+  private ivs: Buffer = Buffer.alloc(0);
+  private ivAt = 0;
+
+  constructor(private readonly backend: Pick<KmsBackend, "encrypt" | "decrypt" | "random">, options: EnvelopeOptions = {}) {
+    const batch = options.ivBatch ?? 256;
+    if (!Number.isInteger(batch) || batch < 1 || batch > 4096) throw new RangeError("ivBatch must be an integer 1..4096");
+    this.ivBatch = batch;
+  }
+
+  /**
+   * Encrypts `plaintext` (1..4096 bytes) under the target version and returns blob v1.
+   * Errors: KMS.2101 (plaintext length), KMS.0205/0308 (target), KMS.0208/0308 (context), the
+   * backend's token errors.
+   */
+  seal(target: SealTarget, purpose: CiphertextPurpose, plaintext: Uint8Array, bound?: BoundContext): Buffer {
+    if (!(plaintext instanceof Uint8Array) || plaintext.length < MIN_PLAINTEXT_BYTES || plaintext.length > MAX_PLAINTEXT_BYTES) {
+      throw new KmsError("KMS.2101", `plaintext must be ${MIN_PLAINTEXT_BYTES}..${MAX_PLAINTEXT_BYTES} bytes`);
+    }
+    const context = encodeBoundContext(purpose, bound);
+    const header = encodeHeader({ keyId: target.keyId, version: target.version, iv: this.nextIv() });
+    const sealed = this.backend.encrypt(target.key, header.subarray(OFFSET_IV), Buffer.concat([header, context]), plaintext);
+    return Buffer.concat([header, sealed]);
+  }
+
+  /**
+   * Decrypts a blob: validates the caller's context (KMS.0208/0308), parses the blob, asks
+   * `resolve` for the version it names, and opens it in the token. Every failure that the blob
+   * can cause — malformed, unknown or foreign key, wrong version, purpose or context, any changed
+   * bit — is the one opaque KMS.2201.
+   */
+  open(blob: Uint8Array, purpose: CiphertextPurpose, resolve: VersionResolver, bound?: BoundContext): OpenedBlob {
+    const context = encodeBoundContext(purpose, bound);
+    const parsed = parseBlob(blob);
+    const version = resolve({ keyId: parsed.keyId, version: parsed.version, iv: parsed.iv });
+    if (version === undefined) throw invalid("the blob names no version available to the caller");
+    const plaintext = this.backend.decrypt(version, parsed.iv, Buffer.concat([parsed.header, context]), parsed.sealed);
+    return { keyId: parsed.keyId, version: parsed.version, plaintext };
+  }
+
+  /** The next unused IV; refills from the token when the batch is spent. */
+  private nextIv(): Buffer {
+    if (this.ivAt >= this.ivs.length) {
+      this.ivs = this.backend.random(GCM_IV_BYTES * this.ivBatch);
+      this.ivAt = 0;
+    }
+    const iv = this.ivs.subarray(this.ivAt, this.ivAt + GCM_IV_BYTES);
+    this.ivAt += GCM_IV_BYTES;
+    return iv;
+  }
+}

@@ -1,0 +1,357 @@
+/**
+ * The SQLite store's reads, on a read-only connection of the calling thread. WAL lets it read the
+ * last committed state while the writer commits; each statement sees one consistent snapshot.
+ * Whole-log passes (verify, export) run in a read transaction on a connection of their own, so
+ * they see one snapshot from the first record to the last checkpoint without holding up the
+ * reads that serve requests.
+ */
+import type Database from "better-sqlite3";
+import { once } from "node:events";
+import { setImmediate as nextTurn } from "node:timers/promises";
+import { checkpointLine, headerLine, recordLine } from "../audit/export.js";
+import type { AuditMac } from "../audit/checkpoints.js";
+import { ChainVerifier, type AuditVerification, type VerifyOptions } from "../audit/verify.js";
+import { KmsError } from "../errors.js";
+import type {
+  AuditCheckpoint, AuditRecord, CredentialRecord, GrantRecord, KeyRecord, KeyRef, KeyVersionRecord, PrincipalRecord,
+  ProjectRecord, RoleRecord, TagRecord, UsageRecord,
+} from "../types.js";
+import {
+  auditFromRow, checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, keyFromRow, parseMarker,
+  principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type AuditRow, type CheckpointRow,
+  type CredentialRow, type GrantRow, type KeyRow, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
+} from "./rows.js";
+import type { AuditPage, AuditQuery, AuditSink, KeyForUse, KeyListRequest, Page, PageRequest } from "./store.js";
+
+const GRANT_COLUMNS = "g.*, k.project_id, k.key_id";
+
+export class SqliteReader {
+  readonly #db: Database.Database;
+  readonly #s;
+  readonly #auditQueries = new Map<string, Database.Statement>();
+
+  constructor(db: Database.Database) {
+    this.#db = db;
+    const prepare = (sql: string): Database.Statement => db.prepare(sql);
+    this.#s = {
+      key: prepare("SELECT * FROM keys WHERE project_id = ? AND key_id = ?"),
+      keyByAlias: prepare("SELECT * FROM keys WHERE project_id = ? AND alias = ?"),
+      keysPage: prepare("SELECT * FROM keys WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
+      keysPageByState: prepare("SELECT * FROM keys WHERE project_id = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?"),
+      countKeys: prepare("SELECT count(*) FROM keys WHERE project_id = ?").pluck(),
+      countKeysByState: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND state = ?").pluck(),
+      countCustom: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND default_key = 0").pluck(),
+      version: prepare("SELECT version, material, created_at FROM key_versions WHERE key_seq = ? AND version = ?"),
+      versions: prepare("SELECT version, material, created_at FROM key_versions WHERE key_seq = ? ORDER BY version"),
+      due: prepare("SELECT project_id, key_id, deletion_date FROM keys WHERE state = 4 AND deletion_date <= ? ORDER BY deletion_date, seq LIMIT ?"),
+      tags: prepare("SELECT tag_key, tag_value FROM tags WHERE key_seq = ? ORDER BY tag_key"),
+      countTags: prepare("SELECT count(*) FROM tags WHERE key_seq = ?").pluck(),
+      projectTags: prepare(`SELECT t.tag_key, t.tag_value FROM tags t JOIN keys k ON k.seq = t.key_seq
+        WHERE k.project_id = ? GROUP BY t.tag_key, t.tag_value ORDER BY t.tag_key, t.tag_value`),
+      grant: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.grant_id = ?`),
+      grantsPage: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.seq > ? ORDER BY g.seq LIMIT ?`),
+      countGrants: prepare("SELECT count(*) FROM grants WHERE key_seq = ?").pluck(),
+      retirablePage: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq
+        WHERE g.retiring_principal = ? AND k.project_id = ? AND g.seq > ? ORDER BY g.seq LIMIT ?`),
+      countRetirable: prepare(`SELECT count(*) FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.retiring_principal = ? AND k.project_id = ?`).pluck(),
+      grantsForGrantee: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq
+        WHERE g.key_seq = ? AND g.grantee_principal = ? ORDER BY g.seq`),
+      usage: prepare("SELECT action, count, last_used_at FROM key_usage WHERE key_seq = ? ORDER BY action"),
+      project: prepare("SELECT * FROM projects WHERE project_id = ?"),
+      projects: prepare("SELECT * FROM projects ORDER BY project_id"),
+      projectsOfDomain: prepare("SELECT * FROM projects WHERE domain_id = ? ORDER BY project_id"),
+      principal: prepare("SELECT * FROM principals WHERE principal_id = ?"),
+      credential: prepare("SELECT * FROM credentials WHERE access_key = ?"),
+      credentials: prepare("SELECT * FROM credentials WHERE principal_id = ? ORDER BY created_at, access_key"),
+      roles: prepare("SELECT * FROM roles WHERE principal_id = ? ORDER BY project_id, role"),
+      rolesInProject: prepare("SELECT * FROM roles WHERE principal_id = ? AND project_id = ? ORDER BY role"),
+    };
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+
+  // Keys --------------------------------------------------------------------------------------
+
+  #keyRow(projectId: string, keyId: string): KeyRow | undefined {
+    return this.#s.key.get(projectId, keyId) as KeyRow | undefined;
+  }
+
+  /** The key's row, or KMS.0207. */
+  #existingKey(projectId: string, keyId: string): KeyRow {
+    const row = this.#keyRow(projectId, keyId);
+    if (row === undefined) throw new KmsError("KMS.0207");
+    return row;
+  }
+
+  key(projectId: string, keyId: string): KeyRecord | undefined {
+    const row = this.#keyRow(projectId, keyId);
+    return row === undefined ? undefined : keyFromRow(row);
+  }
+
+  keyByAlias(projectId: string, alias: string): KeyRecord | undefined {
+    const row = this.#s.keyByAlias.get(projectId, alias) as KeyRow | undefined;
+    return row === undefined ? undefined : keyFromRow(row);
+  }
+
+  keyForUse(projectId: string, keyId: string, version?: number): KeyForUse | undefined {
+    const row = this.#keyRow(projectId, keyId);
+    if (row === undefined) return undefined;
+    const key = keyFromRow(row);
+    const versionRow = this.#s.version.get(row.seq, version ?? row.current_version) as VersionRow | undefined;
+    return { key, version: versionRow === undefined ? undefined : versionFromRow(key, versionRow) };
+  }
+
+  keys(projectId: string, request: KeyListRequest): Page<KeyRecord> {
+    const limit = checkLimit(request.limit);
+    const after = parseMarker(request.marker);
+    const rows = (request.state === undefined
+      ? this.#s.keysPage.all(projectId, after, limit + 1)
+      : this.#s.keysPageByState.all(projectId, request.state, after, limit + 1)) as KeyRow[];
+    const total = (request.state === undefined ? this.#s.countKeys.get(projectId) : this.#s.countKeysByState.get(projectId, request.state)) as number;
+    return page(rows, limit, total, (row) => row.seq, keyFromRow);
+  }
+
+  countKeys(projectId: string, customOnly: boolean): number {
+    return (customOnly ? this.#s.countCustom.get(projectId) : this.#s.countKeys.get(projectId)) as number;
+  }
+
+  version(projectId: string, keyId: string, version: number): KeyVersionRecord | undefined {
+    const row = this.#keyRow(projectId, keyId);
+    if (row === undefined) return undefined;
+    const versionRow = this.#s.version.get(row.seq, version) as VersionRow | undefined;
+    return versionRow === undefined ? undefined : versionFromRow({ projectId, keyId }, versionRow);
+  }
+
+  versions(projectId: string, keyId: string): KeyVersionRecord[] {
+    const row = this.#keyRow(projectId, keyId);
+    if (row === undefined) return [];
+    return (this.#s.versions.all(row.seq) as VersionRow[]).map((versionRow) => versionFromRow({ projectId, keyId }, versionRow));
+  }
+
+  dueForDeletion(now: number, limit: number): KeyRef[] {
+    const rows = this.#s.due.all(now, checkLimit(limit)) as Array<{ project_id: string; key_id: string; deletion_date: number }>;
+    return rows.map((row) => ({ projectId: row.project_id, keyId: row.key_id, deletionDate: row.deletion_date }));
+  }
+
+  // Tags, grants, usage -----------------------------------------------------------------------
+
+  tags(projectId: string, keyId: string): TagRecord[] {
+    const row = this.#existingKey(projectId, keyId);
+    return (this.#s.tags.all(row.seq) as TagRow[]).map((tag) => tagFromRow({ projectId, keyId }, tag));
+  }
+
+  countTags(projectId: string, keyId: string): number {
+    return this.#s.countTags.get(this.#existingKey(projectId, keyId).seq) as number;
+  }
+
+  projectTags(projectId: string): Array<{ key: string; values: string[] }> {
+    const result: Array<{ key: string; values: string[] }> = [];
+    for (const row of this.#s.projectTags.all(projectId) as TagRow[]) {
+      const last = result.at(-1);
+      if (last?.key === row.tag_key) last.values.push(row.tag_value);
+      else result.push({ key: row.tag_key, values: [row.tag_value] });
+    }
+    return result;
+  }
+
+  grant(projectId: string, keyId: string, grantId: string): GrantRecord | undefined {
+    const row = this.#keyRow(projectId, keyId);
+    if (row === undefined) return undefined;
+    const grant = this.#s.grant.get(row.seq, grantId) as GrantRow | undefined;
+    return grant === undefined ? undefined : grantFromRow(grant);
+  }
+
+  grants(projectId: string, keyId: string, request: PageRequest): Page<GrantRecord> {
+    const limit = checkLimit(request.limit);
+    const after = parseMarker(request.marker);
+    const key = this.#existingKey(projectId, keyId);
+    const rows = this.#s.grantsPage.all(key.seq, after, limit + 1) as GrantRow[];
+    return page(rows, limit, this.#s.countGrants.get(key.seq) as number, (row) => row.seq, grantFromRow);
+  }
+
+  retirableGrants(projectId: string, retiringPrincipal: string, request: PageRequest): Page<GrantRecord> {
+    const limit = checkLimit(request.limit);
+    const after = parseMarker(request.marker);
+    const rows = this.#s.retirablePage.all(retiringPrincipal, projectId, after, limit + 1) as GrantRow[];
+    return page(rows, limit, this.#s.countRetirable.get(retiringPrincipal, projectId) as number, (row) => row.seq, grantFromRow);
+  }
+
+  grantsForGrantee(projectId: string, keyId: string, granteePrincipal: string): GrantRecord[] {
+    const row = this.#keyRow(projectId, keyId);
+    if (row === undefined) return [];
+    return (this.#s.grantsForGrantee.all(row.seq, granteePrincipal) as GrantRow[]).map(grantFromRow);
+  }
+
+  countGrants(projectId: string, keyId: string): number {
+    return this.#s.countGrants.get(this.#existingKey(projectId, keyId).seq) as number;
+  }
+
+  /** Written usage counters of the key; undefined when the key does not exist. */
+  usage(projectId: string, keyId: string): UsageRecord[] | undefined {
+    const row = this.#keyRow(projectId, keyId);
+    if (row === undefined) return undefined;
+    const rows = this.#s.usage.all(row.seq) as Array<{ action: string; count: number; last_used_at: number }>;
+    return rows.map((usage) => ({ projectId, keyId, action: usage.action, count: usage.count, lastUsedAt: usage.last_used_at }));
+  }
+
+  // Projects, principals ----------------------------------------------------------------------
+
+  project(projectId: string): ProjectRecord | undefined {
+    const row = this.#s.project.get(projectId) as ProjectRow | undefined;
+    return row === undefined ? undefined : projectFromRow(row);
+  }
+
+  projects(domainId?: string): ProjectRecord[] {
+    const rows = (domainId === undefined ? this.#s.projects.all() : this.#s.projectsOfDomain.all(domainId)) as ProjectRow[];
+    return rows.map(projectFromRow);
+  }
+
+  principal(principalId: string): PrincipalRecord | undefined {
+    const row = this.#s.principal.get(principalId) as PrincipalRow | undefined;
+    return row === undefined ? undefined : principalFromRow(row);
+  }
+
+  credential(accessKey: string): CredentialRecord | undefined {
+    const row = this.#s.credential.get(accessKey) as CredentialRow | undefined;
+    return row === undefined ? undefined : credentialFromRow(row);
+  }
+
+  credentials(principalId: string): CredentialRecord[] {
+    return (this.#s.credentials.all(principalId) as CredentialRow[]).map(credentialFromRow);
+  }
+
+  roles(principalId: string, projectId?: string): RoleRecord[] {
+    const rows = (projectId === undefined ? this.#s.roles.all(principalId) : this.#s.rolesInProject.all(principalId, projectId)) as RoleRow[];
+    return rows.map(roleFromRow);
+  }
+
+  // Audit -------------------------------------------------------------------------------------
+
+  auditQuery(filter: AuditQuery): AuditPage {
+    const limit = filter.limit === undefined ? 100 : checkLimit(filter.limit);
+    const { sql, values } = auditWhere(filter);
+    let statement = this.#auditQueries.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(`SELECT * FROM audit_log WHERE ${sql} ORDER BY seq LIMIT ?`);
+      this.#auditQueries.set(sql, statement);
+    }
+    const rows = statement.all(...values, limit + 1) as AuditRow[];
+    const records = rows.slice(0, limit).map(auditFromRow);
+    return { records, nextSeq: rows.length > limit ? records.at(-1)!.seq : null };
+  }
+
+  /** Audit records after `afterSeq` in seq order (the open-time checks). */
+  auditAfter(afterSeq: number): IterableIterator<AuditRecord> {
+    return mapRows(this.#db.prepare("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq").iterate(afterSeq) as IterableIterator<AuditRow>);
+  }
+
+  auditRecord(seq: number): AuditRecord | undefined {
+    const row = this.#db.prepare("SELECT * FROM audit_log WHERE seq = ?").get(seq) as AuditRow | undefined;
+    return row === undefined ? undefined : auditFromRow(row);
+  }
+
+  checkpoints(): AuditCheckpoint[] {
+    return (this.#db.prepare("SELECT * FROM audit_checkpoints ORDER BY idx").all() as CheckpointRow[]).map(checkpointFromRow);
+  }
+}
+
+function* mapRows(rows: IterableIterator<AuditRow>): Generator<AuditRecord> {
+  for (const row of rows) yield auditFromRow(row);
+}
+
+function page<Row, T>(rows: Row[], limit: number, total: number, seqOf: (row: Row) => number, map: (row: Row) => T): Page<T> {
+  const truncated = rows.length > limit;
+  const kept = truncated ? rows.slice(0, limit) : rows;
+  return { items: kept.map(map), nextMarker: truncated ? String(seqOf(kept.at(-1)!)) : null, truncated, total };
+}
+
+/** WHERE clause for an audit filter: the SQL shape (a cache key) and its values. */
+function auditWhere(filter: Omit<AuditQuery, "limit">): { sql: string; values: Array<string | number> } {
+  const terms: string[] = [];
+  const values: Array<string | number> = [];
+  const add = (term: string, value: string | number | undefined): void => {
+    if (value === undefined) return;
+    terms.push(term);
+    values.push(value);
+  };
+  add("project_id = ?", filter.projectId);
+  add("key_id = ?", filter.keyId);
+  add("action = ?", filter.action);
+  add("outcome = ?", filter.outcome);
+  add("time >= ?", filter.from);
+  add("time < ?", filter.to);
+  add("seq > ?", filter.afterSeq ?? 0);
+  return { sql: terms.join(" AND "), values };
+}
+
+const CHUNK = 4096;
+
+/**
+ * Runs `pass` over one snapshot of the audit log on `db` (a connection for this pass alone): the
+ * checkpoints, then the records in seq order, read in chunks with a turn of the event loop between
+ * them so a long log does not stall the process.
+ */
+async function withAuditSnapshot<T>(
+  db: Database.Database,
+  filter: Omit<AuditQuery, "limit" | "afterSeq"> | undefined,
+  pass: (checkpoints: AuditCheckpoint[], records: () => AsyncGenerator<AuditRecord[]>) => Promise<T>,
+): Promise<T> {
+  db.exec("BEGIN");
+  try {
+    const checkpoints = (db.prepare("SELECT * FROM audit_checkpoints ORDER BY idx").all() as CheckpointRow[]).map(checkpointFromRow);
+    const { sql, values } = auditWhere({ ...filter, afterSeq: 0 });
+    const statement = db.prepare(`SELECT * FROM audit_log WHERE ${sql} ORDER BY seq LIMIT ${CHUNK}`);
+    async function* chunks(): AsyncGenerator<AuditRecord[]> {
+      let after = 0;
+      for (;;) {
+        const rows = statement.all(...values.slice(0, -1), after) as AuditRow[];
+        if (rows.length === 0) return;
+        after = rows.at(-1)!.seq;
+        yield rows.map(auditFromRow);
+        if (rows.length < CHUNK) return;
+        await nextTurn();
+      }
+    }
+    return await pass(checkpoints, chunks);
+  } finally {
+    if (db.inTransaction) db.exec("COMMIT");
+  }
+}
+
+/** Verifies the whole audit log in `db` (see audit/verify.ts). */
+export async function verifyAuditLog(db: Database.Database, logId: Buffer, mac: AuditMac, options: VerifyOptions = {}): Promise<AuditVerification> {
+  return withAuditSnapshot(db, undefined, async (checkpoints, chunks) => {
+    const verifier = new ChainVerifier(logId, mac, checkpoints, options);
+    outer: for await (const chunk of chunks()) {
+      for (const record of chunk) if (!verifier.push(record)) break outer;
+    }
+    return verifier.finish();
+  });
+}
+
+/** Writes the audit log in `db` as JSON lines (audit/export.ts); returns the number of records. */
+export async function exportAuditLog(db: Database.Database, logId: Buffer, sink: AuditSink, filter?: Omit<AuditQuery, "afterSeq" | "limit">): Promise<number> {
+  const complete = filter === undefined || Object.values(filter).every((value) => value === undefined);
+  const write = lineWriter(sink);
+  return withAuditSnapshot(db, complete ? undefined : filter, async (checkpoints, chunks) => {
+    await write(headerLine(logId, complete));
+    if (complete) for (const checkpoint of checkpoints) await write(checkpointLine(checkpoint));
+    let count = 0;
+    for await (const chunk of chunks()) {
+      for (const record of chunk) {
+        await write(recordLine(record));
+        count++;
+      }
+    }
+    return count;
+  });
+}
+
+function lineWriter(sink: AuditSink): (line: string) => Promise<void> {
+  if (typeof sink === "function") return async (line) => sink(line);
+  return async (line) => {
+    if (!sink.write(line + "\n")) await once(sink, "drain");
+  };
+}

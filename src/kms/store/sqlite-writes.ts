@@ -1,0 +1,640 @@
+/**
+ * The SQLite writer: runs a batch of writes as one transaction. It owns the write connection and
+ * the audit chain's head, and runs either on its own thread (writer-worker.ts, the default) or on
+ * the caller's (inline). Writes arrive as plain data (WriteOp), never as closures, so they can
+ * cross the thread boundary — and so each is exactly one of the operations the store interface
+ * names.
+ *
+ * A batch: BEGIN IMMEDIATE; each write inside its own SAVEPOINT, so one write refused by the data
+ * (a KmsError) is rolled back alone while the others stand; the audit record of an atomic write is
+ * appended inside the same savepoint on success, or after its rollback with outcome "failure";
+ * COMMIT. If the transaction as a whole fails (an I/O error, a full disk — SQLite then rolls it
+ * back itself — or COMMIT failing), every write in it fails and the chain head returns to where the
+ * batch began, so the next batch chains from the last committed record.
+ */
+import Database from "better-sqlite3";
+import { performance } from "node:perf_hooks";
+import { chainHash, genesisHash, LOG_ID_LENGTH, type ChainHead } from "../audit/chain.js";
+import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../errors.js";
+import type {
+  AuditCheckpoint, AuditOutcome, AuditRecord, CredentialStatus, GrantRecord, KeyPatch, KeyRecord, KeyState,
+  KeyVersionRecord, NewCredential, NewGrant, NewKey, NewKeyVersion, NewPrincipal, NewProject, Role, TagRecord,
+} from "../types.js";
+import { StoreError, type StoreErrorCode } from "./errors.js";
+import { migrate, MIGRATIONS, type Migration, type MigrationReport } from "./migrations.js";
+import {
+  asBuffer, checkpointFromRow, credentialFromRow, grantFromRow, keyFromRow, principalFromRow, projectFromRow,
+  roleFromRow, tagFromRow, type CheckpointRow, type CredentialRow, type GrantRow, type KeyRow, type PrincipalRow,
+  type ProjectRow, type RoleRow, type TagRow,
+} from "./rows.js";
+import type { KeyGuard } from "./store.js";
+
+/** An audit record before the writer gives it a seq and a chain value. */
+export interface AuditDraft {
+  time: number;
+  requestId: string;
+  projectId: string | null;
+  principalId: string | null;
+  source: string;
+  action: string;
+  keyId: string | null;
+  detail: string | null;
+}
+
+export interface OutcomeDraft extends AuditDraft {
+  outcome: AuditOutcome;
+  errorCode: string | null;
+}
+
+/** Usage counts accumulated for one (key, action). */
+export interface UsageDelta {
+  projectId: string;
+  keyId: string;
+  action: string;
+  count: number;
+  lastUsedAt: number;
+}
+
+type Audited = { audit: AuditDraft | null };
+type Keyed = { projectId: string; keyId: string; guard: KeyGuard | null } & Audited;
+
+/** Every write the store makes. `now` is the time the store took the request. */
+export type WriteOp =
+  | { op: "noop" }
+  | ({ op: "project.create"; project: NewProject; now: number } & Audited)
+  | ({ op: "key.create"; key: NewKey; version: NewKeyVersion | null; maxCustomKeys: number | null; existingAlias: "fail" | "return"; now: number } & Audited)
+  | ({ op: "key.update"; patch: KeyPatch; now: number } & Keyed)
+  | ({ op: "key.addVersion"; version: NewKeyVersion; now: number } & Keyed)
+  | ({ op: "key.destroy" } & Keyed)
+  | ({ op: "tags.put"; tags: Array<{ key: string; value: string }>; maxTags: number } & Keyed)
+  | ({ op: "tags.delete"; tagKeys: string[] } & Keyed)
+  | ({ op: "grant.create"; grant: NewGrant & { grantId: string }; maxGrants: number; now: number } & Keyed)
+  | ({ op: "grant.delete"; grantId: string } & Keyed)
+  | ({ op: "principal.create"; principal: NewPrincipal; now: number } & Audited)
+  | ({ op: "principal.update"; principalId: string; patch: { name?: string; disabled?: boolean } } & Audited)
+  | ({ op: "credential.create"; credential: NewCredential; now: number } & Audited)
+  | ({ op: "credential.update"; accessKey: string; patch: { status?: CredentialStatus; expiresAt?: number | null; description?: string } } & Audited)
+  | ({ op: "credential.delete"; accessKey: string } & Audited)
+  | ({ op: "role.add"; principalId: string; projectId: string; role: Role; now: number } & Audited)
+  | ({ op: "role.remove"; principalId: string; projectId: string; role: Role } & Audited)
+  | { op: "audit.append"; record: OutcomeDraft }
+  | { op: "audit.checkpoint"; checkpoint: AuditCheckpoint }
+  | { op: "usage.flush"; entries: UsageDelta[]; throughSeq: number };
+
+/** An error as plain data, to cross the thread boundary and be rebuilt as the same class. */
+export type SerializedError =
+  | { kind: "kms"; code: KmsErrorCode; detail: string | null }
+  | { kind: "store"; code: StoreErrorCode; message: string }
+  | { kind: "error"; name: string; message: string; code: string | null };
+
+export type OpResult =
+  | { ok: true; value: unknown; audit: AuditRecord | null }
+  | { ok: false; error: SerializedError; audit: AuditRecord | null };
+
+export type BatchResult =
+  | { ok: true; results: OpResult[]; ms: number }
+  | { ok: false; error: SerializedError; ms: number };
+
+/** What the writer found on open. */
+export interface WriterState {
+  logId: Buffer;
+  head: ChainHead;
+  lastCheckpoint: AuditCheckpoint | null;
+  /** Usage counters include the audit records up to this seq. */
+  usageSeq: number;
+  migration: MigrationReport;
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof KmsError) return { kind: "kms", code: error.code, detail: error.detail ?? null };
+  if (error instanceof StoreError) return { kind: "store", code: error.code, message: error.message };
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { kind: "error", name: error.name, message: error.message, code: typeof code === "string" ? code : null };
+  }
+  return { kind: "error", name: "Error", message: String(error), code: null };
+}
+
+export function reviveError(error: SerializedError): Error {
+  switch (error.kind) {
+    case "kms":
+      return new KmsError(error.code, error.detail ?? undefined);
+    case "store":
+      return new StoreError(error.code, error.message);
+    default: {
+      const revived = error.name === "TypeError" ? new TypeError(error.message) : error.name === "RangeError" ? new RangeError(error.message) : new Error(error.message);
+      if (error.name !== revived.name) Object.defineProperty(revived, "name", { value: error.name });
+      if (error.code !== null) Object.assign(revived, { code: error.code });
+      return revived;
+    }
+  }
+}
+
+/**
+ * Opens the database file with the store's settings: WAL, synchronous=FULL (a commit is on disk
+ * when COMMIT returns), foreign keys, secure_delete (deleted rows are overwritten, not left in free
+ * pages), and a busy timeout for the rare moments a reader meets a checkpoint.
+ */
+export function openDatabase(path: string, options: { readonly?: boolean } = {}): Database.Database {
+  const db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
+  try {
+    db.pragma("busy_timeout = 5000");
+    if (options.readonly === true) {
+      db.pragma("query_only = ON");
+    } else {
+      const mode = db.pragma("journal_mode = WAL", { simple: true });
+      if (mode !== "wal") throw new StoreError("ERR_KMS_STORE_FOREIGN", `${path} cannot use write-ahead logging (journal_mode is ${String(mode)})`);
+      db.pragma("synchronous = FULL");
+      db.pragma("foreign_keys = ON");
+      db.pragma("secure_delete = ON");
+    }
+    return db;
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}
+
+const guardCode = (code: string): KmsErrorCode => {
+  if (!Object.hasOwn(KMS_ERRORS, code)) throw new TypeError(`guard code ${code} is not a KMS error code`);
+  return code as KmsErrorCode;
+};
+
+function checkGuard(row: KeyRow, guard: KeyGuard | null): void {
+  if (guard === null) return;
+  if (row.default_key === 1 && guard.defaultKey !== undefined) throw new KmsError(guardCode(guard.defaultKey), "guard: default key");
+  const code = guard.states?.[row.state as KeyState];
+  if (code !== undefined) throw new KmsError(guardCode(code), `guard: key state ${row.state}`);
+}
+
+/** Thrown inside a batch when SQLite has already rolled the whole transaction back. */
+class TransactionLost extends Error {
+  constructor(readonly original: unknown) {
+    super("the transaction was rolled back by SQLite");
+  }
+}
+
+const bool = (value: boolean): number => (value ? 1 : 0);
+
+export class WriteExecutor {
+  readonly #db: Database.Database;
+  #head: ChainHead;
+  #lastCheckpoint: AuditCheckpoint | null;
+  readonly #state: WriterState;
+  readonly #s;
+
+  constructor(db: Database.Database, migrations: readonly Migration[] = MIGRATIONS) {
+    this.#db = db;
+    const migration = migrate(db, migrations);
+    const prepare = (sql: string): Database.Statement => db.prepare(sql);
+    this.#s = {
+      begin: prepare("BEGIN IMMEDIATE"),
+      commit: prepare("COMMIT"),
+      rollback: prepare("ROLLBACK"),
+      savepoint: prepare("SAVEPOINT op"),
+      release: prepare("RELEASE op"),
+      rollbackTo: prepare("ROLLBACK TO op"),
+      meta: prepare("SELECT value FROM meta WHERE name = ?").pluck(),
+      setMeta: prepare("UPDATE meta SET value = ? WHERE name = ?"),
+      lastAudit: prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
+      auditHash: prepare("SELECT hash FROM audit_log WHERE seq = ?").pluck(),
+      lastCheckpoint: prepare("SELECT * FROM audit_checkpoints ORDER BY idx DESC LIMIT 1"),
+      insertAudit: prepare(`INSERT INTO audit_log (seq, time, request_id, project_id, principal_id, source, action, key_id, outcome, error_code, detail, hash)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertCheckpoint: prepare("INSERT INTO audit_checkpoints (idx, seq, hash, time, reason, mac) VALUES (?, ?, ?, ?, ?, ?)"),
+      key: prepare("SELECT * FROM keys WHERE project_id = ? AND key_id = ?"),
+      keyBySeq: prepare("SELECT * FROM keys WHERE seq = ?"),
+      aliasTaken: prepare("SELECT * FROM keys WHERE project_id = ? AND alias = ?"),
+      countCustom: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND default_key = 0").pluck(),
+      insertKey: prepare(`INSERT INTO keys (project_id, key_id, domain_id, alias, description, key_spec, key_usage, origin, state, default_key,
+          created_at, updated_at, deletion_date, rotation_enabled, rotation_interval_days, last_rotated_at, rotation_count, current_version, revision)
+        VALUES (@project_id, @key_id, @domain_id, @alias, @description, @key_spec, @key_usage, @origin, @state, @default_key,
+          @created_at, @updated_at, @deletion_date, @rotation_enabled, @rotation_interval_days, @last_rotated_at, @rotation_count, @current_version, @revision)`),
+      updateKey: prepare(`UPDATE keys SET alias = @alias, description = @description, state = @state, updated_at = @updated_at,
+          deletion_date = @deletion_date, rotation_enabled = @rotation_enabled, rotation_interval_days = @rotation_interval_days,
+          last_rotated_at = @last_rotated_at, rotation_count = @rotation_count, current_version = @current_version, revision = @revision
+        WHERE seq = @seq`),
+      deleteKey: prepare("DELETE FROM keys WHERE seq = ?"),
+      insertVersion: prepare("INSERT INTO key_versions (key_seq, version, material, created_at) VALUES (?, ?, ?, ?)"),
+      upsertTag: prepare(`INSERT INTO tags (key_seq, tag_key, tag_value) VALUES (?, ?, ?)
+        ON CONFLICT (key_seq, tag_key) DO UPDATE SET tag_value = excluded.tag_value`),
+      deleteTag: prepare("DELETE FROM tags WHERE key_seq = ? AND tag_key = ?"),
+      countTags: prepare("SELECT count(*) FROM tags WHERE key_seq = ?").pluck(),
+      tags: prepare("SELECT tag_key, tag_value FROM tags WHERE key_seq = ? ORDER BY tag_key"),
+      countGrants: prepare("SELECT count(*) FROM grants WHERE key_seq = ?").pluck(),
+      insertGrant: prepare(`INSERT INTO grants (grant_id, key_seq, name, grantee_principal, grantee_type, operations, retiring_principal, creator, created_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      grant: prepare(`SELECT g.*, k.project_id, k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.grant_id = ?`),
+      deleteGrant: prepare("DELETE FROM grants WHERE grant_id = ?"),
+      project: prepare("SELECT * FROM projects WHERE project_id = ?"),
+      insertProject: prepare("INSERT INTO projects (project_id, domain_id, name, created_at) VALUES (?, ?, ?, ?)"),
+      principal: prepare("SELECT * FROM principals WHERE principal_id = ?"),
+      insertPrincipal: prepare("INSERT INTO principals (principal_id, domain_id, name, disabled, created_at) VALUES (?, ?, ?, ?, ?)"),
+      updatePrincipal: prepare("UPDATE principals SET name = ?, disabled = ? WHERE principal_id = ?"),
+      credential: prepare("SELECT * FROM credentials WHERE access_key = ?"),
+      insertCredential: prepare(`INSERT INTO credentials (access_key, principal_id, sealer, secret, status, created_at, expires_at, description)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`),
+      updateCredential: prepare("UPDATE credentials SET status = ?, expires_at = ?, description = ? WHERE access_key = ?"),
+      deleteCredential: prepare("DELETE FROM credentials WHERE access_key = ?"),
+      role: prepare("SELECT * FROM roles WHERE principal_id = ? AND project_id = ? AND role = ?"),
+      insertRole: prepare("INSERT INTO roles (principal_id, project_id, role, created_at) VALUES (?, ?, ?, ?)"),
+      deleteRole: prepare("DELETE FROM roles WHERE principal_id = ? AND project_id = ? AND role = ?"),
+      upsertUsage: prepare(`INSERT INTO key_usage (key_seq, action, count, last_used_at)
+          SELECT seq, ?, ?, ? FROM keys WHERE project_id = ? AND key_id = ?
+        ON CONFLICT (key_seq, action) DO UPDATE SET count = count + excluded.count, last_used_at = max(last_used_at, excluded.last_used_at)`),
+    };
+    const logId = asBuffer(this.#s.meta.get("log_id") as Uint8Array);
+    if (logId.length !== LOG_ID_LENGTH) throw new StoreError("ERR_KMS_STORE_FOREIGN", `${db.name}: the audit log id is damaged`);
+    const last = this.#s.lastAudit.get() as { seq: number; hash: Buffer } | undefined;
+    this.#head = last === undefined ? { seq: 0, hash: genesisHash(logId) } : { seq: last.seq, hash: last.hash };
+    const checkpoint = this.#s.lastCheckpoint.get() as CheckpointRow | undefined;
+    this.#lastCheckpoint = checkpoint === undefined ? null : checkpointFromRow(checkpoint);
+    this.#state = { logId, head: this.#head, lastCheckpoint: this.#lastCheckpoint, usageSeq: Number(this.#s.meta.get("usage_seq")), migration };
+  }
+
+  /** What the writer found on open. */
+  get state(): WriterState {
+    return this.#state;
+  }
+
+  /** Runs `ops` as one transaction; see the file comment. Never throws. */
+  runBatch(ops: readonly WriteOp[]): BatchResult {
+    const started = performance.now();
+    const head = this.#head;
+    const checkpoint = this.#lastCheckpoint;
+    const fail = (error: unknown): BatchResult => {
+      if (this.#db.inTransaction) {
+        try {
+          this.#s.rollback.run();
+        } catch {
+          /* the connection will report the next problem itself */
+        }
+      }
+      this.#head = head;
+      this.#lastCheckpoint = checkpoint;
+      const original = error instanceof TransactionLost ? error.original : error;
+      return { ok: false, error: serializeError(original), ms: performance.now() - started };
+    };
+    let truncateLog = false;
+    const results: OpResult[] = [];
+    try {
+      this.#s.begin.run();
+      for (const op of ops) {
+        results.push(this.#run(op));
+        if (op.op === "key.destroy") truncateLog = true;
+      }
+      this.#s.commit.run();
+    } catch (error) {
+      return fail(error);
+    }
+    if (truncateLog) {
+      // The destroyed versions' pages are zeroed in the database (secure_delete); move that into
+      // the file now and empty the write-ahead log, whose older frames may still hold the material.
+      try {
+        this.#db.pragma("wal_checkpoint(TRUNCATE)");
+      } catch {
+        /* busy readers: the next automatic checkpoint completes it */
+      }
+    }
+    return { ok: true, results, ms: performance.now() - started };
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+
+  #run(op: WriteOp): OpResult {
+    switch (op.op) {
+      case "noop":
+        return { ok: true, value: null, audit: null };
+      case "audit.append":
+        return this.#plain(() => {
+          const record = this.#append(op.record, op.record.outcome, op.record.errorCode);
+          return { value: record, audit: record };
+        });
+      case "audit.checkpoint":
+        return this.#plain(() => ({ value: this.#checkpoint(op.checkpoint), audit: null }));
+      case "usage.flush":
+        return this.#atomic(null, () => this.#usage(op.entries, op.throughSeq));
+      case "project.create":
+        return this.#atomic(op.audit, () => this.#createProject(op.project, op.now));
+      case "key.create":
+        return this.#createKey(op);
+      case "key.update":
+        return this.#atomic(op.audit, () => this.#updateKey(this.#key(op), op.patch, op.now));
+      case "key.addVersion":
+        return this.#atomic(op.audit, () => this.#addVersion(this.#key(op), op.version, op.now));
+      case "key.destroy":
+        return this.#atomic(op.audit, () => {
+          const row = this.#key(op);
+          this.#s.deleteKey.run(row.seq);
+          return keyFromRow(row);
+        });
+      case "tags.put":
+        return this.#atomic(op.audit, () => this.#putTags(this.#key(op), op.tags, op.maxTags));
+      case "tags.delete":
+        return this.#atomic(op.audit, () => {
+          const row = this.#key(op);
+          let deleted = 0;
+          for (const tagKey of op.tagKeys) deleted += this.#s.deleteTag.run(row.seq, tagKey).changes;
+          return deleted;
+        });
+      case "grant.create":
+        return this.#atomic(op.audit, () => this.#createGrant(this.#key(op), op.grant, op.maxGrants, op.now));
+      case "grant.delete":
+        return this.#atomic(op.audit, () => {
+          const row = this.#key(op);
+          const grant = this.#s.grant.get(row.seq, op.grantId) as GrantRow | undefined;
+          if (grant === undefined) throw new KmsError("KMS.2501", "no such grant on this key");
+          this.#s.deleteGrant.run(op.grantId);
+          return grantFromRow(grant);
+        });
+      case "principal.create":
+        return this.#atomic(op.audit, () => this.#createPrincipal(op.principal, op.now));
+      case "principal.update":
+        return this.#atomic(op.audit, () => {
+          const row = this.#s.principal.get(op.principalId) as PrincipalRow | undefined;
+          if (row === undefined) throw new KmsError("KMS.0308", "no such principal");
+          const next = { ...row, name: op.patch.name ?? row.name, disabled: op.patch.disabled === undefined ? row.disabled : bool(op.patch.disabled) };
+          this.#s.updatePrincipal.run(next.name, next.disabled, next.principal_id);
+          return principalFromRow(next);
+        });
+      case "credential.create":
+        return this.#atomic(op.audit, () => this.#createCredential(op.credential, op.now));
+      case "credential.update":
+        return this.#atomic(op.audit, () => {
+          const row = this.#s.credential.get(op.accessKey) as CredentialRow | undefined;
+          if (row === undefined) throw new KmsError("KMS.0308", "no such credential");
+          const next: CredentialRow = {
+            ...row,
+            status: op.patch.status ?? row.status,
+            expires_at: op.patch.expiresAt === undefined ? row.expires_at : op.patch.expiresAt,
+            description: op.patch.description ?? row.description,
+          };
+          this.#s.updateCredential.run(next.status, next.expires_at, next.description, next.access_key);
+          return credentialFromRow(next);
+        });
+      case "credential.delete":
+        return this.#atomic(op.audit, () => this.#s.deleteCredential.run(op.accessKey).changes > 0);
+      case "role.add":
+        return this.#atomic(op.audit, () => {
+          if (this.#s.principal.get(op.principalId) === undefined) throw new KmsError("KMS.0308", "no such principal");
+          const existing = this.#s.role.get(op.principalId, op.projectId, op.role) as RoleRow | undefined;
+          if (existing !== undefined) return roleFromRow(existing);
+          const row: RoleRow = { principal_id: op.principalId, project_id: op.projectId, role: op.role, created_at: op.now };
+          this.#s.insertRole.run(row.principal_id, row.project_id, row.role, row.created_at);
+          return roleFromRow(row);
+        });
+      case "role.remove":
+        return this.#atomic(op.audit, () => this.#s.deleteRole.run(op.principalId, op.projectId, op.role).changes > 0);
+      default: {
+        const unknown: never = op;
+        return { ok: false, error: serializeError(new TypeError(`unknown write ${JSON.stringify(unknown)}`)), audit: null };
+      }
+    }
+  }
+
+  /** A write with no savepoint (a single INSERT either happens or not). */
+  #plain(fn: () => { value: unknown; audit: AuditRecord | null }): OpResult {
+    const head = this.#head;
+    try {
+      const { value, audit } = fn();
+      return { ok: true, value, audit };
+    } catch (error) {
+      this.#head = head;
+      if (!this.#db.inTransaction) throw new TransactionLost(error);
+      return { ok: false, error: serializeError(error), audit: null };
+    }
+  }
+
+  /** A write inside a savepoint, with its audit record (success inside, failure after a rollback). */
+  #atomic(audit: AuditDraft | null, fn: () => unknown): OpResult {
+    const head = this.#head;
+    this.#s.savepoint.run();
+    try {
+      const value = fn();
+      const record = audit === null ? null : this.#append(audit, "success", null);
+      this.#s.release.run();
+      return { ok: true, value, audit: record };
+    } catch (error) {
+      this.#head = head;
+      if (!this.#db.inTransaction) throw new TransactionLost(error);
+      this.#s.rollbackTo.run();
+      this.#s.release.run();
+      let record: AuditRecord | null = null;
+      if (audit !== null) {
+        try {
+          record = this.#append(audit, "failure", error instanceof KmsError ? error.code : "KMS.0101");
+        } catch (appendError) {
+          this.#head = head;
+          if (!this.#db.inTransaction) throw new TransactionLost(appendError);
+        }
+      }
+      return { ok: false, error: serializeError(error), audit: record };
+    }
+  }
+
+  #append(draft: AuditDraft, outcome: AuditOutcome, errorCode: string | null): AuditRecord {
+    const fields = {
+      seq: this.#head.seq + 1,
+      time: draft.time,
+      requestId: draft.requestId,
+      projectId: draft.projectId,
+      principalId: draft.principalId,
+      source: draft.source,
+      action: draft.action,
+      keyId: draft.keyId,
+      outcome,
+      errorCode,
+      detail: draft.detail,
+    };
+    const hash = chainHash(this.#head.hash, fields);
+    this.#s.insertAudit.run(
+      fields.seq, fields.time, fields.requestId, fields.projectId, fields.principalId, fields.source, fields.action,
+      fields.keyId, fields.outcome, fields.errorCode, fields.detail, hash,
+    );
+    this.#head = { seq: fields.seq, hash };
+    return { ...fields, hash };
+  }
+
+  #checkpoint(checkpoint: AuditCheckpoint): AuditCheckpoint {
+    const expected = (this.#lastCheckpoint?.index ?? 0) + 1;
+    if (checkpoint.index !== expected) throw new StoreError("ERR_KMS_STORE_WRITE_FAILED", `checkpoint ${checkpoint.index} out of turn (next is ${expected})`);
+    const hash = asBuffer(checkpoint.hash);
+    const stored = this.#s.auditHash.get(checkpoint.seq) as Buffer | undefined;
+    if (stored === undefined || !stored.equals(hash)) {
+      throw new StoreError("ERR_KMS_STORE_WRITE_FAILED", `checkpoint ${checkpoint.index}: record ${checkpoint.seq} is not in the log with that chain value`);
+    }
+    const record: AuditCheckpoint = { ...checkpoint, hash, mac: asBuffer(checkpoint.mac) };
+    this.#s.insertCheckpoint.run(record.index, record.seq, record.hash, record.time, record.reason, record.mac);
+    this.#lastCheckpoint = record;
+    return record;
+  }
+
+  #usage(entries: readonly UsageDelta[], throughSeq: number): number {
+    for (const entry of entries) this.#s.upsertUsage.run(entry.action, entry.count, entry.lastUsedAt, entry.projectId, entry.keyId);
+    this.#s.setMeta.run(throughSeq, "usage_seq");
+    return throughSeq;
+  }
+
+  /** The key named by the op, or KMS.0207; checks the op's guard. */
+  #key(op: { projectId: string; keyId: string; guard: KeyGuard | null }): KeyRow {
+    const row = this.#s.key.get(op.projectId, op.keyId) as KeyRow | undefined;
+    if (row === undefined) throw new KmsError("KMS.0207");
+    checkGuard(row, op.guard);
+    return row;
+  }
+
+  #createProject(project: NewProject, now: number): unknown {
+    if (this.#s.project.get(project.projectId) !== undefined) throw new KmsError("KMS.0308", "project exists");
+    const row: ProjectRow = { project_id: project.projectId, domain_id: project.domainId, name: project.name, created_at: project.createdAt ?? now };
+    this.#s.insertProject.run(row.project_id, row.domain_id, row.name, row.created_at);
+    return projectFromRow(row);
+  }
+
+  #createKey(op: Extract<WriteOp, { op: "key.create" }>): OpResult {
+    const { key } = op;
+    if (op.existingAlias === "return") {
+      // Decided before the savepoint: returning the existing key writes nothing and audits nothing.
+      const existing = this.#s.aliasTaken.get(key.projectId, key.alias) as KeyRow | undefined;
+      if (existing !== undefined) return { ok: true, value: keyFromRow(existing), audit: null };
+    }
+    return this.#atomic(op.audit, () => {
+      if (this.#s.aliasTaken.get(key.projectId, key.alias) !== undefined) throw new KmsError("KMS.1104");
+      if (op.maxCustomKeys !== null && !key.defaultKey && (this.#s.countCustom.get(key.projectId) as number) >= op.maxCustomKeys) {
+        throw new KmsError("KMS.1105");
+      }
+      const createdAt = key.createdAt ?? op.now;
+      const row: Omit<KeyRow, "seq"> = {
+        project_id: key.projectId,
+        key_id: key.keyId,
+        domain_id: key.domainId,
+        alias: key.alias,
+        description: key.description ?? "",
+        key_spec: key.keySpec,
+        key_usage: key.keyUsage,
+        origin: key.origin,
+        state: key.state,
+        default_key: bool(key.defaultKey),
+        created_at: createdAt,
+        updated_at: createdAt,
+        deletion_date: null,
+        rotation_enabled: bool(key.rotationEnabled ?? false),
+        rotation_interval_days: key.rotationIntervalDays ?? 365,
+        last_rotated_at: null,
+        rotation_count: 0,
+        current_version: op.version === null ? 0 : 1,
+        revision: 1,
+      };
+      const seq = Number(this.#s.insertKey.run(row).lastInsertRowid);
+      if (op.version !== null) this.#s.insertVersion.run(seq, 1, asBuffer(op.version.material), op.version.createdAt ?? createdAt);
+      return keyFromRow({ ...row, seq });
+    });
+  }
+
+  #updateKey(row: KeyRow, patch: KeyPatch, now: number): KeyRecord {
+    if (patch.alias !== undefined && patch.alias !== row.alias) {
+      if (this.#s.aliasTaken.get(row.project_id, patch.alias) !== undefined) throw new KmsError("KMS.1104");
+    }
+    const next: KeyRow = {
+      ...row,
+      alias: patch.alias ?? row.alias,
+      description: patch.description ?? row.description,
+      state: patch.state ?? row.state,
+      deletion_date: patch.deletionDate === undefined ? row.deletion_date : patch.deletionDate,
+      rotation_enabled: patch.rotationEnabled === undefined ? row.rotation_enabled : bool(patch.rotationEnabled),
+      rotation_interval_days: patch.rotationIntervalDays ?? row.rotation_interval_days,
+      updated_at: now,
+      revision: row.revision + 1,
+    };
+    this.#s.updateKey.run(next);
+    return keyFromRow(next);
+  }
+
+  #addVersion(row: KeyRow, version: NewKeyVersion, now: number): { key: KeyRecord; version: KeyVersionRecord } {
+    const createdAt = version.createdAt ?? now;
+    const number = row.current_version + 1;
+    const material = asBuffer(version.material);
+    this.#s.insertVersion.run(row.seq, number, material, createdAt);
+    const rotation = row.current_version >= 1;
+    const next: KeyRow = {
+      ...row,
+      current_version: number,
+      rotation_count: row.rotation_count + (rotation ? 1 : 0),
+      last_rotated_at: rotation ? createdAt : row.last_rotated_at,
+      updated_at: now,
+      revision: row.revision + 1,
+    };
+    this.#s.updateKey.run(next);
+    const key = keyFromRow(next);
+    return { key, version: { projectId: key.projectId, keyId: key.keyId, version: number, material, createdAt } };
+  }
+
+  #putTags(row: KeyRow, tags: ReadonlyArray<{ key: string; value: string }>, maxTags: number): TagRecord[] {
+    for (const tag of tags) this.#s.upsertTag.run(row.seq, tag.key, tag.value);
+    if ((this.#s.countTags.get(row.seq) as number) > maxTags) throw new KmsError("KMS.0409");
+    const key = { projectId: row.project_id, keyId: row.key_id };
+    return (this.#s.tags.all(row.seq) as TagRow[]).map((tag) => tagFromRow(key, tag));
+  }
+
+  #createGrant(row: KeyRow, grant: NewGrant & { grantId: string }, maxGrants: number, now: number): GrantRecord {
+    if ((this.#s.countGrants.get(row.seq) as number) >= maxGrants) throw new KmsError("KMS.2404");
+    const record: GrantRecord = {
+      projectId: row.project_id,
+      keyId: row.key_id,
+      grantId: grant.grantId,
+      name: grant.name ?? null,
+      granteePrincipal: grant.granteePrincipal,
+      granteePrincipalType: grant.granteePrincipalType,
+      operations: [...grant.operations],
+      retiringPrincipal: grant.retiringPrincipal ?? null,
+      creator: grant.creator ?? null,
+      createdAt: grant.createdAt ?? now,
+    };
+    this.#s.insertGrant.run(
+      record.grantId, row.seq, record.name, record.granteePrincipal, record.granteePrincipalType, JSON.stringify(record.operations),
+      record.retiringPrincipal, record.creator, record.createdAt,
+    );
+    return record;
+  }
+
+  #createPrincipal(principal: NewPrincipal, now: number): unknown {
+    if (this.#s.principal.get(principal.principalId) !== undefined) throw new KmsError("KMS.0308", "principal exists");
+    const row: PrincipalRow = {
+      principal_id: principal.principalId, domain_id: principal.domainId, name: principal.name,
+      disabled: bool(principal.disabled ?? false), created_at: principal.createdAt ?? now,
+    };
+    this.#s.insertPrincipal.run(row.principal_id, row.domain_id, row.name, row.disabled, row.created_at);
+    return principalFromRow(row);
+  }
+
+  #createCredential(credential: NewCredential, now: number): unknown {
+    if (this.#s.principal.get(credential.principalId) === undefined) throw new KmsError("KMS.0308", "no such principal");
+    if (this.#s.credential.get(credential.accessKey) !== undefined) throw new KmsError("KMS.0308", "access key exists");
+    const row: CredentialRow = {
+      access_key: credential.accessKey,
+      principal_id: credential.principalId,
+      sealer: credential.secret.sealer,
+      secret: asBuffer(credential.secret.blob),
+      status: credential.status ?? "active",
+      created_at: credential.createdAt ?? now,
+      expires_at: credential.expiresAt ?? null,
+      description: credential.description ?? "",
+    };
+    this.#s.insertCredential.run(row.access_key, row.principal_id, row.sealer, row.secret, row.status, row.created_at, row.expires_at, row.description);
+    return credentialFromRow(row);
+  }
+}
+
+/** Opens the database at `path`, migrates it and returns its writer (closing the file if that fails). */
+export function openExecutor(path: string, migrations: readonly Migration[] = MIGRATIONS): WriteExecutor {
+  const db = openDatabase(path);
+  try {
+    return new WriteExecutor(db, migrations);
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+}

@@ -1,0 +1,60 @@
+// The backend's scenarios (./backend-scenarios.ts) on the emulator with a token directory, plus
+// what only the emulator can stage: the token dropping sessions, being pulled out and put back,
+// and a device error in the middle of an operation (emulator/faults.ts).
+import test, { type ExecutionContext } from "ava";
+import { FaultInjector, type FaultPlan } from "../../emulator/index.js";
+import { EMULATOR } from "./backend-fixtures.js";
+import { registerBackendScenarios, throwsKms } from "./backend-scenarios.js";
+
+registerBackendScenarios(EMULATOR);
+
+function faulty(t: ExecutionContext, plan: FaultPlan = { rules: [] }) {
+  const faults = new FaultInjector(plan);
+  const harness = EMULATOR.setup(t, { emulator: { faults } });
+  const backend = harness.open();
+  const version = { id: "k:1", wrapped: backend.createVersionKey() };
+  const iv = backend.random(12);
+  const sealed = backend.encrypt(version, iv, Buffer.alloc(0), Buffer.from("still here"));
+  return { faults, harness, backend, version, iv, sealed };
+}
+
+test("emulator › when the token drops every session, the backend reconnects, logs in, unwraps again and retries once", (t) => {
+  const { faults, harness, backend, version, iv, sealed } = faulty(t);
+  faults.closeSessions();
+  t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+  const info = backend.info();
+  t.is(info.recoveries, 1);
+  t.is(info.cache.unwraps, 2, "the unwrapped key died with its session and was unwrapped again");
+  t.is(harness.sessionKeys().length, 1);
+  t.true(backend.verifyMac(Buffer.from("x"), backend.mac(Buffer.from("x"))));
+});
+
+test("emulator › a removed token is KMS.0104 (503); once it is back, the next call reconnects", (t) => {
+  const { faults, backend, version, iv, sealed } = faulty(t);
+  faults.removeToken();
+  const error = throwsKms(t, () => backend.decrypt(version, iv, Buffer.alloc(0), sealed), "KMS.0104");
+  t.is(error.status, 503);
+  throwsKms(t, () => backend.random(8), "KMS.0104");
+  faults.insertToken();
+  t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+  t.is(backend.random(8).length, 8);
+});
+
+test("emulator › a device error inside an operation closes that worker session only; unwrapped keys survive", (t) => {
+  const { backend, version, iv, sealed } = faulty(t, { rules: [{ calls: "C_Decrypt", fail: "CKR_DEVICE_ERROR", times: 1 }] });
+  const error = throwsKms(t, () => backend.decrypt(version, iv, Buffer.alloc(0), sealed), "KMS.0104");
+  t.regex(error.detail ?? "", /decrypting: CKR_DEVICE_ERROR .* in C_Decrypt/u);
+  const before = backend.info();
+  t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+  const after = backend.info();
+  t.is(after.cache.unwraps, before.cache.unwraps, "served from the cache: the owner session was untouched");
+  t.is(after.recoveries, 0);
+});
+
+test("emulator › a failure that repeats after the retry is reported, and the call after it reconnects", (t) => {
+  const { backend, version, iv, sealed } = faulty(t, { rules: [{ calls: "C_EncryptInit", fail: "CKR_SESSION_HANDLE_INVALID", after: 1, times: 2 }] });
+  const error = throwsKms(t, () => backend.encrypt(version, iv, Buffer.alloc(0), Buffer.from("y")), "KMS.0101");
+  t.regex(error.detail ?? "", /CKR_SESSION_HANDLE_INVALID/u);
+  t.is(backend.encrypt(version, backend.random(12), Buffer.alloc(0), Buffer.from("y")).length, 17);
+  t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+});
