@@ -7,7 +7,7 @@
  */
 import { CkrError } from "../errors.js";
 import { toHandle } from "../handles.js";
-import { decodeCallerTemplate, decodeTemplate } from "../objects/attributes.js";
+import { decodeCallerTemplate, decodeTemplate, FALSE, readBool, TRUE } from "../objects/attributes.js";
 import { buildAttributes, matches } from "../objects/object.js";
 import { pkcs11, type Handle, type KeyPair } from "../pkcs11.js";
 import type { ModuleState } from "../state.js";
@@ -118,5 +118,12 @@ export function deriveKey(state: ModuleState, sessionHandle: unknown, mechanismV
   const caller = decodeCallerTemplate(template);
   const created = family.derive!(baseKey, caller, mechanism);
   const attrs = buildAttributes(caller, { origin: "derive", isSO: session.slot.token!.login === "so", fixed: created.fixed });
+  // §4.10: a derived key is always-sensitive / never-extractable only if its base key was too.
+  if (attrs.has(P.CKA_ALWAYS_SENSITIVE)) {
+    const always = baseKey.flag(P.CKA_ALWAYS_SENSITIVE) && readBool(attrs.get(P.CKA_SENSITIVE));
+    const never = baseKey.flag(P.CKA_NEVER_EXTRACTABLE) && !readBool(attrs.get(P.CKA_EXTRACTABLE));
+    attrs.set(P.CKA_ALWAYS_SENSITIVE, always ? TRUE : FALSE);
+    attrs.set(P.CKA_NEVER_EXTRACTABLE, never ? TRUE : FALSE);
+  }
   return toHandle(addObject(state, session, attrs, created.material).handle);
 }

@@ -307,3 +307,25 @@ test("EC private keys under AES-KWP: PKCS#8 out, back in, still signing", (t) =>
   throwsCkr(t, () => p11.C_UnwrapKey(session, { mechanism: 0x210b }, kek, wrapped, [{ type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_RSA }]),
     P.CKR_WRAPPED_KEY_INVALID);
 });
+
+test("a derived key is always-sensitive / never-extractable only when its base key was (PKCS#11 v2.40 §4.10)", (t) => {
+  const token = openToken(t);
+  const { p11, session } = token;
+  const peer = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const publicData = uncompressed(peer.publicKey);
+  const mechanism: Mechanism = { mechanism: P.CKM_ECDH1_DERIVE, parameter: { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData } as never };
+  const template: Template = [
+    { type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_GENERIC_SECRET },
+    { type: P.CKA_SENSITIVE, value: true }, { type: P.CKA_EXTRACTABLE, value: false },
+  ];
+  // Generated sensitive and unextractable: the derived key inherits both histories.
+  const guarded = ecPair(token, P256, [], [{ type: P.CKA_SENSITIVE, value: true }, { type: P.CKA_EXTRACTABLE, value: false }, { type: P.CKA_DERIVE, value: true }]);
+  const fromGuarded = p11.C_DeriveKey(session, mechanism, guarded.privateKey, template);
+  t.true(boolAttr(token, fromGuarded, P.CKA_ALWAYS_SENSITIVE));
+  t.true(boolAttr(token, fromGuarded, P.CKA_NEVER_EXTRACTABLE));
+  // Generated extractable and not sensitive: the derived key cannot claim either.
+  const open = ecPair(token, P256, [], [{ type: P.CKA_SENSITIVE, value: false }, { type: P.CKA_EXTRACTABLE, value: true }, { type: P.CKA_DERIVE, value: true }]);
+  const fromOpen = p11.C_DeriveKey(session, mechanism, open.privateKey, template);
+  t.false(boolAttr(token, fromOpen, P.CKA_ALWAYS_SENSITIVE));
+  t.false(boolAttr(token, fromOpen, P.CKA_NEVER_EXTRACTABLE));
+});
