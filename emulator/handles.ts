@@ -8,8 +8,9 @@ import { pkcs11 } from "./pkcs11.js";
 export const HANDLE_BYTES = 8;
 
 export function toHandle(value: number): Buffer {
-  const buffer = Buffer.alloc(HANDLE_BYTES);
-  buffer.writeBigUInt64LE(BigInt(value));
+  const buffer = Buffer.allocUnsafe(HANDLE_BYTES);
+  buffer.writeUInt32LE(value % 0x100000000, 0);
+  buffer.writeUInt32LE(Math.floor(value / 0x100000000), 4);
   return buffer;
 }
 
@@ -17,7 +18,8 @@ export function toHandle(value: number): Buffer {
 export function fromHandle(handle: unknown, invalid: number): number {
   if (!Buffer.isBuffer(handle)) throw new CkrError(pkcs11.CKR_ARGUMENTS_BAD, "handle must be a Buffer");
   if (handle.length !== HANDLE_BYTES) throw new CkrError(invalid, "handle must be 8 bytes");
-  const value = handle.readBigUInt64LE();
-  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new CkrError(invalid, "handle out of range");
-  return Number(value);
+  // Two 32-bit halves rather than a BigInt: this runs on every call.
+  const high = handle.readUInt32LE(4);
+  if (high > 0x1fffff) throw new CkrError(invalid, "handle out of range");
+  return high * 0x100000000 + handle.readUInt32LE(0);
 }

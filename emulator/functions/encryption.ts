@@ -38,10 +38,16 @@ function run<T>(state: ModuleState, direction: Direction, sessionHandle: unknown
   }
 }
 
+function overlaps(a: Buffer, b: Buffer): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length;
+}
+
 export function cipherOnce(state: ModuleState, direction: Direction, sessionHandle: unknown, input: unknown, out: unknown): Buffer {
   return run(state, direction, sessionHandle, (operation) => {
     const data = bufferArg(input, "input");
     const target = checkOutput(out, operation.onceLength(data.length));
+    // Straight into the caller's buffer when the mechanism can (no copy), unless it aliases the input.
+    if (operation.onceInto !== undefined && !overlaps(data, target)) return operation.onceInto(data, target);
     return deliver(target, operation.once(data));
   }, true);
 }

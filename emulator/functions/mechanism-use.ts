@@ -31,7 +31,7 @@ export function checkKeyUse(key: P11Object, family: MechanismFamily, mechanism: 
   const allowed = key.attrs.get(P.CKA_ALLOWED_MECHANISMS);
   if (allowed !== undefined && allowed.length > 0) {
     for (let offset = 0; offset < allowed.length; offset += 8) {
-      if (Number(allowed.readBigUInt64LE(offset)) === mechanism.mechanism) return;
+      if (allowed.readUInt32LE(offset) === mechanism.mechanism && allowed.readUInt32LE(offset + 4) === 0) return;
     }
     throw new CkrError(P.CKR_MECHANISM_INVALID, "not in the key's CKA_ALLOWED_MECHANISMS");
   }

@@ -62,14 +62,16 @@ function gcmOperation(key: P11Object, mechanism: Mechanism, encrypt: boolean): C
   const params = { iv, aad, tagLength: tagBytes };
   const parts: Buffer[] = [];
   let buffered = 0;
-  const run = (input: Buffer): Buffer => {
-    if (encrypt) return native({ invalidArgument: P.CKR_DATA_LEN_RANGE }, () => gcmSeal(slot, input, params));
+  const run = (input: Buffer, out?: Buffer): Buffer => {
+    if (encrypt) return native({ invalidArgument: P.CKR_DATA_LEN_RANGE }, () => gcmSeal(slot, input, params, out));
     if (input.length < tagBytes) throw new CkrError(P.CKR_ENCRYPTED_DATA_LEN_RANGE, "shorter than the tag");
-    return native({ invalidArgument: P.CKR_ENCRYPTED_DATA_LEN_RANGE, integrity: P.CKR_ENCRYPTED_DATA_INVALID }, () => gcmOpen(slot, input, params));
+    return native({ invalidArgument: P.CKR_ENCRYPTED_DATA_LEN_RANGE, integrity: P.CKR_ENCRYPTED_DATA_INVALID }, () => gcmOpen(slot, input, params, out));
   };
   const length = (n: number): number => (encrypt ? n + tagBytes : Math.max(0, n - tagBytes));
   return {
-    once: run,
+    once: (input) => run(input),
+    // A failed open zeroes what it wrote (the native core releases no unauthenticated plaintext).
+    onceInto: (input, out) => run(input, out),
     onceLength: length,
     update(input) {
       parts.push(Buffer.from(input));

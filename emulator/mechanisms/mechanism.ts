@@ -10,6 +10,8 @@ import type { ObjectMaterial, P11Object } from "../objects/object.js";
 export interface CipherOperation {
   /** Single-part: the whole input at once. */
   once(input: Buffer): Buffer;
+  /** Single-part straight into the caller's buffer (at least onceLength bytes); returns the written prefix. */
+  onceInto?(input: Buffer, out: Buffer): Buffer;
   onceLength(inputLength: number): number;
   update(input: Buffer): Buffer;
   updateLength(inputLength: number): number;

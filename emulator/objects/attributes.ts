@@ -45,14 +45,18 @@ export function attributeKind(type: number): AttributeKind | undefined {
 export const TRUE = Buffer.from([1]);
 export const FALSE = Buffer.from([0]);
 
+// CK_ULONG values as two 32-bit halves: BigInt conversions cost more than the rest of a lookup
+// on the hot path (handles and CKA_CLASS / CKA_KEY_TYPE are read on every call).
 export function ulong(value: number): Buffer {
-  const out = Buffer.alloc(8);
-  out.writeBigUInt64LE(BigInt(value));
+  const out = Buffer.allocUnsafe(8);
+  out.writeUInt32LE(value % 0x100000000, 0);
+  out.writeUInt32LE(Math.floor(value / 0x100000000), 4);
   return out;
 }
 
+/** A CK_ULONG as a number; values above 2^53 (never valid here) come back inexact but huge. */
 export function readUlong(value: Buffer): number {
-  return Number(value.readBigUInt64LE());
+  return value.readUInt32LE(4) * 0x100000000 + value.readUInt32LE(0);
 }
 
 export function readBool(value: Buffer | undefined): boolean {
