@@ -118,12 +118,17 @@ export class Emulator implements PKCS11 {
     this.state.asymmetricImport = importAsymmetricKey;
     this.store?.attach(this.state);
     if (options.faults !== undefined || options.latency !== undefined) {
-      const methods = surfaceMethods();
-      if (options.faults !== undefined) {
-        this.faults = options.faults instanceof FaultInjector ? options.faults : new FaultInjector(options.faults);
-        this.faults.attach(this.state, methods);
+      try {
+        const methods = surfaceMethods();
+        if (options.faults !== undefined) {
+          this.faults = options.faults instanceof FaultInjector ? options.faults : new FaultInjector(options.faults);
+          this.faults.attach(this.state, methods);
+        }
+        if (options.latency !== undefined) this.latency = new Latency(options.latency, methods);
+      } catch (error) {
+        this.store?.close(); // a refused plan or profile must not leave the token directory locked
+        throw error;
       }
-      if (options.latency !== undefined) this.latency = new Latency(options.latency, methods);
     }
   }
 

@@ -351,6 +351,17 @@ test("plans are checked when the emulator is made: names, codes, fields, ranges"
   t.throws(() => new Emulator({ faults: shared }), { message: /already belongs/ }, "one injector, one emulator");
 });
 
+test("a refused plan leaves the token directory free for the next emulator", (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "hsmkit-faults-dir-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const options = { tokenDir: dir, slots: [{ token: { label: "faults", soPin: SO_PIN } }], kdf: { N: 16, r: 1, p: 1 } };
+  t.throws(() => new Emulator({ ...options, faults: { rules: [{ calls: "C_Nope", fail: "CKR_DEVICE_ERROR" }] } }), { instanceOf: TypeError });
+  const emulator = new Emulator(options);
+  t.teardown(() => emulator.close());
+  emulator.C_Initialize();
+  t.is(emulator.C_GetSlotList(true).length, 1);
+});
+
 test("\"*\" watches every call", (t) => {
   const faults = new FaultInjector({ rules: [{ calls: "*", fail: "CKR_DEVICE_ERROR", after: 2 }] });
   const { p11, slot } = emulator(t, { faults }); // C_Initialize and C_GetSlotList are the two

@@ -142,7 +142,7 @@ type Action =
   | { call: "cipherFlow" | "signFlow"; s: number; m: unknown; h: number; d: unknown; multi: boolean; decrypt: boolean }
   | { call: "derive"; s: number; m: unknown; h: number; template: unknown }
   | { call: "random"; s: number; o: unknown }
-  | { call: "finalize" | "initialize" };
+  | { call: "finalize" | "initialize" | "reinitialize" };
 
 const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ call: fc.constant("open" as const), flags: sometimesJunk(fc.constantFrom(P.CKF_SERIAL_SESSION, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION, 0)) }), weight: 4 },
@@ -169,7 +169,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { arbitrary: fc.record({ call: fc.constant("signFlow" as const), s: pick, m: signMechanism, h: pick, d: data, multi: fc.boolean(), decrypt: fc.constant(false) }), weight: 3 },
   { arbitrary: fc.record({ call: fc.constant("derive" as const), s: pick, m: anyMechanism, h: pick, template: sometimesJunk(randomTemplate) }), weight: 1 },
   { arbitrary: fc.record({ call: fc.constant("random" as const), s: pick, o: out }), weight: 2 },
-  { arbitrary: fc.record({ call: fc.constantFrom("finalize" as const, "initialize" as const) }), weight: 1 },
+  { arbitrary: fc.record({ call: fc.constantFrom("reinitialize" as const, "reinitialize" as const, "reinitialize" as const, "finalize" as const, "initialize" as const) }), weight: 1 },
 );
 
 /** A random fault plan over the calls the sequences make, or none. */
@@ -191,7 +191,10 @@ const faultPlan: fc.Arbitrary<FaultPlan | undefined> = fc.option(
 interface Run {
   p11: Emulator;
   slot: Handle;
+  /** Every session handle the run was given (closed ones stay: they make good stale arguments). */
   sessions: Handle[];
+  /** The sessions believed open (a fault plan may still have closed them). */
+  live: Handle[];
   objects: Handle[];
   /** Successful wraps, for unwrap to replay with the same mechanism and key. */
   wrapped: Array<{ blob: Buffer; mechanism: unknown; key: Handle }>;
@@ -243,6 +246,9 @@ function checkOutputs(run: Run, where: string, ...values: unknown[]): void {
   }
 }
 
+/** What attempt() returns for a call that failed (a successful call may return undefined). */
+const FAILED = Symbol("failed");
+
 /** Runs one call: it must return or throw a Pkcs11Error; its outputs must not carry hidden values. */
 async function attempt(run: Run, where: string, body: () => unknown, outputs: unknown[] = []): Promise<unknown> {
   let result: unknown;
@@ -254,7 +260,7 @@ async function attempt(run: Run, where: string, body: () => unknown, outputs: un
     }
     checkOutputs(run, `${where} (failed)`, ...outputs);
     count(where, false);
-    return undefined;
+    return FAILED;
   }
   count(where, true);
   checkOutputs(run, where, result, ...outputs);
@@ -291,13 +297,32 @@ function checkWrappable(run: Run, session: Handle, object: Handle): void {
   if (extractable?.value[0] !== 1) run.violations.push("C_WrapKey wrapped a non-extractable key");
 }
 
+/** With no session believed open, the run opens one and logs the user in, so sequences do not stall. */
+async function ensureSession(run: Run): Promise<void> {
+  if (run.live.length > 0) return;
+  const session = await attempt(run, "C_OpenSession", () => run.p11.C_OpenSession(run.slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION));
+  if (!Buffer.isBuffer(session)) return;
+  run.sessions.push(session);
+  run.live.push(session);
+  await attempt(run, "C_Login", () => run.p11.C_Login(session, P.CKU_USER, USER_PIN));
+}
+
 async function step(run: Run, a: Action): Promise<void> {
   const { p11 } = run;
-  const s = "s" in a ? choose(run.sessions, a.s, BOGUS, true) : BOGUS;
+  if ("s" in a) await ensureSession(run);
+  // Mostly an open session (newest first), sometimes any session handle ever seen or one never issued.
+  const s = "s" in a ? (a.s % 4 === 3 ? choose(run.sessions, a.s >> 2, BOGUS, true) : choose(run.live, a.s, BOGUS, true)) : BOGUS;
   const h = "h" in a ? choose(run.objects, a.h, BOGUS) : BOGUS;
   switch (a.call) {
-    case "open": remember(run.sessions, await attempt(run, "C_OpenSession", () => p11.C_OpenSession(run.slot, a.flags as number))); break;
-    case "close": await attempt(run, "C_CloseSession", () => p11.C_CloseSession(s)); break;
+    case "open": {
+      const session = await attempt(run, "C_OpenSession", () => p11.C_OpenSession(run.slot, a.flags as number));
+      remember(run.sessions, session);
+      remember(run.live, session);
+      break;
+    }
+    case "close":
+      if ((await attempt(run, "C_CloseSession", () => p11.C_CloseSession(s))) !== FAILED) run.live = run.live.filter((x) => !x.equals(s));
+      break;
     case "logout": await attempt(run, "C_Logout", () => p11.C_Logout(s)); break;
     case "info": await attempt(run, "C_GetSessionInfo", () => p11.C_GetSessionInfo(s)); break;
     case "findFinal": await attempt(run, "C_FindObjectsFinal", () => p11.C_FindObjectsFinal(s)); break;
@@ -305,7 +330,9 @@ async function step(run: Run, a: Action): Promise<void> {
     case "decryptFinal": await attempt(run, "C_DecryptFinal", () => p11.C_DecryptFinal(s, a.o as Buffer), [a.o]); break;
     case "digestFinal": await attempt(run, "C_DigestFinal", () => p11.C_DigestFinal(s, a.o as Buffer), [a.o]); break;
     case "signFinal": await attempt(run, "C_SignFinal", () => p11.C_SignFinal(s, a.o as Buffer), [a.o]); break;
-    case "closeAll": await attempt(run, "C_CloseAllSessions", () => p11.C_CloseAllSessions(a.junk ? BOGUS : run.slot)); break;
+    case "closeAll":
+      if ((await attempt(run, "C_CloseAllSessions", () => p11.C_CloseAllSessions(a.junk ? BOGUS : run.slot))) !== FAILED) run.live = [];
+      break;
     case "tokenInfo": await attempt(run, "C_GetTokenInfo", () => p11.C_GetTokenInfo(a.junk ? BOGUS : run.slot)); break;
     case "slotInfo": await attempt(run, "C_GetSlotInfo", () => p11.C_GetSlotInfo(a.junk ? BOGUS : run.slot)); break;
     case "mechanisms": await attempt(run, "C_GetMechanismList", () => p11.C_GetMechanismList(a.junk ? BOGUS : run.slot)); break;
@@ -323,7 +350,7 @@ async function step(run: Run, a: Action): Promise<void> {
     case "digestKey": await attempt(run, "C_DigestKey", () => p11.C_DigestKey(s, h)); break;
     case "get": {
       const result = await attempt(run, "C_GetAttributeValue", () => p11.C_GetAttributeValue(s, h, a.types.map((type) => ({ type }))));
-      if (result !== undefined) checkRevealable(run, s, h, a.types);
+      if (result !== FAILED) checkRevealable(run, s, h, a.types);
       break;
     }
     case "find": {
@@ -373,8 +400,10 @@ async function step(run: Run, a: Action): Promise<void> {
       break;
     }
     case "cipherFlow": {
+      // Half the time one of the keys set up first, which fit these mechanisms.
+      const key = a.h % 2 === 0 ? choose(run.objects.slice(0, 5), a.h >> 1, BOGUS) : h;
       const init = a.decrypt ? "C_DecryptInit" : "C_EncryptInit";
-      if ((await attempt(run, init, () => (a.decrypt ? p11.C_DecryptInit(s, a.m as never, h) : p11.C_EncryptInit(s, a.m as never, h)))) === undefined && !a.multi) break;
+      if ((await attempt(run, init, () => (a.decrypt ? p11.C_DecryptInit(s, a.m as never, key) : p11.C_EncryptInit(s, a.m as never, key)))) === FAILED && !a.multi) break;
       const outBuffer = Buffer.alloc(700);
       if (!a.multi) {
         await attempt(run, a.decrypt ? "C_Decrypt" : "C_Encrypt", () => (a.decrypt ? p11.C_Decrypt(s, a.d as Buffer, outBuffer) : p11.C_Encrypt(s, a.d as Buffer, outBuffer)), [outBuffer]);
@@ -395,20 +424,27 @@ async function step(run: Run, a: Action): Promise<void> {
       break;
     }
     case "derive": remember(run.objects, await attempt(run, "C_DeriveKey", () => p11.C_DeriveKey(s, a.m as never, h, a.template as Template))); break;
-    case "finalize": await attempt(run, "C_Finalize", () => p11.C_Finalize()); break;
+    case "finalize":
+      if ((await attempt(run, "C_Finalize", () => p11.C_Finalize())) !== FAILED) run.live = [];
+      break;
     case "initialize": await attempt(run, "C_Initialize", () => p11.C_Initialize()); break;
+    case "reinitialize":
+      if ((await attempt(run, "C_Finalize", () => p11.C_Finalize())) !== FAILED) run.live = [];
+      await attempt(run, "C_Initialize", () => p11.C_Initialize());
+      break;
   }
 }
 
 /** A fresh emulator with a few keys of known value, some of which must never leave. */
 function setUp(plan: FaultPlan | undefined): Run {
   const p11 = new Emulator({ slots: [{ token: { label: "property", soPin: SO_PIN, userPin: USER_PIN } }], kdf: { N: 16, r: 1, p: 1 }, ...(plan ? { faults: plan } : {}) });
-  const run: Run = { p11, slot: BOGUS, sessions: [], objects: [], wrapped: [], hidden: [], violations: [] };
+  const run: Run = { p11, slot: BOGUS, sessions: [], live: [], objects: [], wrapped: [], hidden: [], violations: [] };
   try {
     p11.C_Initialize();
     run.slot = p11.C_GetSlotList(false)[0]!;
     const session = p11.C_OpenSession(run.slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
     run.sessions.push(session);
+    run.live.push(session);
     p11.C_Login(session, P.CKU_USER, USER_PIN);
     const key = (value: Buffer, keyType: number, attributes: Template, hidden: boolean): void => {
       run.objects.push(p11.C_CreateObject(session, [

@@ -22,16 +22,15 @@ import { delimiter, join } from "node:path";
 import { isMainThread } from "node:worker_threads";
 import { pkcs11, type Handle, type PKCS11 } from "../../emulator/pkcs11.js";
 
-/** Where SoftHSMv2's module is looked for: $HSMKIT_SOFTHSM2_LIB, then the usual package locations. */
-const LIBRARY_CANDIDATES = [
-  process.env.HSMKIT_SOFTHSM2_LIB,
+/** Where SoftHSMv2's module is looked for: $HSMKIT_SOFTHSM2_LIB alone when set, else the usual package locations. */
+const LIBRARY_CANDIDATES = process.env.HSMKIT_SOFTHSM2_LIB ? [process.env.HSMKIT_SOFTHSM2_LIB] : [
   "/usr/lib/softhsm/libsofthsm2.so",
   "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
   "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
   "/usr/lib64/pkcs11/libsofthsm2.so",
   "/usr/local/lib/softhsm/libsofthsm2.so",
   "/opt/homebrew/lib/softhsm/libsofthsm2.so",
-].filter((p): p is string => typeof p === "string" && p.length > 0);
+];
 
 function findUtil(): string | undefined {
   for (const dir of (process.env.PATH ?? "").split(delimiter)) {

@@ -12,7 +12,7 @@ const USER_PIN = "123456";
 const TEST_KDF = { N: 1 << 4, r: 1, p: 1 };
 
 for (const scenario of SCENARIOS) {
-  const name = `emulator › ${scenarioName(scenario)}`;
+  const name = scenarioName(scenario); // ava prefixes the file: "emulator › conformance › emulator › …"
   const reason = scenario.skip?.emulator;
   if (reason !== undefined) {
     test.skip(`${name} — skipped: ${reason}`, () => {});

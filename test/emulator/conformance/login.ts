@@ -69,6 +69,23 @@ export const LOGIN_SCENARIOS: Scenario[] = [
   },
   {
     area: "login",
+    title: "ten wrong user PINs in a row: the emulator locks the PIN (CKR_PIN_LOCKED), SoftHSMv2 never does",
+    run(t, token) {
+      const { p11 } = token;
+      const s = openSession(token);
+      const locks = byTarget(t, token, { emulator: true, softhsm: false },
+        "How many wrong PINs a token tolerates is the token's choice (§5.6.7 lists CKR_PIN_LOCKED; CK_TOKEN_INFO has CKF_USER_PIN_FINAL_TRY / _LOCKED). " +
+        "The emulator locks after 10 consecutive failures, raising CKF_USER_PIN_FINAL_TRY before the last; SoftHSMv2 only ever raises CKF_USER_PIN_COUNT_LOW.");
+      for (let attempt = 1; attempt <= 9; attempt++) expectRv(t, () => p11.C_Login(s, P.CKU_USER, "00000000"), P.CKR_PIN_INCORRECT, `wrong PIN ${attempt}`);
+      t.is(Boolean(p11.C_GetTokenInfo(token.slot).flags & P.CKF_USER_PIN_FINAL_TRY), locks, "CKF_USER_PIN_FINAL_TRY after nine");
+      expectRv(t, () => p11.C_Login(s, P.CKU_USER, "00000000"), locks ? P.CKR_PIN_LOCKED : P.CKR_PIN_INCORRECT, "the tenth");
+      t.is(Boolean(p11.C_GetTokenInfo(token.slot).flags & P.CKF_USER_PIN_LOCKED), locks, "CKF_USER_PIN_LOCKED");
+      if (locks) expectRv(t, () => p11.C_Login(s, P.CKU_USER, token.userPin), P.CKR_PIN_LOCKED, "even the right PIN");
+      else p11.C_Login(s, P.CKU_USER, token.userPin);
+    },
+  },
+  {
+    area: "login",
     title: "a PIN shorter than the minimum is CKR_PIN_INCORRECT at login",
     run(t, token) {
       const s = openSession(token);

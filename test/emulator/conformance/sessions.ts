@@ -16,6 +16,7 @@ export const SESSION_SCENARIOS: Scenario[] = [
     title: "the slot is listed with its token present; the token is initialized with a user PIN",
     run(t, token) {
       const { p11, slot } = token;
+      t.deepEqual(p11.C_GetInfo().cryptokiVersion, { major: 2, minor: 40 });
       t.true(p11.C_GetSlotList(true).some((s) => s.equals(slot)));
       t.true(p11.C_GetSlotList(false).some((s) => s.equals(slot)));
       const slotInfo = p11.C_GetSlotInfo(slot);

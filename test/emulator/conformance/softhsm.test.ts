@@ -7,7 +7,7 @@ import { scenarioName, SCENARIOS } from "./index.js";
 import type { TokenUnderTest } from "./scenario.js";
 
 for (const scenario of SCENARIOS) {
-  const name = `softhsm › ${scenarioName(scenario)}`;
+  const name = scenarioName(scenario); // ava prefixes the file: "emulator › conformance › softhsm › …"
   const reason = SOFTHSM.missing ?? scenario.skip?.softhsm;
   if (reason !== undefined) {
     test.skip(`${name} — skipped: ${reason}`, () => {});
