@@ -2,7 +2,9 @@
 // what only the emulator can stage: the token dropping sessions, being pulled out and put back,
 // and a device error in the middle of an operation (emulator/faults.ts).
 import test, { type ExecutionContext } from "ava";
+import { existsSync } from "node:fs";
 import { FaultInjector, type FaultPlan } from "../../emulator/index.js";
+import { openBackend } from "../../src/kms/backend/graphene.js";
 import { EMULATOR } from "./backend-fixtures.js";
 import { registerBackendScenarios, throwsKms } from "./backend-scenarios.js";
 
@@ -57,4 +59,18 @@ test("emulator › a failure that repeats after the retry is reported, and the c
   t.regex(error.detail ?? "", /CKR_SESSION_HANDLE_INVALID/u);
   t.is(backend.encrypt(version, backend.random(12), Buffer.alloc(0), Buffer.from("y")).length, 17);
   t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+});
+
+test("a module path that does not exist, or a library that is not PKCS#11, is KMS.0101 naming the cause", (t) => {
+  const missing = throwsKms(t, () => openBackend({ module: "/nonexistent/libpkcs11.so", tokenLabel: "x", pin: "1" }), "KMS.0101");
+  t.regex(missing.detail ?? "", /loading the PKCS#11 module: .*ENOENT/u);
+  const notPkcs11 = process.platform === "linux" ? ["/lib/x86_64-linux-gnu/libm.so.6", "/lib/aarch64-linux-gnu/libm.so.6"].find((p) => existsSync(p)) : undefined;
+  if (notPkcs11 !== undefined) {
+    t.regex(throwsKms(t, () => openBackend({ module: notPkcs11, tokenLabel: "x", pin: "1" }), "KMS.0101").detail ?? "", /loading the PKCS#11 module/u);
+  }
+  throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "", pin: "1" }), "KMS.0308");
+  throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "x".repeat(33), pin: "1" }), "KMS.0308");
+  throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "x", pin: "" }), "KMS.0308");
+  throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "x", pin: "1", cacheSize: 0 }), "KMS.0308");
+  throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "x", pin: "1", sessions: 65 }), "KMS.0308");
 });

@@ -9,6 +9,8 @@ import {
 } from "../../src/kms/envelope/blob.js";
 import { MAX_AAD_BYTES, MAX_CONTEXT_CHARS, encodeBoundContext, type BoundContext } from "../../src/kms/envelope/context.js";
 import { checkDatakeyCipherLength, dekDigest, splitDekAndDigest } from "../../src/kms/envelope/datakey.js";
+import { readFileSync } from "node:fs";
+import { VECTOR } from "./envelope-scenarios.js";
 
 function throwsKms(t: import("ava").ExecutionContext, fn: () => unknown, code: KmsErrorCode): void {
   const error = t.throws(fn, { instanceOf: KmsError });
@@ -152,6 +154,23 @@ test("limits: AAD at most 128 UTF-8 bytes (KMS.0308); context JSON at most 8192 
     null, [], ["a"], "k=v", 5, new Map([["k", "v"]]), new Date(0), { k: 1 }, { k: null }, { k: { nested: "v" } }, { k: ["v"] }, { "": "v" },
     { "\uDC00": "v" }, { k: "\uD83D" },
   ];
+  // The character count is JSON's, escapes included: a quote counts 2, a control character 6.
+  const quotes = { k: '"'.repeat((MAX_CONTEXT_CHARS - 8) / 2) };
+  t.is(JSON.stringify(quotes).length, MAX_CONTEXT_CHARS);
+  t.notThrows(() => encodeBoundContext("data", { encryptionContext: quotes }));
+  throwsKms(t, () => encodeBoundContext("data", { encryptionContext: { ...quotes, "": "" } }), "KMS.0208");
+  throwsKms(t, () => encodeBoundContext("data", { encryptionContext: { k: quotes.k.slice(1) + "\u0001" } }), "KMS.0208");
+  const piece = fc.constantFrom("a", "é", '"', "\\", "\n", "\u0001", "\u2028", "\u{1F511}", "x".repeat(500), '"'.repeat(300), "\u0002".repeat(200));
+  const big = fc.dictionary(fc.string({ unit: piece, minLength: 1, maxLength: 6 }), fc.string({ unit: piece, maxLength: 30 }), { maxKeys: 5 });
+  fc.assert(fc.property(big, (context) => {
+    const over = JSON.stringify(context).length > MAX_CONTEXT_CHARS;
+    try {
+      encodeBoundContext("data", { encryptionContext: context });
+      return !over;
+    } catch (error) {
+      return over && error instanceof KmsError && error.code === "KMS.0208";
+    }
+  }), { numRuns: 500 });
   for (const context of invalid) throwsKms(t, () => encodeBoundContext("data", { encryptionContext: context } as BoundContext), "KMS.0208");
   throwsKms(t, () => encodeBoundContext("other" as "data"), "KMS.0308");
 });
@@ -180,4 +199,13 @@ test("decrypt-datakey's datakey_cipher_length is checked against the blob (KMS.2
   throwsKms(t, () => checkDatakeyCipherLength(Buffer.alloc(64 + BLOB_OVERHEAD_BYTES), 32), "KMS.2204");
   throwsKms(t, () => checkDatakeyCipherLength(Buffer.alloc(64 + BLOB_OVERHEAD_BYTES), 2000), "KMS.0308");
   t.notThrows(() => checkDatakeyCipherLength(Buffer.alloc(10), 64));
+});
+
+test("docs/ciphertext-format.md shows the worked example's bytes and lists every code the envelope raises", (t) => {
+  const doc = readFileSync(new URL("../../../docs/ciphertext-format.md", import.meta.url), "utf8");
+  t.true(doc.includes(VECTOR.blob.toString("hex")));
+  t.true(doc.includes(VECTOR.blob.toString("base64")));
+  for (const code of ["KMS.2201", "KMS.2101", "KMS.0205", "KMS.0208", "KMS.0308", "KMS.2103", "KMS.2104", "KMS.2204", "KMS.0101", "KMS.0104"]) {
+    t.regex(doc, new RegExp(`\\| ${code.replace(".", "\\.")} \\|`, "u"), code);
+  }
 });

@@ -22,7 +22,7 @@
  */
 import { KmsError } from "../errors.js";
 import { GCM_IV_BYTES, GCM_TAG_BYTES, type KmsBackend, type VersionRef } from "../backend/backend.js";
-import { encodeBoundContext, type BoundContext, type CiphertextPurpose } from "./context.js";
+import { encodeBoundContextAfter, type BoundContext, type CiphertextPurpose } from "./context.js";
 
 /** "HK". */
 export const BLOB_MAGIC = Buffer.from("HK", "latin1");
@@ -64,6 +64,7 @@ export interface ParsedBlob extends BlobHeader {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
+const UUID_GROUPS: ReadonlyArray<[number, number]> = [[0, 8], [9, 13], [14, 18], [19, 23], [24, 36]];
 
 /** The 16 bytes of a key id given as a UUID (any case). Error: KMS.0205 (invalid key ID). */
 export function keyIdToBytes(keyId: string): Buffer {
@@ -86,15 +87,24 @@ function checkVersionNumber(version: number): void {
 
 /** The 35 header bytes. Errors: KMS.0205 (key id), KMS.0308 (version, IV length). */
 export function encodeHeader(header: BlobHeader): Buffer {
-  checkVersionNumber(header.version);
-  if (!(header.iv instanceof Uint8Array) || header.iv.length !== GCM_IV_BYTES) throw new KmsError("KMS.0308", `the IV is ${GCM_IV_BYTES} bytes`);
   const out = Buffer.allocUnsafe(HEADER_BYTES);
-  BLOB_MAGIC.copy(out, 0);
-  out[OFFSET_FORMAT] = BLOB_FORMAT_V1;
-  keyIdToBytes(header.keyId).copy(out, OFFSET_KEY_ID);
-  out.writeUInt32BE(header.version, OFFSET_VERSION);
-  out.set(header.iv, OFFSET_IV);
+  writeHeader(out, header.keyId, header.version, header.iv);
   return out;
+}
+
+/** Writes the header into out[0..35). Same checks as encodeHeader. */
+function writeHeader(out: Buffer, keyId: string, version: number, iv: Uint8Array): void {
+  checkVersionNumber(version);
+  if (!(iv instanceof Uint8Array) || iv.length !== GCM_IV_BYTES) throw new KmsError("KMS.0308", `the IV is ${GCM_IV_BYTES} bytes`);
+  if (typeof keyId !== "string" || !UUID.test(keyId)) throw new KmsError("KMS.0205", "a key id is a UUID");
+  out[0] = BLOB_MAGIC[0]!;
+  out[1] = BLOB_MAGIC[1]!;
+  out[OFFSET_FORMAT] = BLOB_FORMAT_V1;
+  // The UUID's five hex groups, without the hyphens (the regular expression fixed their places).
+  let at = OFFSET_KEY_ID;
+  for (const [from, to] of UUID_GROUPS) at += out.write(keyId.slice(from, to), at, "hex");
+  out.writeUInt32BE(version, OFFSET_VERSION);
+  out.set(iv, OFFSET_IV);
 }
 
 function invalid(detail: string): KmsError {
@@ -181,10 +191,12 @@ export class Envelope {
     if (!(plaintext instanceof Uint8Array) || plaintext.length < MIN_PLAINTEXT_BYTES || plaintext.length > MAX_PLAINTEXT_BYTES) {
       throw new KmsError("KMS.2101", `plaintext must be ${MIN_PLAINTEXT_BYTES}..${MAX_PLAINTEXT_BYTES} bytes`);
     }
-    const context = encodeBoundContext(purpose, bound);
-    const header = encodeHeader({ keyId: target.keyId, version: target.version, iv: this.nextIv() });
-    const sealed = this.backend.encrypt(target.key, header.subarray(OFFSET_IV), Buffer.concat([header, context]), plaintext);
-    return Buffer.concat([header, sealed]);
+    // The GCM additional data, header ‖ bound context, built in one buffer.
+    const aad = encodeBoundContextAfter(HEADER_BYTES, purpose, bound);
+    const iv = this.nextIv();
+    writeHeader(aad, target.keyId, target.version, iv);
+    const sealed = this.backend.encrypt(target.key, iv, aad, plaintext);
+    return Buffer.concat([aad.subarray(0, HEADER_BYTES), sealed], HEADER_BYTES + sealed.length);
   }
 
   /**
@@ -194,11 +206,12 @@ export class Envelope {
    * bit — is the one opaque KMS.2201.
    */
   open(blob: Uint8Array, purpose: CiphertextPurpose, resolve: VersionResolver, bound?: BoundContext): OpenedBlob {
-    const context = encodeBoundContext(purpose, bound);
+    const aad = encodeBoundContextAfter(HEADER_BYTES, purpose, bound);
     const parsed = parseBlob(blob);
     const version = resolve({ keyId: parsed.keyId, version: parsed.version, iv: parsed.iv });
     if (version === undefined) throw invalid("the blob names no version available to the caller");
-    const plaintext = this.backend.decrypt(version, parsed.iv, Buffer.concat([parsed.header, context]), parsed.sealed);
+    aad.set(parsed.header, 0);
+    const plaintext = this.backend.decrypt(version, parsed.iv, aad, parsed.sealed);
     return { keyId: parsed.keyId, version: parsed.version, plaintext };
   }
 

@@ -46,46 +46,69 @@ export interface BoundContext {
   encryptionContext?: Readonly<Record<string, string>> | undefined;
 }
 
-/** A lone surrogate cannot be encoded as UTF-8 (Buffer.from would silently replace it with U+FFFD). */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/u;
+/**
+ * A lone surrogate cannot be encoded as UTF-8 (Buffer.from would silently replace it with U+FFFD).
+ * In a `u` regular expression a surrogate pair is one code point outside this range, so the class
+ * matches lone surrogates only.
+ */
+const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
 function wellFormed(text: string): boolean {
   return !LONE_SURROGATE.test(text);
 }
 
 /**
- * The AAD string's bytes. Errors: KMS.0308 (not a string, lone surrogate, over MAX_AAD_BYTES).
+ * The AAD string's UTF-8 length, after validation. Errors: KMS.0308 (not a string, lone
+ * surrogate, over MAX_AAD_BYTES).
  */
-function aadBytes(aad: unknown): Buffer {
-  if (aad === undefined) return Buffer.alloc(0);
+function aadLength(aad: unknown): number {
+  if (aad === undefined) return 0;
   if (typeof aad !== "string" || !wellFormed(aad)) throw new KmsError("KMS.0308", "additional_authenticated_data must be a well-formed string");
-  const bytes = Buffer.from(aad, "utf8");
-  if (bytes.length > MAX_AAD_BYTES) throw new KmsError("KMS.0308", `additional_authenticated_data is ${bytes.length} bytes, more than ${MAX_AAD_BYTES}`);
-  return bytes;
+  const length = Buffer.byteLength(aad, "utf8");
+  if (length > MAX_AAD_BYTES) throw new KmsError("KMS.0308", `additional_authenticated_data is ${length} bytes, more than ${MAX_AAD_BYTES}`);
+  return length;
+}
+
+/** A UTF-16 surrogate unit, paired or not (the only units whose order differs from UTF-8's). */
+const ANY_SURROGATE = /[\uD800-\uDFFF]/;
+
+/**
+ * Orders keys as their UTF-8 bytes order. Without surrogates, UTF-16 code-unit order is code-point
+ * order, which is UTF-8 byte order; with them (characters beyond U+FFFF), the bytes are compared.
+ */
+function byUtf8(a: [string, string], b: [string, string]): number {
+  if (ANY_SURROGATE.test(a[0]) || ANY_SURROGATE.test(b[0])) return Buffer.compare(Buffer.from(a[0], "utf8"), Buffer.from(b[0], "utf8"));
+  return a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0;
+}
+
+/** JSON text length of one string, without building it when no character needs escaping. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029]/u;
+function jsonLength(text: string): number {
+  return NEEDS_ESCAPE.test(text) ? JSON.stringify(text).length : text.length + 2;
 }
 
 /**
- * The context's pairs as UTF-8, sorted by key bytes. Errors: KMS.0208 (not a plain object, a value
- * that is not a string, an empty key, a lone surrogate, JSON text over MAX_CONTEXT_CHARS).
+ * The context's pairs, validated and sorted by key bytes. Errors: KMS.0208 (not a plain object, a
+ * value that is not a string, an empty key, a lone surrogate, JSON text over MAX_CONTEXT_CHARS).
  */
-function contextPairs(context: unknown): Array<[Buffer, Buffer]> {
+function contextPairs(context: unknown): Array<[string, string]> {
   if (context === undefined) return [];
   if (typeof context !== "object" || context === null || Array.isArray(context)) {
     throw new KmsError("KMS.0208", "encryption_context must be an object");
   }
   const prototype = Object.getPrototypeOf(context) as unknown;
   if (prototype !== Object.prototype && prototype !== null) throw new KmsError("KMS.0208", "encryption_context must be a plain object");
-  const entries = Object.entries(context as Record<string, unknown>);
-  const pairs: Array<[Buffer, Buffer]> = [];
-  for (const [key, value] of entries) {
+  const pairs = Object.entries(context as Record<string, unknown>) as Array<[string, string]>;
+  // The object's JSON text: braces, a colon per pair, commas between pairs, the strings.
+  let chars = 2 + Math.max(0, pairs.length - 1);
+  for (const [key, value] of pairs) {
     if (key.length === 0) throw new KmsError("KMS.0208", "encryption_context keys must not be empty");
     if (typeof value !== "string") throw new KmsError("KMS.0208", "encryption_context values must be strings");
     if (!wellFormed(key) || !wellFormed(value)) throw new KmsError("KMS.0208", "encryption_context must be well-formed Unicode");
-    pairs.push([Buffer.from(key, "utf8"), Buffer.from(value, "utf8")]);
+    chars += jsonLength(key) + 1 + jsonLength(value);
   }
-  const chars = JSON.stringify(context).length;
   if (chars > MAX_CONTEXT_CHARS) throw new KmsError("KMS.0208", `encryption_context is ${chars} characters, more than ${MAX_CONTEXT_CHARS}`);
-  return pairs.sort((a, b) => Buffer.compare(a[0], b[0]));
+  return pairs.sort(byUtf8);
 }
 
 /**
@@ -93,22 +116,37 @@ function contextPairs(context: unknown): Array<[Buffer, Buffer]> {
  * Validates both inputs first; errors are KmsErrors with KMS.0308 (AAD) or KMS.0208 (context).
  */
 export function encodeBoundContext(purpose: CiphertextPurpose, bound: BoundContext = {}): Buffer {
+  return encodeBoundContextAfter(0, purpose, bound);
+}
+
+/**
+ * encodeBoundContext, written after `prefix` bytes that are left for the caller to fill (the blob
+ * header), so that the GCM additional data is built in one buffer.
+ */
+export function encodeBoundContextAfter(prefix: number, purpose: CiphertextPurpose, bound: BoundContext = {}): Buffer {
   const purposeByte = PURPOSE_BYTE[purpose];
   if (purposeByte === undefined) throw new KmsError("KMS.0308", `unknown ciphertext purpose ${String(purpose)}`);
-  const aad = aadBytes(bound.additionalAuthenticatedData);
+  const aad = bound.additionalAuthenticatedData;
+  const aadBytes = aadLength(aad);
   const pairs = contextPairs(bound.encryptionContext);
-  let length = 1 + 4 + aad.length + 4;
-  for (const [key, value] of pairs) length += 8 + key.length + value.length;
+  let length = prefix + 1 + 4 + aadBytes + 4;
+  for (const [key, value] of pairs) length += 8 + Buffer.byteLength(key, "utf8") + Buffer.byteLength(value, "utf8");
   const out = Buffer.allocUnsafe(length);
-  let at = out.writeUInt8(purposeByte, 0);
-  at = out.writeUInt32BE(aad.length, at);
-  at += aad.copy(out, at);
+  out.fill(0, 0, prefix);
+  let at = out.writeUInt8(purposeByte, prefix);
+  at = out.writeUInt32BE(aadBytes, at);
+  if (aad !== undefined) at += out.write(aad, at, "utf8");
   at = out.writeUInt32BE(pairs.length, at);
   for (const [key, value] of pairs) {
-    at = out.writeUInt32BE(key.length, at);
-    at += key.copy(out, at);
-    at = out.writeUInt32BE(value.length, at);
-    at += value.copy(out, at);
+    const keyAt = at;
+    at += 4;
+    at += out.write(key, at, "utf8");
+    out.writeUInt32BE(at - keyAt - 4, keyAt);
+    const valueAt = at;
+    at += 4;
+    at += out.write(value, at, "utf8");
+    out.writeUInt32BE(at - valueAt - 4, valueAt);
   }
+  if (at !== length) throw new Error(`bound context encoding wrote ${at} of ${length} bytes`);
   return out;
 }
