@@ -16,7 +16,7 @@
  * Strings must be well formed (no lone UTF-16 surrogates, which UTF-8 cannot carry and would
  * otherwise collapse to U+FFFD), and seq/time are integers in [0, 2^53).
  */
-import { createHash } from "node:crypto";
+import { createHash, hash } from "node:crypto";
 import type { AuditOutcome, AuditRecord } from "../types.js";
 
 /** Bytes of a chain value (SHA-256). */
@@ -69,14 +69,6 @@ export function checkFields(fields: ChainedFields): void {
   }
 }
 
-function strLength(value: string): number {
-  return 4 + Buffer.byteLength(value, "utf8");
-}
-
-function optLength(value: string | null): number {
-  return value === null ? 1 : 1 + strLength(value);
-}
-
 function writeU64(out: Buffer, offset: number, value: number): number {
   out.writeUInt32BE(Math.floor(value / 0x1_0000_0000), offset);
   out.writeUInt32BE(value >>> 0, offset + 4);
@@ -98,33 +90,58 @@ function writeOpt(out: Buffer, offset: number, value: string | null): number {
   return writeStr(out, offset + 1, value);
 }
 
+/** Bytes the body can take at most: UTF-8 needs at most 3 bytes per UTF-16 code unit. */
+function maxBodyLength(fields: ChainedFields): number {
+  let units = fields.outcome.length + fields.action.length + fields.requestId.length + fields.source.length;
+  for (const value of [fields.projectId, fields.principalId, fields.keyId, fields.errorCode, fields.detail]) if (value !== null) units += value.length;
+  return 1 + 8 + 8 + 4 * 4 + 5 * 5 + 3 * units;
+}
+
+/** Reused for encoding (the writer hashes tens of thousands of records a second). */
+let scratch = Buffer.allocUnsafe(8192);
+
+function scratchFor(length: number): Buffer {
+  if (scratch.length < length) scratch = Buffer.allocUnsafe(Math.max(length, scratch.length * 2));
+  return scratch;
+}
+
+/** Writes the body at `offset` of `out` (which has room for maxBodyLength); returns the end. */
+function writeBody(out: Buffer, offset: number, fields: ChainedFields): number {
+  out[offset] = RECORD_FORMAT;
+  let at = writeU64(out, offset + 1, fields.seq);
+  at = writeU64(out, at, fields.time);
+  at = writeStr(out, at, fields.outcome);
+  at = writeStr(out, at, fields.action);
+  at = writeStr(out, at, fields.requestId);
+  at = writeStr(out, at, fields.source);
+  at = writeOpt(out, at, fields.projectId);
+  at = writeOpt(out, at, fields.principalId);
+  at = writeOpt(out, at, fields.keyId);
+  at = writeOpt(out, at, fields.errorCode);
+  return writeOpt(out, at, fields.detail);
+}
+
 /** The canonical body of a record (the layout above). Throws if a field cannot be encoded. */
 export function encodeRecord(fields: ChainedFields): Buffer {
   checkFields(fields);
-  const size = 1 + 8 + 8
-    + strLength(fields.outcome) + strLength(fields.action) + strLength(fields.requestId) + strLength(fields.source)
-    + optLength(fields.projectId) + optLength(fields.principalId) + optLength(fields.keyId)
-    + optLength(fields.errorCode) + optLength(fields.detail);
-  const out = Buffer.allocUnsafe(size);
-  out[0] = RECORD_FORMAT;
-  let offset = writeU64(out, 1, fields.seq);
-  offset = writeU64(out, offset, fields.time);
-  offset = writeStr(out, offset, fields.outcome);
-  offset = writeStr(out, offset, fields.action);
-  offset = writeStr(out, offset, fields.requestId);
-  offset = writeStr(out, offset, fields.source);
-  offset = writeOpt(out, offset, fields.projectId);
-  offset = writeOpt(out, offset, fields.principalId);
-  offset = writeOpt(out, offset, fields.keyId);
-  offset = writeOpt(out, offset, fields.errorCode);
-  offset = writeOpt(out, offset, fields.detail);
-  if (offset !== size) throw new Error(`audit record encoding: wrote ${offset} bytes, expected ${size}`);
-  return out;
+  const out = scratchFor(maxBodyLength(fields));
+  return Buffer.from(out.subarray(0, writeBody(out, 0, fields)));
 }
 
-/** The chain value after `fields`, given the chain value before it. */
+/** The chain value after `fields`, given the chain value before it. Throws if a field cannot be encoded. */
 export function chainHash(previous: Buffer, fields: ChainedFields): Buffer {
-  return createHash("sha256").update(previous).update(encodeRecord(fields)).digest();
+  checkFields(fields);
+  return chainHashUnchecked(previous, fields);
+}
+
+/**
+ * chainHash for fields already checked with checkFields (the writer: the store checked every
+ * record before queueing it). One SHA-256 over `previous || body`, encoded in a reused buffer.
+ */
+export function chainHashUnchecked(previous: Buffer, fields: ChainedFields): Buffer {
+  const out = scratchFor(HASH_LENGTH + maxBodyLength(fields));
+  previous.copy(out, 0, 0, HASH_LENGTH);
+  return hash("sha256", out.subarray(0, writeBody(out, HASH_LENGTH, fields)), "buffer");
 }
 
 /** The chain's head: the last record's seq and chain value (seq 0 and the genesis for an empty log). */

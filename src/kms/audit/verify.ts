@@ -202,8 +202,8 @@ export class ChainVerifier {
     const expected = this.#lastSeq + 1;
     if (record.seq !== expected) {
       if (Number.isSafeInteger(record.seq) && record.seq > expected) {
-        return this.#fail("sequence-gap", expected, null,
-          `records ${expected}..${record.seq - 1} are missing: the log goes from ${this.#lastSeq} to ${record.seq}`);
+        const missing = record.seq - 1 === expected ? `record ${expected} is` : `records ${expected}..${record.seq - 1} are`;
+        return this.#fail("sequence-gap", expected, null, `${missing} missing: the log goes from ${this.#lastSeq} to ${record.seq}`);
       }
       return this.#fail("sequence-order", record.seq, null, `record ${String(record.seq)} follows record ${this.#lastSeq}`);
     }

@@ -9,7 +9,8 @@
  * Scheduling: the first write into an empty queue starts a batch on the next turn of the event
  * loop (setImmediate), so writes submitted in the same turn share it; `maxDelayMs` > 0 waits that
  * long instead, to gather more under light load at the cost of latency. A queue reaching
- * `maxBatch` starts its batch at once. One batch runs at a time.
+ * `maxBatch` starts its batch at once. At most `maxInFlight` batches are with the runner at a time;
+ * the runner commits them in order.
  *
  * The runner does the transaction: in-process (the caller's thread blocks during COMMIT) or in the
  * writer thread (the event loop keeps serving requests while the disk works).
@@ -21,9 +22,16 @@ export interface GroupCommitOptions {
   maxBatch: number;
   /** How long the first write of an idle period waits for company, ms (default 0: the next event-loop turn). */
   maxDelayMs: number;
+  /**
+   * Batches handed to the runner before the first has come back (default 2). With a writer
+   * thread, a second batch waits in its queue while the first commits, so the writer goes from one
+   * COMMIT straight to the next transaction instead of idling for a round trip. Batches still
+   * commit one after the other, in order.
+   */
+  maxInFlight: number;
 }
 
-export const DEFAULT_GROUP_COMMIT: Readonly<GroupCommitOptions> = Object.freeze({ maxBatch: 1024, maxDelayMs: 0 });
+export const DEFAULT_GROUP_COMMIT: Readonly<GroupCommitOptions> = Object.freeze({ maxBatch: 1024, maxDelayMs: 0, maxInFlight: 2 });
 
 /** The outcome of one transaction: a result per write (in order), or one error for all. */
 export type RunOutcome<R> = { ok: true; results: R[]; ms: number } | { ok: false; error: Error; ms: number };
@@ -51,7 +59,7 @@ export class GroupCommitter<Op, R> {
   readonly #runner: BatchRunner<Op, R>;
   readonly #options: GroupCommitOptions;
   #queue: Array<Entry<Op, R>> = [];
-  #running = false;
+  #inFlight = 0;
   #scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null;
   readonly #stats = { transactions: 0, writes: 0, failedTransactions: 0, largestBatch: 0, commitMs: 0 };
   readonly #afterBatch: ((ops: readonly Op[], outcome: RunOutcome<R>) => void) | undefined;
@@ -63,10 +71,12 @@ export class GroupCommitter<Op, R> {
   constructor(runner: BatchRunner<Op, R>, options: Partial<GroupCommitOptions> = {}, afterBatch?: (ops: readonly Op[], outcome: RunOutcome<R>) => void) {
     const maxBatch = options.maxBatch ?? DEFAULT_GROUP_COMMIT.maxBatch;
     const maxDelayMs = options.maxDelayMs ?? DEFAULT_GROUP_COMMIT.maxDelayMs;
+    const maxInFlight = options.maxInFlight ?? DEFAULT_GROUP_COMMIT.maxInFlight;
     if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`groupCommit.maxBatch must be a positive integer, not ${maxBatch}`);
     if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0) throw new RangeError(`groupCommit.maxDelayMs must be >= 0, not ${maxDelayMs}`);
+    if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`groupCommit.maxInFlight must be a positive integer, not ${maxInFlight}`);
     this.#runner = runner;
-    this.#options = { maxBatch, maxDelayMs };
+    this.#options = { maxBatch, maxDelayMs, maxInFlight };
     this.#afterBatch = afterBatch;
   }
 
@@ -78,9 +88,9 @@ export class GroupCommitter<Op, R> {
     });
   }
 
-  /** Writes queued or running. */
-  get pending(): number {
-    return this.#queue.length + (this.#running ? 1 : 0);
+  /** Writes queued, and batches with the runner. */
+  get pending(): { queued: number; batches: number } {
+    return { queued: this.#queue.length, batches: this.#inFlight };
   }
 
   stats(): GroupCommitStats {
@@ -88,7 +98,7 @@ export class GroupCommitter<Op, R> {
   }
 
   #schedule(): void {
-    if (this.#running) return; // the running batch starts the next when it ends
+    if (this.#inFlight >= this.#options.maxInFlight) return; // a batch ending starts the next
     if (this.#queue.length >= this.#options.maxBatch) {
       this.#cancelScheduled();
       void this.#runBatch();
@@ -109,11 +119,11 @@ export class GroupCommitter<Op, R> {
 
   #fire(): void {
     this.#scheduled = null;
-    if (!this.#running && this.#queue.length > 0) void this.#runBatch();
+    if (this.#inFlight < this.#options.maxInFlight && this.#queue.length > 0) void this.#runBatch();
   }
 
   async #runBatch(): Promise<void> {
-    this.#running = true;
+    this.#inFlight++;
     const batch = this.#queue.splice(0, this.#options.maxBatch);
     const ops = batch.map((entry) => entry.op);
     let outcome: RunOutcome<R>;
@@ -138,9 +148,12 @@ export class GroupCommitter<Op, R> {
         if (outcome.ok) entry.resolve(outcome.results[position]!);
         else entry.reject(outcome.error);
       });
-      this.#running = false;
+      this.#inFlight--;
       // Writes that queued up during this transaction have waited long enough: go now.
-      if (this.#queue.length > 0) void this.#runBatch();
+      if (this.#queue.length > 0 && this.#inFlight < this.#options.maxInFlight) {
+        this.#cancelScheduled();
+        void this.#runBatch();
+      }
     }
   }
 }

@@ -37,6 +37,51 @@ export interface KeyRow {
   revision: number;
 }
 
+/**
+ * The keys table's columns in a fixed order, for reads in better-sqlite3's raw (array) mode:
+ * building a JavaScript object per row by column name costs more than the query itself, and keys
+ * are read on every cryptographic request.
+ */
+export const KEY_COLUMNS = [
+  "seq", "project_id", "key_id", "domain_id", "alias", "description", "key_spec", "key_usage", "origin", "state", "default_key",
+  "created_at", "updated_at", "deletion_date", "rotation_enabled", "rotation_interval_days", "last_rotated_at", "rotation_count",
+  "current_version", "revision",
+] as const satisfies ReadonlyArray<keyof KeyRow>;
+
+export const KEY_SELECT = KEY_COLUMNS.join(", ");
+
+/** A key row read in raw mode with KEY_SELECT. */
+export type KeyRaw = [
+  seq: number, project_id: string, key_id: string, domain_id: string, alias: string, description: string, key_spec: string,
+  key_usage: string, origin: string, state: number, default_key: number, created_at: number, updated_at: number,
+  deletion_date: number | null, rotation_enabled: number, rotation_interval_days: number, last_rotated_at: number | null,
+  rotation_count: number, current_version: number, revision: number,
+];
+
+export function keyFromRaw(row: KeyRaw): KeyRecord {
+  return {
+    projectId: row[1],
+    keyId: row[2],
+    domainId: row[3],
+    alias: row[4],
+    description: row[5],
+    keySpec: row[6] as KeySpec,
+    keyUsage: row[7] as KeyUsage,
+    origin: row[8] as KeyOrigin,
+    state: row[9] as KeyState,
+    defaultKey: row[10] === 1,
+    createdAt: row[11],
+    updatedAt: row[12],
+    deletionDate: row[13],
+    rotationEnabled: row[14] === 1,
+    rotationIntervalDays: row[15],
+    lastRotatedAt: row[16],
+    rotationCount: row[17],
+    currentVersion: row[18],
+    revision: row[19],
+  };
+}
+
 export function keyFromRow(row: KeyRow): KeyRecord {
   return {
     projectId: row.project_id,
@@ -212,11 +257,7 @@ export function checkpointFromRow(row: CheckpointRow): AuditCheckpoint {
   return { index: row.idx, seq: row.seq, hash: row.hash, time: row.time, reason: row.reason as CheckpointReason, mac: row.mac };
 }
 
-/** Copies a record's Buffers back from a worker message (Uint8Array → Buffer). */
-export function reviveAudit(record: AuditRecord): AuditRecord {
-  return { ...record, hash: asBuffer(record.hash) };
-}
-
+/** Makes a record's Buffers Buffers again after a trip from the writer thread (Uint8Array → Buffer). */
 export function reviveCheckpoint(checkpoint: AuditCheckpoint): AuditCheckpoint {
   return { ...checkpoint, hash: asBuffer(checkpoint.hash), mac: asBuffer(checkpoint.mac) };
 }

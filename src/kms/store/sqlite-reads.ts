@@ -17,9 +17,9 @@ import type {
   ProjectRecord, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
 import {
-  auditFromRow, checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, keyFromRow, parseMarker,
+  auditFromRow, checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
   principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type AuditRow, type CheckpointRow,
-  type CredentialRow, type GrantRow, type KeyRow, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
+  type CredentialRow, type GrantRow, type KeyRaw, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
 } from "./rows.js";
 import type { AuditPage, AuditQuery, AuditSink, KeyForUse, KeyListRequest, Page, PageRequest } from "./store.js";
 
@@ -34,14 +34,17 @@ export class SqliteReader {
     this.#db = db;
     const prepare = (sql: string): Database.Statement => db.prepare(sql);
     this.#s = {
-      key: prepare("SELECT * FROM keys WHERE project_id = ? AND key_id = ?"),
-      keyByAlias: prepare("SELECT * FROM keys WHERE project_id = ? AND alias = ?"),
-      keysPage: prepare("SELECT * FROM keys WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?"),
-      keysPageByState: prepare("SELECT * FROM keys WHERE project_id = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?"),
+      key: prepare(`SELECT ${KEY_SELECT} FROM keys WHERE project_id = ? AND key_id = ?`).raw(),
+      // The key and one version in one statement (the read behind every encrypt and decrypt).
+      keyForUse: prepare(`SELECT ${KEY_COLUMNS.map((column) => `k.${column}`).join(", ")}, v.version, v.material, v.created_at
+        FROM keys k LEFT JOIN key_versions v ON v.key_seq = k.seq AND v.version = coalesce(?, k.current_version)
+        WHERE k.project_id = ? AND k.key_id = ?`).raw(),
+      keyByAlias: prepare(`SELECT ${KEY_SELECT} FROM keys WHERE project_id = ? AND alias = ?`).raw(),
+      keysPage: prepare(`SELECT ${KEY_SELECT} FROM keys WHERE project_id = ? AND seq > ? ORDER BY seq LIMIT ?`).raw(),
+      keysPageByState: prepare(`SELECT ${KEY_SELECT} FROM keys WHERE project_id = ? AND state = ? AND seq > ? ORDER BY seq LIMIT ?`).raw(),
       countKeys: prepare("SELECT count(*) FROM keys WHERE project_id = ?").pluck(),
       countKeysByState: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND state = ?").pluck(),
       countCustom: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND default_key = 0").pluck(),
-      version: prepare("SELECT version, material, created_at FROM key_versions WHERE key_seq = ? AND version = ?"),
       versions: prepare("SELECT version, material, created_at FROM key_versions WHERE key_seq = ? ORDER BY version"),
       due: prepare("SELECT project_id, key_id, deletion_date FROM keys WHERE state = 4 AND deletion_date <= ? ORDER BY deletion_date, seq LIMIT ?"),
       tags: prepare("SELECT tag_key, tag_value FROM tags WHERE key_seq = ? ORDER BY tag_key"),
@@ -74,33 +77,34 @@ export class SqliteReader {
 
   // Keys --------------------------------------------------------------------------------------
 
-  #keyRow(projectId: string, keyId: string): KeyRow | undefined {
-    return this.#s.key.get(projectId, keyId) as KeyRow | undefined;
+  /** The key's row (raw: KEY_COLUMNS order). */
+  #keyRow(projectId: string, keyId: string): KeyRaw | undefined {
+    return this.#s.key.get(projectId, keyId) as KeyRaw | undefined;
   }
 
-  /** The key's row, or KMS.0207. */
-  #existingKey(projectId: string, keyId: string): KeyRow {
+  /** The key's internal seq, or KMS.0207. */
+  #existingKey(projectId: string, keyId: string): { seq: number } {
     const row = this.#keyRow(projectId, keyId);
     if (row === undefined) throw new KmsError("KMS.0207");
-    return row;
+    return { seq: row[0] };
   }
 
   key(projectId: string, keyId: string): KeyRecord | undefined {
     const row = this.#keyRow(projectId, keyId);
-    return row === undefined ? undefined : keyFromRow(row);
+    return row === undefined ? undefined : keyFromRaw(row);
   }
 
   keyByAlias(projectId: string, alias: string): KeyRecord | undefined {
-    const row = this.#s.keyByAlias.get(projectId, alias) as KeyRow | undefined;
-    return row === undefined ? undefined : keyFromRow(row);
+    const row = this.#s.keyByAlias.get(projectId, alias) as KeyRaw | undefined;
+    return row === undefined ? undefined : keyFromRaw(row);
   }
 
   keyForUse(projectId: string, keyId: string, version?: number): KeyForUse | undefined {
-    const row = this.#keyRow(projectId, keyId);
+    const row = this.#s.keyForUse.get(version ?? null, projectId, keyId) as [...KeyRaw, number | null, Buffer | null, number | null] | undefined;
     if (row === undefined) return undefined;
-    const key = keyFromRow(row);
-    const versionRow = this.#s.version.get(row.seq, version ?? row.current_version) as VersionRow | undefined;
-    return { key, version: versionRow === undefined ? undefined : versionFromRow(key, versionRow) };
+    const key = keyFromRaw(row as unknown as KeyRaw);
+    const [number, material, createdAt] = row.slice(KEY_COLUMNS.length) as [number | null, Buffer | null, number | null];
+    return { key, version: number === null ? undefined : { projectId, keyId, version: number, material: material!, createdAt: createdAt! } };
   }
 
   keys(projectId: string, request: KeyListRequest): Page<KeyRecord> {
@@ -108,9 +112,9 @@ export class SqliteReader {
     const after = parseMarker(request.marker);
     const rows = (request.state === undefined
       ? this.#s.keysPage.all(projectId, after, limit + 1)
-      : this.#s.keysPageByState.all(projectId, request.state, after, limit + 1)) as KeyRow[];
+      : this.#s.keysPageByState.all(projectId, request.state, after, limit + 1)) as KeyRaw[];
     const total = (request.state === undefined ? this.#s.countKeys.get(projectId) : this.#s.countKeysByState.get(projectId, request.state)) as number;
-    return page(rows, limit, total, (row) => row.seq, keyFromRow);
+    return page(rows, limit, total, (row) => row[0], keyFromRaw);
   }
 
   countKeys(projectId: string, customOnly: boolean): number {
@@ -118,16 +122,13 @@ export class SqliteReader {
   }
 
   version(projectId: string, keyId: string, version: number): KeyVersionRecord | undefined {
-    const row = this.#keyRow(projectId, keyId);
-    if (row === undefined) return undefined;
-    const versionRow = this.#s.version.get(row.seq, version) as VersionRow | undefined;
-    return versionRow === undefined ? undefined : versionFromRow({ projectId, keyId }, versionRow);
+    return this.keyForUse(projectId, keyId, version)?.version;
   }
 
   versions(projectId: string, keyId: string): KeyVersionRecord[] {
     const row = this.#keyRow(projectId, keyId);
     if (row === undefined) return [];
-    return (this.#s.versions.all(row.seq) as VersionRow[]).map((versionRow) => versionFromRow({ projectId, keyId }, versionRow));
+    return (this.#s.versions.all(row[0]) as VersionRow[]).map((versionRow) => versionFromRow({ projectId, keyId }, versionRow));
   }
 
   dueForDeletion(now: number, limit: number): KeyRef[] {
@@ -159,7 +160,7 @@ export class SqliteReader {
   grant(projectId: string, keyId: string, grantId: string): GrantRecord | undefined {
     const row = this.#keyRow(projectId, keyId);
     if (row === undefined) return undefined;
-    const grant = this.#s.grant.get(row.seq, grantId) as GrantRow | undefined;
+    const grant = this.#s.grant.get(row[0], grantId) as GrantRow | undefined;
     return grant === undefined ? undefined : grantFromRow(grant);
   }
 
@@ -181,7 +182,7 @@ export class SqliteReader {
   grantsForGrantee(projectId: string, keyId: string, granteePrincipal: string): GrantRecord[] {
     const row = this.#keyRow(projectId, keyId);
     if (row === undefined) return [];
-    return (this.#s.grantsForGrantee.all(row.seq, granteePrincipal) as GrantRow[]).map(grantFromRow);
+    return (this.#s.grantsForGrantee.all(row[0], granteePrincipal) as GrantRow[]).map(grantFromRow);
   }
 
   countGrants(projectId: string, keyId: string): number {
@@ -192,7 +193,7 @@ export class SqliteReader {
   usage(projectId: string, keyId: string): UsageRecord[] | undefined {
     const row = this.#keyRow(projectId, keyId);
     if (row === undefined) return undefined;
-    const rows = this.#s.usage.all(row.seq) as Array<{ action: string; count: number; last_used_at: number }>;
+    const rows = this.#s.usage.all(row[0]) as Array<{ action: string; count: number; last_used_at: number }>;
     return rows.map((usage) => ({ projectId, keyId, action: usage.action, count: usage.count, lastUsedAt: usage.last_used_at }));
   }
 

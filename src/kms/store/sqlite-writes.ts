@@ -14,7 +14,7 @@
  */
 import Database from "better-sqlite3";
 import { performance } from "node:perf_hooks";
-import { chainHash, genesisHash, LOG_ID_LENGTH, type ChainHead } from "../audit/chain.js";
+import { chainHashUnchecked, genesisHash, HASH_LENGTH, LOG_ID_LENGTH, type ChainHead } from "../audit/chain.js";
 import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../errors.js";
 import type {
   AuditCheckpoint, AuditOutcome, AuditRecord, CredentialStatus, GrantRecord, KeyPatch, KeyRecord, KeyState,
@@ -87,13 +87,94 @@ export type SerializedError =
   | { kind: "store"; code: StoreErrorCode; message: string }
   | { kind: "error"; name: string; message: string; code: string | null };
 
+/**
+ * A write's result as the writer reports it, kept small because batches cross a thread boundary
+ * by structured clone: `1` is an audit.append that succeeded; otherwise ok/value or ok/error, and
+ * whether an audit record was appended for the write (its success record, or its failure record).
+ * The records themselves are not sent back: the store rebuilds them from the drafts it sent and
+ * the batch's chain values (expandResults).
+ */
 export type OpResult =
+  | 1
+  | { ok: true; value: unknown; audited: boolean }
+  | { ok: false; error: SerializedError; audited: boolean };
+
+export type BatchResult =
+  /** `hashes`: the chain value of each audit record appended, 32 bytes each, from seq `firstSeq` on. */
+  | { ok: true; results: OpResult[]; firstSeq: number; hashes: Uint8Array; ms: number }
+  | { ok: false; error: SerializedError; ms: number };
+
+/** A write's result with its audit record rebuilt: what the store's promises settle with. */
+export type StoreResult =
   | { ok: true; value: unknown; audit: AuditRecord | null }
   | { ok: false; error: SerializedError; audit: AuditRecord | null };
 
-export type BatchResult =
-  | { ok: true; results: OpResult[]; ms: number }
-  | { ok: false; error: SerializedError; ms: number };
+/**
+ * An audit.append as a flat tuple for the trip to the writer thread: structured clone copies a
+ * tuple of strings several times faster than the same fields as an object, and appends are most
+ * of the traffic. Other writes travel as they are.
+ */
+type PackedAppend = [
+  time: number, requestId: string, projectId: string | null, principalId: string | null, source: string, action: string,
+  keyId: string | null, detail: string | null, outcome: AuditOutcome, errorCode: string | null,
+];
+
+export type PackedOp = WriteOp | PackedAppend;
+
+export function packOps(ops: readonly WriteOp[]): PackedOp[] {
+  return ops.map((op) => {
+    if (op.op !== "audit.append") return op;
+    const r = op.record;
+    return [r.time, r.requestId, r.projectId, r.principalId, r.source, r.action, r.keyId, r.detail, r.outcome, r.errorCode];
+  });
+}
+
+export function unpackOps(packed: readonly PackedOp[]): WriteOp[] {
+  return packed.map((op) => {
+    if (!Array.isArray(op)) return op;
+    const [time, requestId, projectId, principalId, source, action, keyId, detail, outcome, errorCode] = op;
+    return { op: "audit.append", record: { time, requestId, projectId, principalId, source, action, keyId, detail, outcome, errorCode } };
+  });
+}
+
+/** The code a failed atomic write's audit record carries. */
+export function failureCode(error: SerializedError): string {
+  return error.kind === "kms" ? error.code : "KMS.0101";
+}
+
+/**
+ * Rebuilds each write's audit record (seq and chain value from the writer, the rest from the
+ * draft in the op) and, for audit.append, its value. `ops` are the ops of the batch, in order.
+ */
+export function expandResults(ops: readonly WriteOp[], result: Extract<BatchResult, { ok: true }>): StoreResult[] {
+  let seq = result.firstSeq;
+  let offset = 0;
+  const hashes = result.hashes;
+  const next = (draft: AuditDraft, outcome: AuditOutcome, errorCode: string | null): AuditRecord => {
+    const hash = Buffer.allocUnsafe(HASH_LENGTH);
+    hash.set(hashes.subarray(offset, offset + HASH_LENGTH));
+    offset += HASH_LENGTH;
+    return {
+      seq: seq++, time: draft.time, requestId: draft.requestId, projectId: draft.projectId, principalId: draft.principalId,
+      source: draft.source, action: draft.action, keyId: draft.keyId, outcome, errorCode, detail: draft.detail, hash,
+    };
+  };
+  return result.results.map((opResult, position): StoreResult => {
+    const op = ops[position]!;
+    if (opResult === 1) {
+      if (op.op !== "audit.append") throw new Error(`writer result 1 for a ${op.op}`);
+      const record = next(op.record, op.record.outcome, op.record.errorCode);
+      return { ok: true, value: record, audit: record };
+    }
+    let audit: AuditRecord | null = null;
+    if (opResult.audited) {
+      const draft = "audit" in op ? op.audit : null;
+      if (draft === null || draft === undefined) throw new Error(`writer reports an audit record for a ${op.op} without one`);
+      audit = opResult.ok ? next(draft, "success", null) : next(draft, "failure", failureCode(opResult.error));
+    }
+    return opResult.ok ? { ok: true, value: opResult.value, audit } : { ok: false, error: opResult.error, audit };
+  });
+}
 
 /** What the writer found on open. */
 export interface WriterState {
@@ -133,7 +214,8 @@ export function reviveError(error: SerializedError): Error {
 /**
  * Opens the database file with the store's settings: WAL, synchronous=FULL (a commit is on disk
  * when COMMIT returns), foreign keys, secure_delete (deleted rows are overwritten, not left in free
- * pages), and a busy timeout for the rare moments a reader meets a checkpoint.
+ * pages), a larger automatic-checkpoint interval, and a busy timeout for the rare moments a reader
+ * meets a checkpoint.
  */
 export function openDatabase(path: string, options: { readonly?: boolean } = {}): Database.Database {
   const db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
@@ -147,6 +229,10 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
       db.pragma("synchronous = FULL");
       db.pragma("foreign_keys = ON");
       db.pragma("secure_delete = ON");
+      // Copy the WAL into the database every ~40 MB rather than every ~4 MB (SQLite's default): an
+      // automatic checkpoint runs inside some COMMIT and fsyncs the database file, so fewer, larger
+      // ones cost the writer less (measured: about +10 % durable appends/s).
+      db.pragma("wal_autocheckpoint = 10000");
     }
     return db;
   } catch (error) {
@@ -180,6 +266,8 @@ export class WriteExecutor {
   readonly #db: Database.Database;
   #head: ChainHead;
   #lastCheckpoint: AuditCheckpoint | null;
+  /** Chain values of the records appended in the running batch, in order. */
+  #hashes: Buffer[] = [];
   readonly #state: WriterState;
   readonly #s;
 
@@ -277,6 +365,7 @@ export class WriteExecutor {
     };
     let truncateLog = false;
     const results: OpResult[] = [];
+    this.#hashes = [];
     try {
       this.#s.begin.run();
       for (const op of ops) {
@@ -296,7 +385,10 @@ export class WriteExecutor {
         /* busy readers: the next automatic checkpoint completes it */
       }
     }
-    return { ok: true, results, ms: performance.now() - started };
+    // Not from Buffer's shared pool: the array crosses to the main thread by transfer.
+    const hashes = new Uint8Array(this.#hashes.length * HASH_LENGTH);
+    this.#hashes.forEach((hash, index) => hashes.set(hash, index * HASH_LENGTH));
+    return { ok: true, results, firstSeq: head.seq + 1, hashes, ms: performance.now() - started };
   }
 
   close(): void {
@@ -308,14 +400,23 @@ export class WriteExecutor {
   #run(op: WriteOp): OpResult {
     switch (op.op) {
       case "noop":
-        return { ok: true, value: null, audit: null };
+        return { ok: true, value: null, audited: false };
       case "audit.append":
-        return this.#plain(() => {
-          const record = this.#append(op.record, op.record.outcome, op.record.errorCode);
-          return { value: record, audit: record };
-        });
+        // One INSERT, which happens or not: no savepoint needed.
+        try {
+          this.#append(op.record, op.record.outcome, op.record.errorCode);
+          return 1;
+        } catch (error) {
+          if (!this.#db.inTransaction) throw new TransactionLost(error);
+          return { ok: false, error: serializeError(error), audited: false };
+        }
       case "audit.checkpoint":
-        return this.#plain(() => ({ value: this.#checkpoint(op.checkpoint), audit: null }));
+        try {
+          return { ok: true, value: this.#checkpoint(op.checkpoint), audited: false };
+        } catch (error) {
+          if (!this.#db.inTransaction) throw new TransactionLost(error);
+          return { ok: false, error: serializeError(error), audited: false };
+        }
       case "usage.flush":
         return this.#atomic(null, () => this.#usage(op.entries, op.throughSeq));
       case "project.create":
@@ -391,72 +492,56 @@ export class WriteExecutor {
         return this.#atomic(op.audit, () => this.#s.deleteRole.run(op.principalId, op.projectId, op.role).changes > 0);
       default: {
         const unknown: never = op;
-        return { ok: false, error: serializeError(new TypeError(`unknown write ${JSON.stringify(unknown)}`)), audit: null };
+        return { ok: false, error: serializeError(new TypeError(`unknown write ${JSON.stringify(unknown)}`)), audited: false };
       }
-    }
-  }
-
-  /** A write with no savepoint (a single INSERT either happens or not). */
-  #plain(fn: () => { value: unknown; audit: AuditRecord | null }): OpResult {
-    const head = this.#head;
-    try {
-      const { value, audit } = fn();
-      return { ok: true, value, audit };
-    } catch (error) {
-      this.#head = head;
-      if (!this.#db.inTransaction) throw new TransactionLost(error);
-      return { ok: false, error: serializeError(error), audit: null };
     }
   }
 
   /** A write inside a savepoint, with its audit record (success inside, failure after a rollback). */
   #atomic(audit: AuditDraft | null, fn: () => unknown): OpResult {
     const head = this.#head;
+    const appended = this.#hashes.length;
     this.#s.savepoint.run();
     try {
       const value = fn();
-      const record = audit === null ? null : this.#append(audit, "success", null);
+      if (audit !== null) this.#append(audit, "success", null);
       this.#s.release.run();
-      return { ok: true, value, audit: record };
+      return { ok: true, value, audited: audit !== null };
     } catch (error) {
       this.#head = head;
+      this.#hashes.length = appended;
       if (!this.#db.inTransaction) throw new TransactionLost(error);
       this.#s.rollbackTo.run();
       this.#s.release.run();
-      let record: AuditRecord | null = null;
+      const serialized = serializeError(error);
+      let audited = false;
       if (audit !== null) {
         try {
-          record = this.#append(audit, "failure", error instanceof KmsError ? error.code : "KMS.0101");
+          this.#append(audit, "failure", failureCode(serialized));
+          audited = true;
         } catch (appendError) {
           this.#head = head;
+          this.#hashes.length = appended;
           if (!this.#db.inTransaction) throw new TransactionLost(appendError);
         }
       }
-      return { ok: false, error: serializeError(error), audit: record };
+      return { ok: false, error: serialized, audited };
     }
   }
 
-  #append(draft: AuditDraft, outcome: AuditOutcome, errorCode: string | null): AuditRecord {
-    const fields = {
-      seq: this.#head.seq + 1,
-      time: draft.time,
-      requestId: draft.requestId,
-      projectId: draft.projectId,
-      principalId: draft.principalId,
-      source: draft.source,
-      action: draft.action,
-      keyId: draft.keyId,
-      outcome,
-      errorCode,
-      detail: draft.detail,
-    };
-    const hash = chainHash(this.#head.hash, fields);
+  /** Appends a record (fields checked by the store before queueing) and advances the head. */
+  #append(draft: AuditDraft, outcome: AuditOutcome, errorCode: string | null): void {
+    const seq = this.#head.seq + 1;
+    const hash = chainHashUnchecked(this.#head.hash, {
+      seq, time: draft.time, requestId: draft.requestId, projectId: draft.projectId, principalId: draft.principalId,
+      source: draft.source, action: draft.action, keyId: draft.keyId, outcome, errorCode, detail: draft.detail,
+    });
     this.#s.insertAudit.run(
-      fields.seq, fields.time, fields.requestId, fields.projectId, fields.principalId, fields.source, fields.action,
-      fields.keyId, fields.outcome, fields.errorCode, fields.detail, hash,
+      seq, draft.time, draft.requestId, draft.projectId, draft.principalId, draft.source, draft.action,
+      draft.keyId, outcome, errorCode, draft.detail, hash,
     );
-    this.#head = { seq: fields.seq, hash };
-    return { ...fields, hash };
+    this.#head = { seq, hash };
+    this.#hashes.push(hash);
   }
 
   #checkpoint(checkpoint: AuditCheckpoint): AuditCheckpoint {
@@ -499,7 +584,7 @@ export class WriteExecutor {
     if (op.existingAlias === "return") {
       // Decided before the savepoint: returning the existing key writes nothing and audits nothing.
       const existing = this.#s.aliasTaken.get(key.projectId, key.alias) as KeyRow | undefined;
-      if (existing !== undefined) return { ok: true, value: keyFromRow(existing), audit: null };
+      if (existing !== undefined) return { ok: true, value: keyFromRow(existing), audited: false };
     }
     return this.#atomic(op.audit, () => {
       if (this.#s.aliasTaken.get(key.projectId, key.alias) !== undefined) throw new KmsError("KMS.1104");

@@ -12,7 +12,8 @@ import type { BatchRunner, RunOutcome } from "./group-commit.js";
 import { StoreError } from "./errors.js";
 import { reviveCheckpoint } from "./rows.js";
 import {
-  openExecutor, reviveError, type BatchResult, type OpResult, type SerializedError, type WriteOp, type WriterState,
+  expandResults, openExecutor, packOps, reviveError, type BatchResult, type SerializedError, type StoreResult, type WriteOp,
+  type WriterState,
 } from "./sqlite-writes.js";
 
 export type WriterMode = "worker" | "inline";
@@ -21,13 +22,19 @@ export interface Writer {
   readonly mode: WriterMode;
   /** What the writer found when it opened the database (after migrating it). */
   readonly state: WriterState;
-  readonly run: BatchRunner<WriteOp, OpResult>;
+  /** Runs a batch as one transaction; resolves after COMMIT with each write's result and audit record. */
+  readonly run: BatchRunner<WriteOp, StoreResult>;
   /** Closes the write connection (after the running batch, if any). Idempotent. */
   close(): Promise<void>;
 }
 
-function toOutcome(result: BatchResult): RunOutcome<OpResult> {
-  return result.ok ? { ok: true, results: result.results, ms: result.ms } : { ok: false, error: reviveError(result.error), ms: result.ms };
+function toOutcome(ops: readonly WriteOp[], result: BatchResult): RunOutcome<StoreResult> {
+  if (!result.ok) return { ok: false, error: reviveError(result.error), ms: result.ms };
+  try {
+    return { ok: true, results: expandResults(ops, result), ms: result.ms };
+  } catch (error) {
+    return { ok: false, error: new StoreError("ERR_KMS_STORE_WRITE_FAILED", `the writer's report does not match the batch: ${(error as Error).message}`), ms: result.ms };
+  }
 }
 
 function reviveState(state: WriterState): WriterState {
@@ -48,7 +55,7 @@ export function startInlineWriter(path: string, migrations?: readonly Migration[
     state: executor.state,
     run: (ops) => {
       if (closed) return Promise.resolve({ ok: false, error: new StoreError("ERR_KMS_STORE_CLOSED", "the store's writer is closed"), ms: 0 });
-      return Promise.resolve(toOutcome(executor.runBatch(ops)));
+      return Promise.resolve(toOutcome(ops, executor.runBatch(ops)));
     },
     close: () => {
       closed = true;
@@ -67,15 +74,15 @@ type Outbound =
 /** The writer on its own thread; resolves once it has opened and migrated the database. */
 export function startWorkerWriter(path: string): Promise<Writer> {
   const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: { path } });
-  const inFlight = new Map<number, (outcome: RunOutcome<OpResult>) => void>();
+  const inFlight = new Map<number, (result: BatchResult) => void>();
   let nextId = 1;
-  let broken: Error | null = null;
+  let broken: StoreError | null = null;
   let closing: Promise<void> | null = null;
   let onClosed: (() => void) | null = null;
 
-  const breakAll = (error: Error): void => {
+  const breakAll = (error: StoreError): void => {
     broken ??= error;
-    for (const settle of inFlight.values()) settle({ ok: false, error: broken, ms: 0 });
+    for (const settle of inFlight.values()) settle({ ok: false, error: { kind: "store", code: broken.code, message: broken.message }, ms: 0 });
     inFlight.clear();
     onClosed?.();
   };
@@ -95,11 +102,11 @@ export function startWorkerWriter(path: string): Promise<Writer> {
               if (broken !== null) return Promise.resolve({ ok: false, error: broken, ms: 0 });
               if (closing !== null) return Promise.resolve({ ok: false, error: new StoreError("ERR_KMS_STORE_CLOSED", "the store's writer is closed"), ms: 0 });
               const id = nextId++;
-              return new Promise<RunOutcome<OpResult>>((settle) => {
+              return new Promise<BatchResult>((settle) => {
                 inFlight.set(id, settle);
                 worker.ref();
-                worker.postMessage({ type: "batch", id, ops });
-              });
+                worker.postMessage({ type: "batch", id, ops: packOps(ops) });
+              }).then((result) => toOutcome(ops, result));
             },
             close: () => {
               closing ??= new Promise<void>((done) => {
@@ -124,7 +131,7 @@ export function startWorkerWriter(path: string): Promise<Writer> {
           const settle = inFlight.get(message.id);
           inFlight.delete(message.id);
           if (inFlight.size === 0) worker.unref();
-          settle?.(toOutcome(message.result));
+          settle?.(message.result);
           break;
         }
         case "closed":

@@ -1,0 +1,586 @@
+/**
+ * The embedded KMS store: SQLite through better-sqlite3, in `<directory>/kms.sqlite` (WAL,
+ * synchronous=FULL), behind the KmsStore interface (store.ts). docs/kms-store.md describes the
+ * design; in short:
+ *
+ * - Writes are data (WriteOp) queued into a group commit (group-commit.ts) and run by one writer
+ *   (sqlite-writes.ts) — on a worker thread by default — one transaction per batch. A write's
+ *   promise resolves after its batch's COMMIT returned.
+ * - Reads run on a read-only connection of this thread (sqlite-reads.ts).
+ * - The audit chain's head lives in the writer, which gives each record its seq and chain value
+ *   inside the transaction that commits it. This side follows the committed head from the batch
+ *   results and writes MACed checkpoints after every `checkpoints.everyRecords` records, every
+ *   `checkpoints.everyMs`, on close, and on open after a crash ("recovery").
+ * - On open the records after the newest checkpoint are verified (and that checkpoint's MAC):
+ *   a store whose log end does not verify refuses to open (StoreError ERR_KMS_AUDIT_TAMPERED)
+ *   rather than chain new records onto a forgery. verifyAuditDatabase() checks such a database
+ *   without opening it as a store.
+ * - Usage counters are derived from committed audit records (store.ts UsageStore).
+ * - One process owns the directory (lock.ts).
+ */
+import { mkdirSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { join } from "node:path";
+import { checkFields, type ChainHead } from "../audit/chain.js";
+import {
+  checkpointMacValid, DEFAULT_CHECKPOINT_POLICY, makeCheckpoint, toAnchor, type AuditMac, type CheckpointPolicy,
+} from "../audit/checkpoints.js";
+import { ChainVerifier, type AuditVerification, type AuditVerifyFailure, type VerifyOptions, type VerifyStart } from "../audit/verify.js";
+import type {
+  AuditCheckpoint, AuditEvent, AuditInput, AuditRecord, CheckpointReason, CredentialRecord, GrantRecord, KeyRecord,
+  KeyVersionRecord, PrincipalRecord, ProjectRecord, RoleRecord, TagRecord, UsageRecord,
+} from "../types.js";
+import { StoreError } from "./errors.js";
+import { GroupCommitter, type GroupCommitOptions, type RunOutcome } from "./group-commit.js";
+import { StoreLock } from "./lock.js";
+import type { Migration } from "./migrations.js";
+import { asBuffer, reviveCheckpoint, reviveCredential, reviveVersion } from "./rows.js";
+import { exportAuditLog, SqliteReader, verifyAuditLog } from "./sqlite-reads.js";
+import {
+  openDatabase, reviveError, type AuditDraft, type OutcomeDraft, type StoreResult, type UsageDelta, type WriteOp,
+} from "./sqlite-writes.js";
+import type {
+  AuditLog, AuditSink, GrantStore, KeyStore, KmsStore, PrincipalStore, ProjectStore, StoreStats, TagStore, UsageStore,
+} from "./store.js";
+import { startInlineWriter, startWorkerWriter, type Writer, type WriterMode } from "./writer.js";
+
+/** The database's file name inside the store directory. */
+export const DATABASE_FILE = "kms.sqlite";
+
+export interface SqliteStoreOptions {
+  /** The store's directory (created, mode 0700, if absent): kms.sqlite, its -wal and -shm, kms.lock. */
+  directory: string;
+  /** The checkpoint MAC (the token's HMAC key; audit/checkpoints.ts). */
+  mac: AuditMac;
+  /** Where transactions run: "worker" (default) or "inline" (writer.ts). */
+  writer?: WriterMode;
+  /** Batch size and delay (group-commit.ts). */
+  groupCommit?: Partial<GroupCommitOptions>;
+  /** When checkpoints are written (audit/checkpoints.ts). */
+  checkpoints?: Partial<CheckpointPolicy>;
+  /** How often accumulated usage counts are written, ms (default 1000). */
+  usageFlushMs?: number;
+  /** Operator messages: a stale lock taken over, a background checkpoint or usage write that failed. Default: process.emitWarning. */
+  warn?: (message: string) => void;
+  /**
+   * What open() verifies of the audit log before appending to it: "tail" (default) — the newest
+   * checkpoint and the records after it, cheap whatever the log's size; "full" — the whole log,
+   * as audit.verify() does. Either way a failure refuses the open (ERR_KMS_AUDIT_TAMPERED).
+   */
+  verifyOnOpen?: "tail" | "full";
+  /** Another migration list (tests; "inline" writer only). */
+  migrations?: readonly Migration[];
+}
+
+const defaultWarn = (message: string): void => process.emitWarning(message, { code: "HSMKIT_KMS_STORE" });
+
+function tampered(verification: AuditVerifyFailure): StoreError {
+  return new StoreError("ERR_KMS_AUDIT_TAMPERED",
+    `the audit log does not verify (${verification.problem}): ${verification.message}. ` +
+    "The store will not append to it; run the audit verification to examine it (or check that the MAC key is this log's)",
+    { verification });
+}
+
+function draftOf(event: AuditEvent): AuditDraft {
+  const draft: AuditDraft = {
+    time: event.time ?? Date.now(),
+    requestId: event.requestId,
+    projectId: event.projectId ?? null,
+    principalId: event.principalId ?? null,
+    source: event.source,
+    action: event.action,
+    keyId: event.keyId ?? null,
+    detail: event.detail ?? null,
+  };
+  // Refuse a record that cannot be encoded before anything is written (the writer trusts these).
+  checkFields({ ...draft, seq: 0, outcome: "success", errorCode: null });
+  return draft;
+}
+
+/** An audit.append's record: the caller's event and outcome, checked. */
+function outcomeDraftOf(input: AuditInput): OutcomeDraft {
+  const record: OutcomeDraft = {
+    time: input.time ?? Date.now(),
+    requestId: input.requestId,
+    projectId: input.projectId ?? null,
+    principalId: input.principalId ?? null,
+    source: input.source,
+    action: input.action,
+    keyId: input.keyId ?? null,
+    detail: input.detail ?? null,
+    outcome: input.outcome,
+    errorCode: input.errorCode ?? null,
+  };
+  checkFields({ seq: 0, ...record });
+  return record;
+}
+
+const optionalDraft = (event: AuditEvent | undefined): AuditDraft | null => (event === undefined ? null : draftOf(event));
+
+function unwrap(result: StoreResult): unknown {
+  if (!result.ok) throw reviveError(result.error);
+  return result.value;
+}
+
+/** Opens (creating and migrating as needed) the store in `options.directory`. */
+export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
+  const mode = options.writer ?? "worker";
+  if (mode !== "worker" && mode !== "inline") throw new TypeError(`writer must be "worker" or "inline", not ${String(mode)}`);
+  if (options.migrations !== undefined && mode !== "inline") throw new TypeError("custom migrations need the inline writer");
+  if (typeof options.mac?.mac !== "function" || typeof options.mac.verifyMac !== "function") throw new TypeError("options.mac must provide mac() and verifyMac()");
+  const policy: CheckpointPolicy = { ...DEFAULT_CHECKPOINT_POLICY, ...options.checkpoints };
+  if (!Number.isSafeInteger(policy.everyRecords) || policy.everyRecords < 1) throw new RangeError("checkpoints.everyRecords must be a positive integer");
+  if (!Number.isFinite(policy.everyMs) || policy.everyMs < 0) throw new RangeError("checkpoints.everyMs must be >= 0");
+  const usageFlushMs = options.usageFlushMs ?? 1000;
+  if (!Number.isFinite(usageFlushMs) || usageFlushMs <= 0) throw new RangeError("usageFlushMs must be > 0");
+  const warn = options.warn ?? defaultWarn;
+
+  mkdirSync(options.directory, { recursive: true, mode: 0o700 });
+  const lock = StoreLock.acquire(options.directory, warn);
+  const path = join(options.directory, DATABASE_FILE);
+  let writer: Writer | undefined;
+  let reader: SqliteReader | undefined;
+  try {
+    writer = mode === "inline" ? startInlineWriter(path, options.migrations) : await startWorkerWriter(path);
+    reader = new SqliteReader(openDatabase(path, { readonly: true }));
+    const store = new SqliteStore(path, lock, writer, reader, options, policy, usageFlushMs, warn);
+    if (options.verifyOnOpen === "full") {
+      const verdict = await store.audit.verify();
+      if (!verdict.ok) throw tampered(verdict);
+    } else if (options.verifyOnOpen !== undefined && options.verifyOnOpen !== "tail") {
+      throw new TypeError(`verifyOnOpen must be "tail" or "full", not ${String(options.verifyOnOpen)}`);
+    }
+    await store.recoverAfterOpen();
+    return store;
+  } catch (error) {
+    reader?.close();
+    await writer?.close();
+    lock.release();
+    throw error;
+  }
+}
+
+/**
+ * Verifies the audit log of the store database at `path` (a store directory's kms.sqlite) without
+ * opening it as a store: no lock, read-only, while a server may be using it. For `hsmkit audit verify`.
+ */
+export async function verifyAuditDatabase(path: string, mac: AuditMac, options: VerifyOptions = {}): Promise<AuditVerification> {
+  const db = openDatabase(path, { readonly: true });
+  try {
+    const logId = asBuffer(db.prepare("SELECT value FROM meta WHERE name = 'log_id'").pluck().get() as Uint8Array);
+    return await verifyAuditLog(db, logId, mac, options);
+  } finally {
+    db.close();
+  }
+}
+
+export class SqliteStore implements KmsStore {
+  readonly #path: string;
+  readonly #lock: StoreLock;
+  readonly #writer: Writer;
+  readonly #reader: SqliteReader;
+  readonly #committer: GroupCommitter<WriteOp, StoreResult>;
+  readonly #mac: AuditMac;
+  readonly #policy: CheckpointPolicy;
+  readonly #usageFlushMs: number;
+  readonly #warn: (message: string) => void;
+  readonly #logId: Buffer;
+  #head: ChainHead;
+  #lastCheckpoint: AuditCheckpoint | null;
+  #checkpointing: Promise<AuditCheckpoint | null> | null = null;
+  /** Usage counts not yet written, by key (JSON [projectId, keyId]) and action. */
+  #usage = new Map<string, { projectId: string; keyId: string; actions: Map<string, { count: number; lastUsedAt: number }> }>();
+  /** Counts in a usage write not yet committed. */
+  #usageInFlight: UsageDelta[] | null = null;
+  #usageFlushing: Promise<void> | null = null;
+  /** The usage counts (written and pending) include every audit record up to this seq. */
+  #usageThroughSeq: number;
+  readonly #timers: NodeJS.Timeout[] = [];
+  #closed = false;
+  #closing: Promise<void> | null = null;
+  #recovered = false;
+
+  /** Use openSqliteStore. */
+  constructor(
+    path: string, lock: StoreLock, writer: Writer, reader: SqliteReader, options: SqliteStoreOptions,
+    policy: CheckpointPolicy, usageFlushMs: number, warn: (message: string) => void,
+  ) {
+    this.#path = path;
+    this.#lock = lock;
+    this.#writer = writer;
+    this.#reader = reader;
+    this.#mac = options.mac;
+    this.#policy = policy;
+    this.#usageFlushMs = usageFlushMs;
+    this.#warn = warn;
+    this.#logId = writer.state.logId;
+    this.#head = writer.state.head;
+    this.#lastCheckpoint = writer.state.lastCheckpoint;
+    this.#usageThroughSeq = writer.state.usageSeq;
+    this.#committer = new GroupCommitter(writer.run, options.groupCommit, (ops, outcome) => this.#afterBatch(ops, outcome));
+  }
+
+  /** The database file. */
+  get path(): string {
+    return this.#path;
+  }
+
+  /** Where transactions run. */
+  get writerMode(): WriterMode {
+    return this.#writer.mode;
+  }
+
+  /** The schema migrations applied when this store was opened. */
+  get migration(): Writer["state"]["migration"] {
+    return this.#writer.state.migration;
+  }
+
+  // Internals ---------------------------------------------------------------------------------
+
+  #reads(): SqliteReader {
+    if (this.#closed) throw new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed");
+    return this.#reader;
+  }
+
+  /** Submits an internal write (allowed while closing). */
+  #submit(op: WriteOp): Promise<unknown> {
+    return this.#committer.submit(op).then(unwrap);
+  }
+
+  /** Submits a caller's write. */
+  #write<T>(build: () => WriteOp, revive?: (value: T) => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed"));
+    let op: WriteOp;
+    try {
+      op = build();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const done = this.#committer.submit(op);
+    return revive === undefined ? (done.then(unwrap) as Promise<T>) : done.then((result) => revive(unwrap(result) as T));
+  }
+
+  /** Follows the committed chain head, usage and checkpoints from each batch's results. */
+  #afterBatch(ops: readonly WriteOp[], outcome: RunOutcome<StoreResult>): void {
+    if (!outcome.ok) {
+      if (ops.some((op) => op.op === "usage.flush")) this.#usageFlushFailed();
+      return;
+    }
+    outcome.results.forEach((result, position) => {
+      const op = ops[position]!;
+      if (result.audit !== null) {
+        const record = result.audit;
+        this.#head = { seq: record.seq, hash: record.hash };
+        this.#count(record);
+      }
+      if (op.op === "audit.checkpoint" && result.ok) this.#lastCheckpoint = reviveCheckpoint(result.value as AuditCheckpoint);
+      if (op.op === "usage.flush") {
+        if (result.ok) this.#usageInFlight = null;
+        else this.#usageFlushFailed();
+      }
+    });
+    if (this.#head.seq - (this.#lastCheckpoint?.seq ?? 0) >= this.#policy.everyRecords) this.#background(this.#checkpoint("count"));
+  }
+
+  #background(work: Promise<unknown>): void {
+    work.catch((error: Error) => {
+      if (!(error instanceof StoreError && error.code === "ERR_KMS_STORE_CLOSED")) this.#warn(`hsmkit KMS store: ${error.message}`);
+    });
+  }
+
+  /** Adds a committed audit record to the usage counts (successes on a key only). */
+  #count(record: AuditRecord): void {
+    if (record.seq > this.#usageThroughSeq) this.#usageThroughSeq = record.seq;
+    if (record.outcome !== "success" || record.keyId === null || record.projectId === null) return;
+    this.#addUsage(record.projectId, record.keyId, record.action, 1, record.time);
+  }
+
+  #addUsage(projectId: string, keyId: string, action: string, count: number, lastUsedAt: number): void {
+    const id = JSON.stringify([projectId, keyId]);
+    let key = this.#usage.get(id);
+    if (key === undefined) this.#usage.set(id, (key = { projectId, keyId, actions: new Map() }));
+    const actions = key.actions;
+    const entry = actions.get(action);
+    if (entry === undefined) actions.set(action, { count, lastUsedAt });
+    else {
+      entry.count += count;
+      entry.lastUsedAt = Math.max(entry.lastUsedAt, lastUsedAt);
+    }
+  }
+
+  #usageFlushFailed(): void {
+    for (const entry of this.#usageInFlight ?? []) this.#addUsage(entry.projectId, entry.keyId, entry.action, entry.count, entry.lastUsedAt);
+    this.#usageInFlight = null;
+  }
+
+  #flushUsage(): Promise<void> {
+    if (this.#usageFlushing !== null) return this.#usageFlushing.then(() => this.#flushUsage());
+    if (this.#usage.size === 0) return Promise.resolve();
+    const entries: UsageDelta[] = [];
+    for (const { projectId, keyId, actions } of this.#usage.values()) {
+      for (const [action, { count, lastUsedAt }] of actions) entries.push({ projectId, keyId, action, count, lastUsedAt });
+    }
+    this.#usage = new Map();
+    this.#usageInFlight = entries;
+    const flushing = this.#submit({ op: "usage.flush", entries, throughSeq: this.#usageThroughSeq }).then(() => undefined);
+    this.#usageFlushing = flushing.finally(() => {
+      this.#usageFlushing = null;
+    });
+    return flushing;
+  }
+
+  /** Writes a checkpoint at the committed head if records were added since the last one. */
+  #checkpoint(reason: CheckpointReason): Promise<AuditCheckpoint | null> {
+    if (this.#checkpointing !== null) {
+      // One at a time; a manual or closing checkpoint must cover what came after the running one.
+      return reason === "count" || reason === "interval" ? this.#checkpointing : this.#checkpointing.then(() => this.#checkpoint(reason), () => this.#checkpoint(reason));
+    }
+    const last = this.#lastCheckpoint;
+    if (this.#head.seq <= (last?.seq ?? 0)) return Promise.resolve(last);
+    let checkpoint: AuditCheckpoint;
+    try {
+      checkpoint = makeCheckpoint(this.#logId, { index: (last?.index ?? 0) + 1, seq: this.#head.seq, hash: this.#head.hash, time: Date.now(), reason }, this.#mac);
+    } catch (error) {
+      return Promise.reject(new StoreError("ERR_KMS_STORE_WRITE_FAILED", `audit checkpoint not written: the MAC failed: ${(error as Error).message}`, { cause: error }));
+    }
+    const running = this.#submit({ op: "audit.checkpoint", checkpoint }).then(() => this.#lastCheckpoint);
+    this.#checkpointing = running;
+    const clear = (): void => {
+      if (this.#checkpointing === running) this.#checkpointing = null;
+    };
+    running.then(clear, clear);
+    return running;
+  }
+
+  /**
+   * Internal: called once by openSqliteStore (later calls do nothing). Checks the end of the audit log (the newest checkpoint's MAC
+   * and chain value, and the records after it), recounts usage the last run did not write, writes a
+   * "recovery" checkpoint over records a crash left without one, and starts the timers.
+   */
+  async recoverAfterOpen(): Promise<void> {
+    if (this.#recovered) return;
+    this.#recovered = true;
+    const last = this.#lastCheckpoint;
+    let start: VerifyStart | undefined;
+    if (last !== null) {
+      const fail = (problem: AuditVerifyFailure["problem"], firstBadSeq: number | null, message: string): StoreError =>
+        tampered({ ok: false, problem, firstBadSeq, checkpointIndex: last.index, message, records: 0 });
+      if (!checkpointMacValid(this.#logId, last, this.#mac)) throw fail("checkpoint-mac", null, `checkpoint ${last.index} (at record ${last.seq}) has a wrong MAC`);
+      const record = this.#reader.auditRecord(last.seq);
+      if (record === undefined) throw fail("truncated", this.#head.seq + 1, `checkpoint ${last.index} vouches for records up to ${last.seq}, but the log ends at ${this.#head.seq}`);
+      if (!record.hash.equals(last.hash)) throw fail("checkpoint-mismatch", null, `the chain value at record ${last.seq} is not the one checkpoint ${last.index} vouches for`);
+      start = { seq: last.seq, hash: last.hash, checkpointIndex: last.index };
+    }
+    const verifier = new ChainVerifier(this.#logId, this.#mac, [], start === undefined ? {} : { start });
+    for (const record of this.#reader.auditAfter(start?.seq ?? 0)) if (!verifier.push(record)) break;
+    const verdict = verifier.finish();
+    if (!verdict.ok) throw tampered(verdict);
+
+    const usageSeq = this.#usageThroughSeq;
+    for (const record of this.#reader.auditAfter(usageSeq)) this.#count(record);
+    if (this.#head.seq > (last?.seq ?? 0)) await this.#checkpoint("recovery");
+
+    const every = (ms: number, work: () => Promise<unknown>): void => {
+      const timer = setInterval(() => this.#background(work()), ms);
+      timer.unref();
+      this.#timers.push(timer);
+    };
+    every(this.#usageFlushMs, () => this.#flushUsage());
+    if (this.#policy.everyMs > 0) every(this.#policy.everyMs, () => this.#checkpoint("interval"));
+  }
+
+  // The interface ------------------------------------------------------------------------------
+
+  readonly projects: ProjectStore = {
+    create: (project, options = {}) =>
+      this.#write<ProjectRecord>(() => ({ op: "project.create", project, now: Date.now(), audit: optionalDraft(options.audit) })),
+    get: async (projectId) => this.#reads().project(projectId),
+    list: async (domainId) => this.#reads().projects(domainId),
+  };
+
+  readonly keys: KeyStore = {
+    create: (key, options = {}) => this.#write<KeyRecord>(() => ({
+      op: "key.create",
+      key,
+      version: options.version ?? null,
+      maxCustomKeys: options.maxCustomKeys ?? null,
+      existingAlias: options.existingAlias ?? "fail",
+      now: Date.now(),
+      audit: optionalDraft(options.audit),
+    })),
+    get: async (projectId, keyId) => this.#reads().key(projectId, keyId),
+    getByAlias: async (projectId, alias) => this.#reads().keyByAlias(projectId, alias),
+    getForUse: async (projectId, keyId, version) => this.#reads().keyForUse(projectId, keyId, version),
+    list: async (projectId, request) => this.#reads().keys(projectId, request),
+    count: async (projectId, options = {}) => this.#reads().countKeys(projectId, options.customOnly === true),
+    update: (projectId, keyId, patch, options = {}) => this.#write<KeyRecord>(() => ({
+      op: "key.update", projectId, keyId, patch, guard: options.guard ?? null, now: Date.now(), audit: optionalDraft(options.audit),
+    })),
+    addVersion: (projectId, keyId, version, options = {}) => this.#write<{ key: KeyRecord; version: KeyVersionRecord }>(
+      () => ({ op: "key.addVersion", projectId, keyId, version, guard: options.guard ?? null, now: Date.now(), audit: optionalDraft(options.audit) }),
+      (value) => ({ key: value.key, version: reviveVersion(value.version) }),
+    ),
+    getVersion: async (projectId, keyId, version) => this.#reads().version(projectId, keyId, version),
+    listVersions: async (projectId, keyId) => this.#reads().versions(projectId, keyId),
+    destroy: (projectId, keyId, options = {}) => this.#write<KeyRecord>(() => ({
+      op: "key.destroy", projectId, keyId, guard: options.guard ?? null, audit: optionalDraft(options.audit),
+    })),
+    listDueForDeletion: async (now, limit) => this.#reads().dueForDeletion(now, limit),
+  };
+
+  readonly tags: TagStore = {
+    put: (projectId, keyId, tags, options = {}) => this.#write<TagRecord[]>(() => ({
+      op: "tags.put", projectId, keyId, tags: tags.map(({ key, value }) => ({ key, value })), maxTags: options.maxTagsPerKey ?? 10,
+      guard: options.guard ?? null, audit: optionalDraft(options.audit),
+    })),
+    delete: (projectId, keyId, tagKeys, options = {}) => this.#write<number>(() => ({
+      op: "tags.delete", projectId, keyId, tagKeys: [...tagKeys], guard: options.guard ?? null, audit: optionalDraft(options.audit),
+    })),
+    list: async (projectId, keyId) => this.#reads().tags(projectId, keyId),
+    listProject: async (projectId) => this.#reads().projectTags(projectId),
+    count: async (projectId, keyId) => this.#reads().countTags(projectId, keyId),
+  };
+
+  readonly grants: GrantStore = {
+    create: (grant, options = {}) => this.#write<GrantRecord>(() => {
+      if (!Array.isArray(grant.operations) || !grant.operations.every((operation) => typeof operation === "string")) {
+        throw new TypeError("grant.operations must be an array of operation names");
+      }
+      return {
+        op: "grant.create", projectId: grant.projectId, keyId: grant.keyId,
+        grant: { ...grant, operations: [...grant.operations], grantId: grant.grantId ?? randomBytes(32).toString("hex") },
+        maxGrants: options.maxGrantsPerKey ?? 100, now: Date.now(), guard: options.guard ?? null, audit: optionalDraft(options.audit),
+      };
+    }),
+    get: async (projectId, keyId, grantId) => this.#reads().grant(projectId, keyId, grantId),
+    list: async (projectId, keyId, page) => this.#reads().grants(projectId, keyId, page),
+    listRetirable: async (projectId, retiringPrincipal, page) => this.#reads().retirableGrants(projectId, retiringPrincipal, page),
+    findForGrantee: async (projectId, keyId, granteePrincipal) => this.#reads().grantsForGrantee(projectId, keyId, granteePrincipal),
+    count: async (projectId, keyId) => this.#reads().countGrants(projectId, keyId),
+    delete: (projectId, keyId, grantId, options = {}) => this.#write<GrantRecord>(() => ({
+      op: "grant.delete", projectId, keyId, grantId, guard: options.guard ?? null, audit: optionalDraft(options.audit),
+    })),
+  };
+
+  readonly principals: PrincipalStore = {
+    create: (principal, options = {}) => this.#write<PrincipalRecord>(() => ({
+      op: "principal.create", principal, now: Date.now(), audit: optionalDraft(options.audit),
+    })),
+    get: async (principalId) => this.#reads().principal(principalId),
+    update: (principalId, patch, options = {}) => this.#write<PrincipalRecord>(() => ({
+      op: "principal.update", principalId, patch, audit: optionalDraft(options.audit),
+    })),
+    createCredential: (credential, options = {}) => this.#write<CredentialRecord>(() => {
+      if (typeof credential.secret?.sealer !== "string" || !(credential.secret.blob instanceof Uint8Array)) {
+        throw new TypeError("credential.secret must be a SealedSecret (secrets.ts sealCredentialSecret)");
+      }
+      return { op: "credential.create", credential, now: Date.now(), audit: optionalDraft(options.audit) };
+    }, reviveCredential),
+    getCredential: async (accessKey) => this.#reads().credential(accessKey),
+    listCredentials: async (principalId) => this.#reads().credentials(principalId),
+    updateCredential: (accessKey, patch, options = {}) => this.#write<CredentialRecord>(
+      () => ({ op: "credential.update", accessKey, patch, audit: optionalDraft(options.audit) }),
+      reviveCredential,
+    ),
+    deleteCredential: (accessKey, options = {}) => this.#write<boolean>(() => ({
+      op: "credential.delete", accessKey, audit: optionalDraft(options.audit),
+    })),
+    addRole: (principalId, projectId, role, options = {}) => this.#write<RoleRecord>(() => ({
+      op: "role.add", principalId, projectId, role, now: Date.now(), audit: optionalDraft(options.audit),
+    })),
+    removeRole: (principalId, projectId, role, options = {}) => this.#write<boolean>(() => ({
+      op: "role.remove", principalId, projectId, role, audit: optionalDraft(options.audit),
+    })),
+    listRoles: async (principalId, projectId) => this.#reads().roles(principalId, projectId),
+  };
+
+  readonly usage: UsageStore = {
+    get: async (projectId, keyId) => {
+      const written = this.#reads().usage(projectId, keyId);
+      if (written === undefined) return [];
+      const byAction = new Map<string, UsageRecord>(written.map((record) => [record.action, { ...record }]));
+      const add = (action: string, count: number, lastUsedAt: number): void => {
+        const record = byAction.get(action);
+        if (record === undefined) byAction.set(action, { projectId, keyId, action, count, lastUsedAt });
+        else {
+          record.count += count;
+          record.lastUsedAt = Math.max(record.lastUsedAt, lastUsedAt);
+        }
+      };
+      for (const [action, entry] of this.#usage.get(JSON.stringify([projectId, keyId]))?.actions ?? []) add(action, entry.count, entry.lastUsedAt);
+      for (const entry of this.#usageInFlight ?? []) {
+        if (entry.projectId === projectId && entry.keyId === keyId) add(entry.action, entry.count, entry.lastUsedAt);
+      }
+      return [...byAction.values()].sort((a, b) => (a.action < b.action ? -1 : a.action > b.action ? 1 : 0));
+    },
+    flush: () => this.#flushUsage(),
+  };
+
+  readonly audit: AuditLog = this.#auditLog();
+
+  #auditLog(): AuditLog {
+    const store = this;
+    return {
+      get logId(): Buffer {
+        return Buffer.from(store.#logId);
+      },
+      append: (input: AuditInput) => this.#write<AuditRecord>(() => ({ op: "audit.append", record: outcomeDraftOf(input) })),
+      query: async (filter) => this.#reads().auditQuery(filter),
+      head: async () => ({ seq: this.#head.seq, hash: Buffer.from(this.#head.hash) }),
+      checkpoint: () => (this.#closed ? Promise.reject(new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed")) : this.#checkpoint("manual")),
+      anchor: async () => {
+        this.#reads();
+        return this.#lastCheckpoint === null ? null : toAnchor(this.#logId, this.#lastCheckpoint);
+      },
+      verify: async (options) => {
+        this.#reads();
+        const db = openDatabase(this.#path, { readonly: true });
+        try {
+          return await verifyAuditLog(db, this.#logId, this.#mac, options);
+        } finally {
+          db.close();
+        }
+      },
+      export: async (out: AuditSink, filter) => {
+        this.#reads();
+        const db = openDatabase(this.#path, { readonly: true });
+        try {
+          return await exportAuditLog(db, this.#logId, out, filter);
+        } finally {
+          db.close();
+        }
+      },
+    };
+  }
+
+  async flush(): Promise<void> {
+    if (this.#closed) throw new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed");
+    await this.#submit({ op: "noop" });
+  }
+
+  stats(): StoreStats {
+    return this.#committer.stats();
+  }
+
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      this.#closed = true;
+      for (const timer of this.#timers) clearInterval(timer);
+      try {
+        // Let every write already submitted commit first, so the closing checkpoint covers them.
+        await this.#submit({ op: "noop" });
+        await this.#flushUsage();
+        await this.#checkpoint("close");
+      } catch (error) {
+        this.#warn(`hsmkit KMS store: closing: ${(error as Error).message}`);
+      } finally {
+        // The reader first: the last connection to close checkpoints the WAL into the database
+        // and removes it, which a read-only connection cannot do.
+        this.#reader.close();
+        await this.#writer.close();
+        this.#lock.release();
+      }
+    })();
+    return this.#closing;
+  }
+}

@@ -1,0 +1,127 @@
+// Opening the store: from an empty directory, again after a close, across a new migration, after a
+// migration that fails (rolled back whole), and the refusals — a newer schema, a foreign SQLite
+// file, a directory another live process holds — plus the takeover of a dead process's lock.
+import test from "ava";
+import Database from "better-sqlite3";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
+import { isStoreError } from "../../src/kms/store/errors.js";
+import { LOCK_FILE } from "../../src/kms/store/lock.js";
+import { APPLICATION_ID, migrate, MIGRATIONS, type Migration } from "../../src/kms/store/migrations.js";
+import { DATABASE_FILE, openSqliteStore } from "../../src/kms/store/sqlite.js";
+import { MAC, newKey, tempDir, WRITERS } from "./store-helpers.js";
+
+const P = "project-a";
+
+for (const writer of WRITERS) {
+  test(`an empty directory is created and migrated; a reopen finds the data and migrates nothing [${writer}]`, async (t) => {
+    const dir = join(tempDir(t), "nested", "kms");
+    const store = await openSqliteStore({ directory: dir, mac: MAC, writer });
+    t.deepEqual(store.migration, { from: 0, to: MIGRATIONS.length, applied: MIGRATIONS.map(({ version, name }) => ({ version, name })) });
+    t.is(statSync(dir).mode & 0o777, 0o700);
+    t.true(existsSync(join(dir, LOCK_FILE)));
+    const key = await store.keys.create(newKey(P), { version: { material: Buffer.from("m") } });
+    const logId = store.audit.logId;
+    await store.close();
+    t.false(existsSync(join(dir, LOCK_FILE)), "close releases the lock");
+    const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
+    t.is(db.pragma("application_id", { simple: true }), APPLICATION_ID);
+    t.is(db.pragma("user_version", { simple: true }), MIGRATIONS.length);
+    t.is(db.pragma("journal_mode", { simple: true }), "wal");
+    db.close();
+    const again = await openSqliteStore({ directory: dir, mac: MAC, writer });
+    t.teardown(() => again.close());
+    t.deepEqual(again.migration, { from: MIGRATIONS.length, to: MIGRATIONS.length, applied: [] });
+    t.deepEqual(await again.keys.get(P, key.keyId), key);
+    t.true(again.audit.logId.equals(logId), "the log keeps its identity");
+  });
+}
+
+const V2: Migration = {
+  version: MIGRATIONS.length + 1,
+  name: "key labels",
+  up: (db) => db.exec("ALTER TABLE keys ADD COLUMN label TEXT; CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL) STRICT;"),
+};
+
+test("a new migration upgrades an existing store in place and is recorded", async (t) => {
+  const dir = tempDir(t);
+  const store = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" });
+  const key = await store.keys.create(newKey(P));
+  await store.close();
+  const upgraded = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline", migrations: [...MIGRATIONS, V2] });
+  t.teardown(() => upgraded.close());
+  t.deepEqual(upgraded.migration, { from: 1, to: 2, applied: [{ version: 2, name: "key labels" }] });
+  t.deepEqual(await upgraded.keys.get(P, key.keyId), key, "the data survives");
+  const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
+  t.teardown(() => db.close());
+  t.deepEqual((db.prepare("SELECT version, name FROM schema_migrations ORDER BY version").all() as unknown[]), [
+    { version: 1, name: "initial schema" }, { version: 2, name: "key labels" },
+  ]);
+});
+
+test("a migration that fails is rolled back whole; the store stays at the previous version and opens", async (t) => {
+  const dir = tempDir(t);
+  await (await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" })).close();
+  const broken: Migration = { version: 2, name: "broken", up: (db) => db.exec("CREATE TABLE half (x INTEGER); SELECT no_such_function();") };
+  const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer: "inline", migrations: [...MIGRATIONS, broken] }));
+  t.true(isStoreError(error, "ERR_KMS_STORE_MIGRATION"), String(error));
+  const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
+  t.is(db.pragma("user_version", { simple: true }), 1);
+  t.is(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'half'").pluck().get(), 0);
+  db.close();
+  const store = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" });
+  await store.close();
+  t.pass("the lock was released and the store opens");
+});
+
+test("a database of a newer hsmkit is refused, never downgraded", async (t) => {
+  const dir = tempDir(t);
+  await (await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" })).close();
+  const db = new Database(join(dir, DATABASE_FILE));
+  db.pragma("user_version = 99");
+  db.close();
+  for (const writer of WRITERS) {
+    const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer }));
+    t.true(isStoreError(error, "ERR_KMS_STORE_SCHEMA_TOO_NEW"), `${writer}: ${String(error)}`);
+  }
+  t.false(existsSync(join(dir, LOCK_FILE)));
+});
+
+test("a SQLite file that is not an hsmkit store is refused", async (t) => {
+  const dir = tempDir(t);
+  const db = new Database(join(dir, DATABASE_FILE));
+  db.exec("CREATE TABLE precious (data TEXT); INSERT INTO precious VALUES ('keep me')");
+  db.close();
+  const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer: "inline" }));
+  t.true(isStoreError(error, "ERR_KMS_STORE_FOREIGN"), String(error));
+  const after = new Database(join(dir, DATABASE_FILE), { readonly: true });
+  t.is(after.prepare("SELECT data FROM precious").pluck().get(), "keep me");
+  after.close();
+});
+
+test("the migration list must be numbered 1, 2, … in order", (t) => {
+  const db = new Database(":memory:");
+  t.throws(() => migrate(db, [{ ...V2, version: 2 }]), { message: /out of order/ });
+  db.close();
+});
+
+test("a lock held by a live process is refused; a dead process's lock is taken over with a warning", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  const lock = (pid: number): string => JSON.stringify({ pid, hostname: hostname(), processStart: null, since: "then", command: "test", nonce: `n${pid}` });
+  // pid 1 is alive (and its start time unknown to the lock): in use.
+  writeFileSync(join(dir, LOCK_FILE), lock(1));
+  const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer: "inline" }));
+  t.true(isStoreError(error, "ERR_KMS_STORE_LOCKED"), String(error));
+  t.regex(String(error), /in use by process 1/);
+  // A process that has exited.
+  const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" });
+  writeFileSync(join(dir, LOCK_FILE), lock(Number(dead.stdout)));
+  const warnings: string[] = [];
+  const store = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline", warn: (message) => warnings.push(message) });
+  await store.close();
+  t.is(warnings.length, 1);
+  t.regex(warnings[0]!, /took over the lock/);
+});
