@@ -5,6 +5,7 @@
 import { Command } from "commander";
 import { statusCommand } from "./status.js";
 import { tokenCommand } from "./token.js";
+import { benchCommand } from "./bench.js";
 
 const program = new Command()
   .name("hsmkit")
@@ -14,5 +15,6 @@ const program = new Command()
 
 program.addCommand(statusCommand());
 program.addCommand(tokenCommand());
+program.addCommand(benchCommand());
 
 await program.parseAsync(process.argv);
