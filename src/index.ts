@@ -22,3 +22,19 @@ export {
   type EntropySourceName, type RandomStatus, type RandomSourceStatus, type RandomConfiguration,
 } from "./crypto/random.js";
 export { isNativeError, NATIVE_ERROR_CODES, type NativeError, type NativeErrorCode } from "./crypto/errors.js";
+export {
+  Kms, SYSTEM_PRINCIPAL, type KmsOptions, type OpenKmsOptions, type SweepReport,
+} from "./kms/kms.js";
+export { OPERATIONS as KMS_OPERATIONS, type RequestContext, type KmsOperation } from "./kms/access.js";
+export type * as KmsApi from "./kms/api.js";
+export { DEFAULT_LIMITS as KMS_DEFAULT_LIMITS, DEFAULT_TUNABLES as KMS_DEFAULT_TUNABLES, type KmsLimits, type KmsTunables, type KmsConfig } from "./kms/config.js";
+export { DEFAULT_KEY_SERVICES, type DefaultKeyService } from "./kms/default-keys.js";
+export type { KeyDetails, GrantDetails } from "./kms/details.js";
+export type { KeyRotationStatus } from "./kms/rotation.js";
+export type { UserQuotas, QuotaResource } from "./kms/quotas.js";
+export { KmsError, isKmsError, KMS_ERRORS, type KmsErrorCode } from "./kms/errors.js";
+export { KEY_STATE, GRANT_OPERATIONS, ROLES, type KeyState, type Role, type GrantOperation, type UsageRecord, type AuditRecord } from "./kms/types.js";
+export type { KmsBackend } from "./kms/backend/backend.js";
+export { openBackend, type GrapheneBackendOptions } from "./kms/backend/graphene.js";
+export type { KmsStore } from "./kms/store/store.js";
+export { openSqliteStore, type SqliteStoreOptions } from "./kms/store/sqlite.js";

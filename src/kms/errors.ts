@@ -59,9 +59,13 @@ export const KMS_ERRORS = {
   "KMS.0321": { status: 403, message: "URIs in URL and X-Auth-Token do not match." },
 
   // Tags.
+  "KMS.0401": { status: 400, message: "Tag list cannot be empty." },
+  "KMS.0404": { status: 400, message: "Invalid action." },
   "KMS.0405": { status: 400, message: "Invalid tag value." },
   "KMS.0406": { status: 400, message: "Invalid tag key." },
   "KMS.0409": { status: 400, message: "Too many tags." },
+  "KMS.0410": { status: 400, message: "Invalid tag value length." },
+  "KMS.0411": { status: 400, message: "Invalid tag key length." },
 
   // Key lifecycle.
   "KMS.1101": { status: 400, message: "Invalid key_alias." },

@@ -1,0 +1,103 @@
+/**
+ * The keys a Kms has used recently, in memory: the record, the versions loaded so far, and the
+ * key's seal count — so that a request on a hot key reads nothing from the store. A bounded LRU
+ * (config.ts keyCacheSize): the store is never held in memory, however many keys it has.
+ *
+ * Freshness: every change a Kms makes to a key (state, alias, versions, deletion) invalidates the
+ * key here after its commit. A read racing with such a change cannot put the old record back: an
+ * entry is stored only if no invalidation happened since the read that built it began (the epoch).
+ * Changes written to the store by anything but this Kms are not seen until the entry is evicted;
+ * the store's directory lock makes this Kms its only writer.
+ */
+import type { VersionRef } from "./backend/backend.js";
+import type { KeyRecord } from "./types.js";
+
+/** A loaded version: what the backend needs, and the key's seal count when it became current. */
+export type LoadedVersion = VersionRef & { sealBaseline: number };
+
+export interface KeyEntry {
+  readonly record: KeyRecord;
+  /** The current version (record.currentVersion); undefined for a key without material. */
+  readonly current: LoadedVersion | undefined;
+  /** Versions loaded so far, by number (the current one included). */
+  readonly versions: Map<number, LoadedVersion>;
+  /** The key's successful seals so far (usage records at load + this process's since); undefined until first needed. */
+  seals: number | undefined;
+  /** A version being added by the service (seal limit), so concurrent requests wait for one. */
+  rotating: Promise<KeyEntry> | null;
+}
+
+export class KeyCache {
+  readonly #capacity: number;
+  readonly #entries = new Map<string, KeyEntry>();
+  readonly #aliases = new Map<string, string>();
+  #epoch = 0;
+
+  constructor(capacity: number) {
+    this.#capacity = capacity;
+  }
+
+  /** Increases with every invalidation: pass the value read before a store read to set(). */
+  get epoch(): number {
+    return this.#epoch;
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  get(projectId: string, keyId: string): KeyEntry | undefined {
+    const id = `${projectId}\0${keyId}`;
+    const entry = this.#entries.get(id);
+    if (entry !== undefined) {
+      // Most recently used goes last.
+      this.#entries.delete(id);
+      this.#entries.set(id, entry);
+    }
+    return entry;
+  }
+
+  /** The key id the cache knows `alias` by in the project, if it does. */
+  aliasToKeyId(projectId: string, alias: string): string | undefined {
+    return this.#aliases.get(`${projectId}\0${alias}`);
+  }
+
+  /** Stores the entry unless an invalidation happened since `epoch`; returns whether it did. */
+  set(entry: KeyEntry, epoch: number): boolean {
+    if (epoch !== this.#epoch) return false;
+    const { projectId, keyId, alias } = entry.record;
+    const id = `${projectId}\0${keyId}`;
+    const previous = this.#entries.get(id);
+    if (previous !== undefined) this.#dropAlias(previous);
+    this.#entries.delete(id);
+    this.#entries.set(id, entry);
+    this.#aliases.set(`${projectId}\0${alias}`, keyId);
+    while (this.#entries.size > this.#capacity) {
+      const [oldest, evicted] = this.#entries.entries().next().value as [string, KeyEntry];
+      this.#entries.delete(oldest);
+      this.#dropAlias(evicted);
+    }
+    return true;
+  }
+
+  /** Forgets the key (after a change to it is committed). */
+  invalidate(projectId: string, keyId: string): void {
+    this.#epoch++;
+    const id = `${projectId}\0${keyId}`;
+    const entry = this.#entries.get(id);
+    if (entry === undefined) return;
+    this.#entries.delete(id);
+    this.#dropAlias(entry);
+  }
+
+  clear(): void {
+    this.#epoch++;
+    this.#entries.clear();
+    this.#aliases.clear();
+  }
+
+  #dropAlias(entry: KeyEntry): void {
+    const id = `${entry.record.projectId}\0${entry.record.alias}`;
+    if (this.#aliases.get(id) === entry.record.keyId) this.#aliases.delete(id);
+  }
+}

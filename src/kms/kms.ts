@@ -1,0 +1,1200 @@
+/**
+ * The key management service as a library: `import { Kms } from "hsmkit"`. The HTTP server and
+ * the CLI wrap it; it owns no sockets and no timers.
+ *
+ *     const kms = await Kms.open({ directory: ".hsmkit/kms", token: { module, tokenLabel, pin } });
+ *     const ctx = { projectId, principalId, requestId, source: "library" };
+ *     const { keyId } = await kms.createKey(ctx, { keyAlias: "orders" });
+ *     const { cipherText } = await kms.encryptData(ctx, { keyId, plainText: "hello" });
+ *
+ * Every method takes a RequestContext (access.ts) and a request with Huawei's fields in camelCase
+ * (api.ts), and returns Huawei's response fields. Every call is:
+ * 1. checked — the principal exists and is enabled; a role in the request's project allows the
+ *    operation, or a grant on the key does (access.ts); the key is looked up by (project, key), so
+ *    another project's key is missing; the key's state allows the operation (lifecycle.ts);
+ * 2. performed — every cryptographic operation in the token, through the backend (backend/);
+ *    ciphertexts are blob v1 (envelope/, docs/ciphertext-format.md);
+ * 3. audited — one record per request, allowed or denied, successful or failed, with the Huawei
+ *    action name, in the store's audit log: in the same transaction as the change for the
+ *    lifecycle's writes, appended after it otherwise;
+ * 4. acknowledged only after the commit that holds its audit record (and its change), through the
+ *    store's group commit: a resolved promise means durable.
+ *
+ * Failures are KmsErrors with Huawei's codes (errors.ts). Anything else that goes wrong (a store
+ * fault) is reported as KMS.0101 with the original as `cause`.
+ *
+ * The sweepers (deleteDueKeys, rotateDueKeys) are for the server to call periodically.
+ */
+import { randomUUID } from "node:crypto";
+import type { AuditMac } from "./audit/checkpoints.js";
+import type { AuditVerification, VerifyOptions } from "./audit/verify.js";
+import type { KmsBackend } from "./backend/backend.js";
+import { openBackend, type GrapheneBackendOptions } from "./backend/graphene.js";
+import { Access, checkRequestContext, denied, isDenial, OPERATIONS, type Caller, type KmsOperation, type RequestContext } from "./access.js";
+import type * as Api from "./api.js";
+import { resolveKmsConfig, type KmsConfig, type KmsLimits, type KmsTunables } from "./config.js";
+import { defaultAlias, defaultKeyDescription, defaultKeyService, type DefaultKeyService } from "./default-keys.js";
+import { checkPendingDays, deletionDate } from "./deletion.js";
+import { grantDetails, keyDetails, type KeyDetails } from "./details.js";
+import { Envelope, MAX_PLAINTEXT_BYTES, MIN_PLAINTEXT_BYTES, parseBlob, type EnvelopeOptions } from "./envelope/blob.js";
+import type { BoundContext, CiphertextPurpose } from "./envelope/context.js";
+import { checkDatakeyCipherLength, dekDigest, splitDekAndDigest } from "./envelope/datakey.js";
+import { KmsError, type KmsErrorCode } from "./errors.js";
+import { checkGrantId, checkGrantName, checkGranteeType, checkGrantOperations, checkPrincipalId, mayRetire } from "./grants.js";
+import { KeyCache, type KeyEntry, type LoadedVersion } from "./key-cache.js";
+import {
+  checkCustomAlias, checkDescription, checkGuard, checkKeySpec, checkKeyUsage, checkOrigin, checkStateFilter, GUARDS, integerField,
+} from "./lifecycle.js";
+import { userQuotas, type UserQuotas } from "./quotas.js";
+import { checkRotationInterval, rotationDue, type KeyRotationStatus } from "./rotation.js";
+import { openSqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
+import type { AuditPage, AuditQuery, AuditSink, KmsStore } from "./store/store.js";
+import { checkTagKey, checkTagKeys, checkTags, checkTagValue } from "./tags.js";
+import type {
+  AuditEvent, AuditOutcome, GrantOperation, KeyRecord, KeyVersionRecord, PrincipalRecord, ProjectRecord, Role, RoleRecord, UsageRecord,
+} from "./types.js";
+import { ROLES } from "./types.js";
+import { encodeMaterial, sealsFromUsage, versionId, versionRef } from "./versions.js";
+
+export type { RequestContext } from "./access.js";
+
+/** Construction from a backend and a store the caller opened (and closes). */
+export interface KmsOptions {
+  backend: KmsBackend;
+  store: KmsStore;
+  limits?: Partial<KmsLimits> | undefined;
+  tunables?: Partial<KmsTunables> | undefined;
+  /** IV batching of the envelope (envelope/blob.ts). */
+  envelope?: EnvelopeOptions | undefined;
+  /** The clock, ms since the epoch (default Date.now): creation, deletion and rotation times. */
+  now?: (() => number) | undefined;
+  /** Operator messages (an audit record that could not be written for a failed request). Default: process.emitWarning. */
+  warn?: ((message: string) => void) | undefined;
+}
+
+/** Kms.open: the Kms opens the backend and the store itself, and closes them on close(). */
+export interface OpenKmsOptions extends Omit<KmsOptions, "backend" | "store"> {
+  /** The store's directory (kms.sqlite, its WAL and lock), created if absent. */
+  directory: string;
+  /** The token: module (emulator or .so path), tokenLabel, pin, createKeys … (backend/graphene.ts). */
+  token: GrapheneBackendOptions;
+  /** Store settings besides the directory and the audit MAC (which is the token's). */
+  store?: Omit<SqliteStoreOptions, "directory" | "mac"> | undefined;
+}
+
+/** What a sweeper did. */
+export interface SweepReport {
+  /** Keys handled. */
+  done: string[];
+  /** Keys skipped (changed meanwhile) or failed, with the reason. */
+  skipped: Array<{ keyId: string; reason: string }>;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
+const ALIAS_REF = /^[a-zA-Z0-9:/_-]{1,255}$/u;
+/** The principal the service's own actions (sweepers) are recorded under. */
+export const SYSTEM_PRINCIPAL = "system";
+
+/** Data-key sizes by key_spec (create-datakey). */
+const DATAKEY_SPECS: Readonly<Record<string, number>> = { AES_256: 32, AES_128: 16 };
+/** create-datakey datakey_length and gen-random random_data_length: 8..8192 bits (kms-apis.md §1.2). */
+const MIN_BITS = 8;
+const MAX_BITS = 8192;
+
+/** One request in flight: what its audit record says. */
+class Op {
+  readonly action: string;
+  readonly time: number;
+  keyId: string | null = null;
+  detail: string | null = null;
+  /** The store appended this request's record with its write (success or failure). */
+  audited = false;
+  /** More keys the request used (re-encrypt's source), each with its own record. */
+  readonly also: Array<{ keyId: string; detail: string }> = [];
+  caller: Caller | undefined;
+
+  constructor(readonly ctx: RequestContext, readonly operation: KmsOperation, time: number) {
+    this.action = OPERATIONS[operation].action;
+    this.time = time;
+  }
+
+  event(): AuditEvent {
+    return {
+      time: this.time, requestId: this.ctx.requestId, projectId: this.ctx.projectId, principalId: this.ctx.principalId,
+      source: this.ctx.source, action: this.action, keyId: this.keyId, detail: this.detail,
+    };
+  }
+}
+
+/** KmsError as it is, anything else as KMS.0101 (with the original as cause). */
+function asKmsError(error: unknown): KmsError {
+  if (error instanceof KmsError) return error;
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new KmsError("KMS.0101", message, { cause: error });
+}
+
+function bytesOf(value: unknown, code: KmsErrorCode, name: string): Buffer {
+  if (typeof value === "string") return Buffer.from(value, "utf8");
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  throw new KmsError(code, `${name} must be bytes or a string`);
+}
+
+function blobOf(value: unknown): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new KmsError("KMS.2201", "cipher_text must be bytes");
+  return value;
+}
+
+function checkAlgorithm(value: unknown): void {
+  if (value !== undefined && value !== "SYMMETRIC_DEFAULT") {
+    throw new KmsError("KMS.0308", "encryption_algorithm must be SYMMETRIC_DEFAULT for a symmetric key");
+  }
+}
+
+function bound(aad: string | undefined, context: Readonly<Record<string, string>> | undefined): BoundContext {
+  return { additionalAuthenticatedData: aad, encryptionContext: context };
+}
+
+/** limit (1..1000, default 1000; KMS.1601) and marker (KMS.1602) of a paged request. */
+function pageOf(limit: unknown, marker: unknown): { limit: number; marker: string | undefined } {
+  const n = integerField(limit, "limit", "KMS.1601") ?? 1000;
+  if (n < 1 || n > 1000) throw new KmsError("KMS.1601", "limit must be 1..1000");
+  if (marker !== undefined && marker !== null && marker !== "" && (typeof marker !== "string" || !/^\d{1,15}$/u.test(marker))) {
+    throw new KmsError("KMS.1602", "marker must be a non-negative integer");
+  }
+  return { limit: n, marker: typeof marker === "string" && marker !== "" ? marker : undefined };
+}
+
+/** A length in bits, 8..8192 in steps of 8: its bytes. */
+function bitsToBytes(value: unknown, name: string, rangeCode: KmsErrorCode, stepCode: KmsErrorCode): number {
+  const bits = integerField(value, name, "KMS.0308");
+  if (bits === undefined) throw new KmsError("KMS.0204", `${name} is missing`);
+  if (bits % 8 !== 0) throw new KmsError(stepCode, `${name} must be a multiple of 8`);
+  if (bits < MIN_BITS || bits > MAX_BITS) throw new KmsError(rangeCode, `${name} must be ${MIN_BITS}..${MAX_BITS} bits`);
+  return bits / 8;
+}
+
+export class Kms {
+  readonly #backend: KmsBackend;
+  readonly #store: KmsStore;
+  readonly #config: Readonly<KmsConfig>;
+  readonly #envelope: Envelope;
+  readonly #access: Access;
+  readonly #cache: KeyCache;
+  readonly #now: () => number;
+  readonly #warn: (message: string) => void;
+  /** Projects known to exist in the store, with their account. */
+  readonly #projects = new Map<string, string>();
+  #owned: { backend: KmsBackend; store: KmsStore } | null = null;
+  #closed = false;
+
+  /**
+   * Opens the token (creating its root and audit-MAC keys on first start unless
+   * `token.createKeys` is false) and the store in `directory` (its audit checkpoints MACed by the
+   * token's key), and a Kms over both. close() closes them.
+   */
+  static async open(options: OpenKmsOptions): Promise<Kms> {
+    const backend = openBackend(options.token);
+    let store: KmsStore;
+    try {
+      const mac: AuditMac = { mac: (data) => backend.mac(data), verifyMac: (data, tag) => backend.verifyMac(data, tag) };
+      store = await openSqliteStore({ ...options.store, directory: options.directory, mac });
+    } catch (error) {
+      backend.close();
+      throw error;
+    }
+    const { directory: _directory, token: _token, store: _store, ...rest } = options;
+    const kms = new Kms({ ...rest, backend, store });
+    kms.#owned = { backend, store };
+    return kms;
+  }
+
+  constructor(options: KmsOptions) {
+    this.#backend = options.backend;
+    this.#store = options.store;
+    this.#config = resolveKmsConfig({ limits: options.limits ?? {}, tunables: options.tunables ?? {} });
+    this.#envelope = new Envelope(this.#backend, options.envelope);
+    this.#now = options.now ?? Date.now;
+    this.#warn = options.warn ?? ((message) => process.emitWarning(message, { code: "HSMKIT_KMS" }));
+    this.#access = new Access(this.#store, this.#config.tunables.principalCacheMs);
+    this.#cache = new KeyCache(this.#config.tunables.keyCacheSize);
+  }
+
+  /** The effective limits and tunables. */
+  get config(): Readonly<KmsConfig> {
+    return this.#config;
+  }
+
+  /** The backend (for `hsmkit status`, the audit MAC). */
+  get backend(): KmsBackend {
+    return this.#backend;
+  }
+
+  /** The store (for the CLI's audit verification and export, and credentials). */
+  get store(): KmsStore {
+    return this.#store;
+  }
+
+  /** Keys held in the key cache now. */
+  get cachedKeys(): number {
+    return this.#cache.size;
+  }
+
+  /** Waits for pending writes, then closes what Kms.open opened (nothing otherwise). Idempotent. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#cache.clear();
+    if (this.#owned !== null) {
+      try {
+        await this.#owned.store.close();
+      } finally {
+        this.#owned.backend.close();
+      }
+    }
+  }
+
+  // ============================================================================================
+  // Keys
+
+  /** create-key. Errors: KMS.1101 alias, KMS.1103 description, KMS.0308 spec/usage/origin, KMS.1104 duplicate alias, KMS.1105 quota. */
+  createKey(ctx: RequestContext, request: Api.CreateKeyRequest): Promise<KeyDetails> {
+    return this.#run(ctx, "create-key", async (op) => {
+      const alias = checkCustomAlias(request.keyAlias);
+      const description = checkDescription(request.keyDescription);
+      const keySpec = checkKeySpec(request.keySpec);
+      const keyUsage = checkKeyUsage(request.keyUsage);
+      const origin = checkOrigin(request.origin);
+      const caller = await this.#authorize(op);
+      const domainId = await this.#ensureProject(op, caller);
+      const keyId = randomUUID();
+      op.keyId = keyId;
+      op.detail = `alias=${alias}`;
+      const wrapped = this.#backend.createVersionKey();
+      const now = this.#now();
+      const record = await this.#atomic(op, (audit) => this.#store.keys.create(
+        { projectId: ctx.projectId, keyId, domainId, alias, description, keySpec, keyUsage, origin, state: 2, defaultKey: false, createdAt: now },
+        { version: { material: encodeMaterial(wrapped, 0), createdAt: now }, maxCustomKeys: this.#config.limits.customKeysPerProject, audit },
+      ));
+      return keyDetails(record, this.#config.tunables.realm);
+    });
+  }
+
+  /** describe-key (also by a grantee holding describe-key). */
+  describeKey(ctx: RequestContext, request: Api.KeyRequest): Promise<KeyDetails> {
+    return this.#run(ctx, "describe-key", async (op) => {
+      const entry = await this.#authorizeKey(op, request.keyId);
+      return keyDetails(entry.record, this.#config.tunables.realm);
+    }, request?.keyId);
+  }
+
+  /** list-keys: the project's keys (default keys included, flagged) in creation order. KMS.1601 limit, KMS.1602 marker, KMS.0308 state. */
+  listKeys(ctx: RequestContext, request: Api.ListKeysRequest = {}): Promise<Api.ListKeysResult> {
+    return this.#run(ctx, "list-keys", async (op) => {
+      const page = pageOf(request.limit, request.marker);
+      const state = checkStateFilter(request.keyState);
+      await this.#authorize(op);
+      const result = await this.#store.keys.list(ctx.projectId, { ...page, state });
+      const details = result.items.map((key) => keyDetails(key, this.#config.tunables.realm));
+      return { keys: details.map((key) => key.keyId), keyDetails: details, nextMarker: result.nextMarker, truncated: result.truncated, total: result.total };
+    });
+  }
+
+  /** update-key-alias. KMS.1101 alias (or /default), KMS.1104 duplicate, KMS.0211 default key, KMS.0210 pending deletion. */
+  updateKeyAlias(ctx: RequestContext, request: Api.UpdateKeyAliasRequest): Promise<{ keyId: string; keyAlias: string }> {
+    return this.#run(ctx, "update-key-alias", async (op) => {
+      const alias = checkCustomAlias(request.keyAlias);
+      op.detail = `alias=${alias}`;
+      const record = await this.#changeKey(op, request.keyId, { alias }, GUARDS.updateAlias);
+      return { keyId: record.keyId, keyAlias: record.alias };
+    }, request?.keyId);
+  }
+
+  /** update-key-description. KMS.1103, KMS.0210. */
+  updateKeyDescription(ctx: RequestContext, request: Api.UpdateKeyDescriptionRequest): Promise<{ keyId: string; keyDescription: string }> {
+    return this.#run(ctx, "update-key-description", async (op) => {
+      const description = checkDescription(request.keyDescription ?? "");
+      const record = await this.#changeKey(op, request.keyId, { description }, GUARDS.updateDescription);
+      return { keyId: record.keyId, keyDescription: record.description };
+    }, request?.keyId);
+  }
+
+  /** enable-key: 3 → 2. KMS.1201 when not disabled, KMS.0210 pending deletion. */
+  enableKey(ctx: RequestContext, request: Api.KeyRequest): Promise<Api.KeyStateResult> {
+    return this.#run(ctx, "enable-key", async (op) => {
+      const record = await this.#changeKey(op, request.keyId, { state: 2 }, GUARDS.enable);
+      return { keyId: record.keyId, keyState: record.state };
+    }, request?.keyId);
+  }
+
+  /** disable-key: 2 → 3. KMS.1301 when not enabled, KMS.0210, KMS.0211 default key. */
+  disableKey(ctx: RequestContext, request: Api.KeyRequest): Promise<Api.KeyStateResult> {
+    return this.#run(ctx, "disable-key", async (op) => {
+      const record = await this.#changeKey(op, request.keyId, { state: 3 }, GUARDS.disable);
+      return { keyId: record.keyId, keyState: record.state };
+    }, request?.keyId);
+  }
+
+  /** schedule-key-deletion: → 4, deleted by deleteDueKeys after pendingDays. KMS.1401 days, KMS.1402 already pending, KMS.0211. */
+  scheduleKeyDeletion(ctx: RequestContext, request: Api.ScheduleKeyDeletionRequest): Promise<Api.ScheduleKeyDeletionResult> {
+    return this.#run(ctx, "schedule-key-deletion", async (op) => {
+      const days = checkPendingDays(request.pendingDays);
+      const date = deletionDate(this.#now(), days);
+      op.detail = `pending_days=${days}`;
+      const record = await this.#changeKey(op, request.keyId, { state: 4, deletionDate: date }, GUARDS.scheduleDeletion);
+      return { keyId: record.keyId, keyState: record.state, scheduledDeletionDate: date };
+    }, request?.keyId);
+  }
+
+  /** cancel-key-deletion: 4 → 3. KMS.1501 when not pending deletion. */
+  cancelKeyDeletion(ctx: RequestContext, request: Api.KeyRequest): Promise<Api.KeyStateResult> {
+    return this.#run(ctx, "cancel-key-deletion", async (op) => {
+      const record = await this.#changeKey(op, request.keyId, { state: 3, deletionDate: null }, GUARDS.cancelDeletion);
+      return { keyId: record.keyId, keyState: record.state };
+    }, request?.keyId);
+  }
+
+  /** user-quotas: custom keys of the project, grants and tags per key (quotas.ts). */
+  getUserQuotas(ctx: RequestContext): Promise<UserQuotas> {
+    return this.#run(ctx, "user-quotas", async (op) => {
+      await this.#authorize(op);
+      return userQuotas(this.#store, ctx.projectId, this.#config.limits);
+    });
+  }
+
+  /** user-instances: the number of custom (non-default) keys in the project. */
+  getUserInstances(ctx: RequestContext): Promise<{ instanceNum: number }> {
+    return this.#run(ctx, "user-instances", async (op) => {
+      await this.#authorize(op);
+      return { instanceNum: await this.#store.keys.count(ctx.projectId, { customOnly: true }) };
+    });
+  }
+
+  // ============================================================================================
+  // Data and data keys
+
+  /** encrypt-data: blob v1 of 1..4096 bytes under the key's newest version. KMS.2101 plaintext, KMS.0209/0210/1301 state. */
+  encryptData(ctx: RequestContext, request: Api.EncryptDataRequest): Promise<Api.EncryptDataResult> {
+    return this.#run(ctx, "encrypt-data", async (op) => {
+      const plaintext = bytesOf(request.plainText, "KMS.2101", "plain_text");
+      if (plaintext.length < MIN_PLAINTEXT_BYTES || plaintext.length > MAX_PLAINTEXT_BYTES) {
+        throw new KmsError("KMS.2101", `plain_text must be ${MIN_PLAINTEXT_BYTES}..${MAX_PLAINTEXT_BYTES} bytes`);
+      }
+      checkAlgorithm(request.encryptionAlgorithm);
+      const entry = await this.#authorizeKey(op, request.keyId, { createDefault: true });
+      checkGuard(entry.record, GUARDS.use);
+      const cipherText = await this.#seal(op, entry, "data", plaintext, bound(request.additionalAuthenticatedData, request.encryptionContext));
+      return { keyId: entry.record.keyId, cipherText };
+    }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
+  }
+
+  /**
+   * decrypt-data. Every failure the ciphertext can cause — malformed, another project's or an
+   * unknown key, a destroyed version, a data key's ciphertext, another AAD or context, any changed
+   * bit — is the opaque KMS.2201; the key's state (KMS.0209/0210) only for a key of the project.
+   */
+  decryptData(ctx: RequestContext, request: Api.DecryptDataRequest): Promise<Api.DecryptDataResult> {
+    return this.#run(ctx, "decrypt-data", async (op) => {
+      checkAlgorithm(request.encryptionAlgorithm);
+      const blob = blobOf(request.cipherText);
+      const { entry, plaintext } = await this.#open(op, blob, "data", request.keyId, bound(request.additionalAuthenticatedData, request.encryptionContext));
+      return { keyId: entry.record.keyId, plainText: plaintext };
+    }, request?.keyId);
+  }
+
+  /** create-datakey: a data key from the token, in plaintext and sealed. KMS.1901/1902/1903 size. */
+  createDataKey(ctx: RequestContext, request: Api.CreateDataKeyRequest): Promise<Api.CreateDataKeyResult> {
+    return this.#run(ctx, "create-datakey", async (op) => {
+      const { keyId, dek, cipherText } = await this.#newDataKey(op, request);
+      return { keyId, plainText: dek, cipherText };
+    }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
+  }
+
+  /** create-datakey-without-plaintext: the sealed data key only. */
+  createDataKeyWithoutPlaintext(ctx: RequestContext, request: Api.CreateDataKeyRequest): Promise<Api.CreateDataKeyWithoutPlaintextResult> {
+    return this.#run(ctx, "create-datakey-without-plaintext", async (op) => {
+      const { keyId, dek, cipherText } = await this.#newDataKey(op, request);
+      dek.fill(0);
+      return { keyId, cipherText };
+    }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
+  }
+
+  /** encrypt-datakey: takes DEK ‖ SHA-256(DEK) and seals the DEK. KMS.2103 digest, KMS.2104 length. */
+  encryptDataKey(ctx: RequestContext, request: Api.EncryptDataKeyRequest): Promise<Api.EncryptDataKeyResult> {
+    return this.#run(ctx, "encrypt-datakey", async (op) => {
+      const length = integerField(request.datakeyPlainLength, "datakey_plain_length", "KMS.0308");
+      if (length === undefined) throw new KmsError("KMS.0204", "datakey_plain_length is missing");
+      const dek = splitDekAndDigest(bytesOf(request.plainText, "KMS.2101", "plain_text"), length);
+      const entry = await this.#authorizeKey(op, request.keyId, { createDefault: true });
+      checkGuard(entry.record, GUARDS.use);
+      const cipherText = await this.#seal(op, entry, "datakey", dek, bound(request.additionalAuthenticatedData, request.encryptionContext));
+      return { keyId: entry.record.keyId, cipherText, datakeyLength: dek.length };
+    }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
+  }
+
+  /** decrypt-datakey: the DEK and its SHA-256. keyId (required; KMS.0207 when missing) must be the blob's key (KMS.2201 otherwise); KMS.2204 length. */
+  decryptDataKey(ctx: RequestContext, request: Api.DecryptDataKeyRequest): Promise<Api.DecryptDataKeyResult> {
+    return this.#run(ctx, "decrypt-datakey", async (op) => {
+      if (typeof request.keyId !== "string") throw new KmsError("KMS.0204", "key_id is missing");
+      const blob = blobOf(request.cipherText);
+      const length = integerField(request.datakeyCipherLength, "datakey_cipher_length", "KMS.0308");
+      if (length === undefined) throw new KmsError("KMS.0204", "datakey_cipher_length is missing");
+      checkDatakeyCipherLength(blob, length);
+      const { plaintext } = await this.#open(op, blob, "datakey", request.keyId, bound(request.additionalAuthenticatedData, request.encryptionContext));
+      return { dataKey: plaintext, datakeyLength: plaintext.length, datakeyDgst: dekDigest(plaintext) };
+    }, request?.keyId);
+  }
+
+  /**
+   * re-encrypt: opens the ciphertext under its key and seals the plaintext under the destination
+   * key, in this process, without returning the plaintext; a data key's ciphertext (given
+   * datakeyCipherLength) stays a data key's. Needs decrypt on the source key and encrypt on the
+   * destination (role crypto_user, or grants decrypt-data/encrypt-data — decrypt-datakey/
+   * encrypt-datakey for a data key). Audited as reEncryptData on both keys.
+   */
+  reEncrypt(ctx: RequestContext, request: Api.ReEncryptRequest): Promise<Api.ReEncryptResult> {
+    return this.#run(ctx, "re-encrypt", async (op) => {
+      checkAlgorithm(request.sourceEncryptionAlgorithm);
+      checkAlgorithm(request.destinationEncryptionAlgorithm);
+      const blob = blobOf(request.cipherText);
+      let purpose: CiphertextPurpose = "data";
+      if (request.datakeyCipherLength !== undefined && request.datakeyCipherLength !== "") {
+        const length = integerField(request.datakeyCipherLength, "datakey_cipher_length", "KMS.0308")!;
+        checkDatakeyCipherLength(blob, length);
+        purpose = "datakey";
+      }
+      if (typeof request.destinationKeyId !== "string") throw new KmsError("KMS.0204", "destination_key_id is missing");
+      const opened = await this.#open(op, blob, purpose, request.sourceKeyId,
+        bound(request.sourceAdditionalAuthenticatedData, request.sourceEncryptionContext), purpose === "data" ? "decrypt-data" : "decrypt-datakey");
+      const sourceKeyId = opened.entry.record.keyId;
+      try {
+        op.also.push({ keyId: sourceKeyId, detail: "re-encrypt source" });
+        op.keyId = null;
+        const destination = await this.#authorizeKey(op, request.destinationKeyId, {
+          createDefault: true, grant: purpose === "data" ? "encrypt-data" : "encrypt-datakey",
+        });
+        op.detail = `re-encrypt destination; source=${sourceKeyId}`;
+        checkGuard(destination.record, GUARDS.use);
+        const cipherText = await this.#seal(op, destination, purpose, opened.plaintext,
+          bound(request.destinationAdditionalAuthenticatedData, request.destinationEncryptionContext));
+        return { keyId: destination.record.keyId, sourceKeyId, cipherText };
+      } finally {
+        opened.plaintext.fill(0);
+      }
+    }, request?.sourceKeyId);
+  }
+
+  /** gen-random: 8..8192 bits from the token's generator. KMS.1802 not a multiple of 8, KMS.0308 range. */
+  genRandom(ctx: RequestContext, request: Api.GenRandomRequest): Promise<Api.GenRandomResult> {
+    return this.#run(ctx, "gen-random", async (op) => {
+      const bytes = bitsToBytes(request.randomDataLength, "random_data_length", "KMS.0308", "KMS.1802");
+      await this.#authorize(op);
+      return { randomData: this.#backend.random(bytes) };
+    });
+  }
+
+  // ============================================================================================
+  // Rotation
+
+  /** enable-key-rotation (idempotent; sets the interval when given). KMS.3001 interval, KMS.0211 default key, KMS.0209/0210 state. */
+  enableKeyRotation(ctx: RequestContext, request: Api.EnableKeyRotationRequest): Promise<KeyRotationStatus> {
+    return this.#run(ctx, "enable-key-rotation", async (op) => {
+      const interval = request.rotationInterval === undefined ? undefined : checkRotationInterval(request.rotationInterval);
+      const record = await this.#changeKey(op, request.keyId, { rotationEnabled: true, ...(interval === undefined ? {} : { rotationIntervalDays: interval }) }, GUARDS.rotation);
+      return this.#rotationStatus(record);
+    }, request?.keyId);
+  }
+
+  /** disable-key-rotation (idempotent). */
+  disableKeyRotation(ctx: RequestContext, request: Api.KeyRequest): Promise<KeyRotationStatus> {
+    return this.#run(ctx, "disable-key-rotation", async (op) => {
+      const record = await this.#changeKey(op, request.keyId, { rotationEnabled: false }, GUARDS.rotation);
+      return this.#rotationStatus(record);
+    }, request?.keyId);
+  }
+
+  /** update-key-rotation-interval: 30..365 days (KMS.3001); KMS.0313 when rotation is not enabled. */
+  updateKeyRotationInterval(ctx: RequestContext, request: Api.UpdateKeyRotationIntervalRequest): Promise<KeyRotationStatus> {
+    return this.#run(ctx, "update-key-rotation-interval", async (op) => {
+      const interval = checkRotationInterval(request.rotationInterval);
+      op.detail = `rotation_interval=${interval}`;
+      const entry = await this.#authorizeKey(op, request.keyId);
+      checkGuard(entry.record, GUARDS.rotation);
+      if (!entry.record.rotationEnabled) throw new KmsError("KMS.0313");
+      const record = await this.#atomic(op, (audit) => this.#store.keys.update(ctx.projectId, entry.record.keyId, { rotationIntervalDays: interval }, { guard: GUARDS.rotation, audit }));
+      this.#cache.invalidate(ctx.projectId, record.keyId);
+      return this.#rotationStatus(record);
+    }, request?.keyId);
+  }
+
+  /** get-key-rotation-status, with the key's versions. */
+  getKeyRotationStatus(ctx: RequestContext, request: Api.KeyRequest): Promise<KeyRotationStatus> {
+    return this.#run(ctx, "get-key-rotation-status", async (op) => {
+      const entry = await this.#authorizeKey(op, request.keyId);
+      return this.#rotationStatus(entry.record);
+    }, request?.keyId);
+  }
+
+  /** rotate-on-demand: a new version now (rotation enabled or not). KMS.0211 default key, KMS.0209/0210 state. */
+  rotateKeyOnDemand(ctx: RequestContext, request: Api.KeyRequest): Promise<Api.RotateKeyResult> {
+    return this.#run(ctx, "rotate-on-demand", async (op) => {
+      const entry = await this.#authorizeKey(op, request.keyId);
+      checkGuard(entry.record, GUARDS.rotation);
+      const fresh = await this.#addVersion(entry, GUARDS.rotation, (body) => this.#atomic(op, body));
+      return { keyId: fresh.record.keyId, keyVersion: fresh.record.currentVersion, numberOfRotations: fresh.record.rotationCount };
+    }, request?.keyId);
+  }
+
+  // ============================================================================================
+  // Grants
+
+  /** create-grant. KMS.2401/2402/0308 fields, KMS.0211 default key, KMS.2404 too many, KMS.0210 pending deletion. */
+  createGrant(ctx: RequestContext, request: Api.CreateGrantRequest): Promise<Api.CreateGrantResult> {
+    return this.#run(ctx, "create-grant", async (op) => {
+      const granteePrincipal = checkPrincipalId(request.granteePrincipal, "grantee_principal");
+      const granteePrincipalType = checkGranteeType(request.granteePrincipalType);
+      const operations = checkGrantOperations(request.operations);
+      const name = checkGrantName(request.name);
+      const retiringPrincipal = request.retiringPrincipal === undefined ? null : checkPrincipalId(request.retiringPrincipal, "retiring_principal");
+      const entry = await this.#authorizeKey(op, request.keyId);
+      const caller = op.caller!;
+      if (!this.#access.roleAllows(caller, "create-grant")) {
+        // A grantee passing access on: only what it holds itself.
+        const held = await this.#access.grantedOperations(caller, ctx.projectId, entry.record.keyId);
+        const wider = operations.filter((operation) => !held.has(operation));
+        if (wider.length > 0) throw denied(`a grant cannot give operations its creator does not hold: ${wider.join(", ")}`);
+      }
+      checkGuard(entry.record, GUARDS.createGrant);
+      op.detail = `grantee=${granteePrincipalType}:${granteePrincipal} operations=${operations.join(",")}`;
+      const grant = await this.#atomic(op, (audit) => this.#store.grants.create({
+        projectId: ctx.projectId, keyId: entry.record.keyId, name, granteePrincipal, granteePrincipalType, operations, retiringPrincipal,
+        creator: ctx.principalId, createdAt: this.#now(),
+      }, { guard: GUARDS.createGrant, maxGrantsPerKey: this.#config.limits.grantsPerKey, audit }));
+      return { grantId: grant.grantId };
+    }, request?.keyId);
+  }
+
+  /** list-grants of a key. */
+  listGrants(ctx: RequestContext, request: Api.ListGrantsRequest): Promise<Api.ListGrantsResult> {
+    return this.#run(ctx, "list-grants", async (op) => {
+      const page = pageOf(request.limit, request.marker);
+      const entry = await this.#authorizeKey(op, request.keyId);
+      const result = await this.#store.grants.list(ctx.projectId, entry.record.keyId, page);
+      return { grants: result.items.map(grantDetails), nextMarker: result.nextMarker, truncated: result.truncated, total: result.total };
+    }, request?.keyId);
+  }
+
+  /** list-retirable-grants: the grants of the project whose retiring principal is the caller. */
+  listRetirableGrants(ctx: RequestContext, request: Api.ListRetirableGrantsRequest = {}): Promise<Api.ListGrantsResult> {
+    return this.#run(ctx, "list-retirable-grants", async (op) => {
+      const page = pageOf(request.limit, request.marker);
+      await this.#caller(op);
+      const result = await this.#store.grants.listRetirable(ctx.projectId, ctx.principalId, page);
+      return { grants: result.items.map(grantDetails), nextMarker: result.nextMarker, truncated: result.truncated, total: result.total };
+    });
+  }
+
+  /** revoke-grant (key administrators). KMS.2501 no such grant on the key. */
+  revokeGrant(ctx: RequestContext, request: Api.GrantRequest): Promise<Record<string, never>> {
+    return this.#run(ctx, "revoke-grant", async (op) => {
+      const grantId = checkGrantId(request.grantId);
+      op.detail = `grant=${grantId}`;
+      const entry = await this.#authorizeKey(op, request.keyId);
+      await this.#atomic(op, (audit) => this.#store.grants.delete(ctx.projectId, entry.record.keyId, grantId, { guard: GUARDS.removeGrant, audit }));
+      return {};
+    }, request?.keyId);
+  }
+
+  /**
+   * retire-grant: by the grant's issuer, its retiring principal, or its grantee when it holds
+   * retire-grant (KMS.0306 for anyone else). KMS.2501 when the key has no such grant — also for a
+   * missing key, so retiring reveals no key's existence.
+   */
+  retireGrant(ctx: RequestContext, request: Api.GrantRequest): Promise<Record<string, never>> {
+    return this.#run(ctx, "retire-grant", async (op) => {
+      const grantId = checkGrantId(request.grantId);
+      op.detail = `grant=${grantId}`;
+      if (typeof request.keyId !== "string") throw new KmsError("KMS.0204", "key_id is missing");
+      op.keyId = request.keyId;
+      const caller = await this.#caller(op);
+      const entry = await this.#resolve(ctx.projectId, request.keyId);
+      const grant = entry === undefined ? undefined : await this.#store.grants.get(ctx.projectId, entry.record.keyId, grantId);
+      if (entry === undefined || grant === undefined) throw new KmsError("KMS.2501", "no such grant on this key");
+      op.keyId = entry.record.keyId;
+      if (!mayRetire(grant, ctx.principalId, caller.principal.domainId)) throw denied("only the grant's issuer, retiring principal or grantee (with retire-grant) may retire it");
+      await this.#atomic(op, (audit) => this.#store.grants.delete(ctx.projectId, entry.record.keyId, grantId, { guard: GUARDS.removeGrant, audit }));
+      return {};
+    }, request?.keyId);
+  }
+
+  // ============================================================================================
+  // Tags
+
+  /** POST {key_id}/tags: sets one tag. KMS.0405/0406/0410/0411 fields, KMS.0409 too many. */
+  createKeyTag(ctx: RequestContext, request: Api.CreateKeyTagRequest): Promise<Api.KeyTagsResult> {
+    return this.#run(ctx, "create-key-tag", async (op) => {
+      const tag = { key: checkTagKey(request.tag?.key), value: checkTagValue(request.tag?.value) };
+      return this.#putTags(op, request.keyId, [tag]);
+    }, request?.keyId);
+  }
+
+  /** DELETE {key_id}/tags/{key}: removes one tag (absent: nothing happens). */
+  deleteKeyTag(ctx: RequestContext, request: Api.DeleteKeyTagRequest): Promise<Api.KeyTagsResult> {
+    return this.#run(ctx, "delete-key-tag", async (op) => this.#deleteTags(op, request.keyId, [checkTagKey(request.key)]), request?.keyId);
+  }
+
+  /** POST {key_id}/tags/action: create or delete tags in a batch. KMS.0404 action, KMS.0401 empty list. */
+  batchKeyTags(ctx: RequestContext, request: Api.BatchKeyTagsRequest): Promise<Api.KeyTagsResult> {
+    return this.#run(ctx, "batch-key-tags", async (op) => {
+      if (request.action === "create") return this.#putTags(op, request.keyId, checkTags(request.tags));
+      if (request.action === "delete") return this.#deleteTags(op, request.keyId, checkTagKeys(request.tags));
+      throw new KmsError("KMS.0404", "action must be create or delete");
+    }, request?.keyId);
+  }
+
+  /** GET {key_id}/tags. */
+  listKeyTags(ctx: RequestContext, request: Api.KeyRequest): Promise<Api.KeyTagsResult> {
+    return this.#run(ctx, "list-key-tags", async (op) => {
+      const entry = await this.#authorizeKey(op, request.keyId);
+      const tags = await this.#store.tags.list(ctx.projectId, entry.record.keyId);
+      return { tags: tags.map(({ key, value }) => ({ key, value })) };
+    }, request?.keyId);
+  }
+
+  /** GET tags: every tag key used in the project, with its values. */
+  listProjectTags(ctx: RequestContext): Promise<Api.ProjectTagsResult> {
+    return this.#run(ctx, "list-project-tags", async (op) => {
+      await this.#authorize(op);
+      return { tags: await this.#store.tags.listProject(ctx.projectId) };
+    });
+  }
+
+  // ============================================================================================
+  // Usage and audit
+
+  /** The key's usage records: successful operations by action, and their last time. */
+  getKeyUsage(ctx: RequestContext, request: Api.KeyRequest): Promise<UsageRecord[]> {
+    return this.#run(ctx, "key-usage", async (op) => {
+      const entry = await this.#authorizeKey(op, request.keyId);
+      return this.#store.usage.get(ctx.projectId, entry.record.keyId);
+    }, request?.keyId);
+  }
+
+  /** The project's audit records matching the filter (auditors). */
+  queryAuditLog(ctx: RequestContext, filter: Omit<AuditQuery, "projectId"> = {}): Promise<AuditPage> {
+    return this.#run(ctx, "query-audit-log", async (op) => {
+      await this.#authorize(op);
+      return this.#store.audit.query({ ...filter, projectId: ctx.projectId });
+    });
+  }
+
+  /** Writes the project's audit records as JSON lines to `out` (a selection: verifiable only as part of the whole log). */
+  exportAuditLog(ctx: RequestContext, out: AuditSink, filter: Omit<AuditQuery, "projectId" | "afterSeq" | "limit"> = {}): Promise<number> {
+    return this.#run(ctx, "export-audit-log", async (op) => {
+      await this.#authorize(op);
+      return this.#store.audit.export(out, { ...filter, projectId: ctx.projectId });
+    });
+  }
+
+  /** Verifies the whole audit log (chain and MACed checkpoints): intact, or the first bad record. */
+  verifyAuditLog(ctx: RequestContext, options: VerifyOptions = {}): Promise<AuditVerification> {
+    return this.#run(ctx, "verify-audit-log", async (op) => {
+      await this.#authorize(op);
+      await this.#store.audit.checkpoint();
+      return this.#store.audit.verify(options);
+    });
+  }
+
+  // ============================================================================================
+  // Sweepers (the server calls them periodically)
+
+  /**
+   * Deletes the keys whose scheduled deletion date has passed (deletion.ts): versions, tags,
+   * grants and usage go with the key, their ciphertexts become undecryptable for good. At most
+   * `sweepBatch` keys per call; call again while `done` is full.
+   */
+  async deleteDueKeys(): Promise<SweepReport> {
+    this.#checkOpen();
+    const now = this.#now();
+    const report: SweepReport = { done: [], skipped: [] };
+    for (const ref of await this.#store.keys.listDueForDeletion(now, this.#config.tunables.sweepBatch)) {
+      const versions = await this.#store.keys.listVersions(ref.projectId, ref.keyId);
+      try {
+        await this.#store.keys.destroy(ref.projectId, ref.keyId, {
+          guard: GUARDS.destroy,
+          audit: this.#systemEvent("deleteKey", ref.projectId, ref.keyId, `scheduled for ${new Date(ref.deletionDate).toISOString()}`),
+        });
+      } catch (error) {
+        report.skipped.push({ keyId: ref.keyId, reason: error instanceof KmsError ? error.code : String(error) });
+        continue;
+      } finally {
+        this.#cache.invalidate(ref.projectId, ref.keyId);
+      }
+      for (const version of versions) this.#backend.destroyVersion(versionId(ref.projectId, ref.keyId, version.version));
+      report.done.push(ref.keyId);
+    }
+    return report;
+  }
+
+  /**
+   * Rotates the enabled keys whose rotation is enabled and due (rotation.ts), across projects: a
+   * new version each, audited as autoRotateKey (reason=schedule). Reads every project's keys a page
+   * at a time; rotates at most `sweepBatch` keys per call.
+   */
+  async rotateDueKeys(): Promise<SweepReport> {
+    this.#checkOpen();
+    const now = this.#now();
+    const report: SweepReport = { done: [], skipped: [] };
+    for (const project of await this.#store.projects.list()) {
+      let marker: string | undefined;
+      do {
+        const page = await this.#store.keys.list(project.projectId, { limit: 1000, marker, state: 2 });
+        for (const key of page.items) {
+          if (!rotationDue(key, now)) continue;
+          if (report.done.length >= this.#config.tunables.sweepBatch) return report;
+          try {
+            const entry = (await this.#entry(key.projectId, key.keyId)) ?? this.#makeEntry(key, undefined);
+            await this.#rollover(entry, this.#systemEvent("autoRotateKey", key.projectId, key.keyId, "reason=schedule"));
+            report.done.push(key.keyId);
+          } catch (error) {
+            report.skipped.push({ keyId: key.keyId, reason: error instanceof KmsError ? error.code : String(error) });
+          }
+        }
+        marker = page.nextMarker ?? undefined;
+      } while (marker !== undefined);
+    }
+    return report;
+  }
+
+  // ============================================================================================
+  // Administration: projects, principals, roles (for the server's bootstrap and the CLI)
+
+  readonly admin = {
+    /** Creates a project of an account (KMS.0308 when it exists). */
+    createProject: (project: { projectId: string; domainId: string; name?: string }, by: Api.AdminContext = {}): Promise<ProjectRecord> =>
+      this.#adminWrite(by, "createProject", project.projectId, (audit) =>
+        this.#store.projects.create({ projectId: project.projectId, domainId: project.domainId, name: project.name ?? project.projectId, createdAt: this.#now() }, { audit })),
+    /** Creates a principal (a user of an account). */
+    createPrincipal: async (principal: { principalId: string; domainId: string; name?: string }, by: Api.AdminContext = {}): Promise<PrincipalRecord> => {
+      try {
+        return await this.#adminWrite(by, "createPrincipal", null, (audit) =>
+          this.#store.principals.create({ principalId: principal.principalId, domainId: principal.domainId, name: principal.name ?? principal.principalId, createdAt: this.#now() }, { audit }),
+        `principal=${principal.principalId}`);
+      } finally {
+        this.#access.invalidate(principal.principalId);
+      }
+    },
+    /** Enables or disables a principal (a disabled one is refused everything). */
+    setPrincipalDisabled: async (principalId: string, disabled: boolean, by: Api.AdminContext = {}): Promise<PrincipalRecord> => {
+      try {
+        return await this.#adminWrite(by, disabled ? "disablePrincipal" : "enablePrincipal", null, (audit) =>
+          this.#store.principals.update(principalId, { disabled }, { audit }), `principal=${principalId}`);
+      } finally {
+        this.#access.invalidate(principalId);
+      }
+    },
+    /** Gives a principal a role in a project (idempotent). */
+    addRole: async (principalId: string, projectId: string, role: Role, by: Api.AdminContext = {}): Promise<RoleRecord> => {
+      if (!(ROLES as readonly string[]).includes(role)) throw new KmsError("KMS.0308", `role must be one of ${ROLES.join(", ")}`);
+      try {
+        return await this.#adminWrite(by, "addRole", projectId, (audit) => this.#store.principals.addRole(principalId, projectId, role, { audit }),
+          `principal=${principalId} role=${role}`);
+      } finally {
+        this.#access.invalidate(principalId);
+      }
+    },
+    /** Takes a role away; returns whether it was held. */
+    removeRole: async (principalId: string, projectId: string, role: Role, by: Api.AdminContext = {}): Promise<boolean> => {
+      try {
+        return await this.#adminWrite(by, "removeRole", projectId, (audit) => this.#store.principals.removeRole(principalId, projectId, role, { audit }),
+          `principal=${principalId} role=${role}`);
+      } finally {
+        this.#access.invalidate(principalId);
+      }
+    },
+  };
+
+  // ============================================================================================
+  // The request machinery
+
+  #checkOpen(): void {
+    if (this.#closed) throw new KmsError("KMS.0101", "the Kms is closed");
+  }
+
+  /**
+   * Runs one request: the body decides, then the audit record is appended (unless the store
+   * appended it with the request's write) and committed before the promise settles. A request whose
+   * success record cannot be committed fails (its result is not released).
+   */
+  async #run<T>(ctx: RequestContext, operation: KmsOperation, body: (op: Op) => Promise<T>, ref?: unknown): Promise<T> {
+    this.#checkOpen();
+    checkRequestContext(ctx);
+    const op = new Op(ctx, operation, this.#now());
+    // The key as the request names it, until it is resolved: failures before that are recorded with it.
+    if (typeof ref === "string" && ref.length > 0 && ref.length <= 255) op.keyId = ref;
+    let result: T;
+    try {
+      result = await body(op);
+    } catch (error) {
+      const failure = asKmsError(error);
+      if (!op.audited) {
+        try {
+          await this.#record(op, isDenial(failure) ? "denied" : "failure", failure.code);
+        } catch (auditError) {
+          this.#warn(`hsmkit KMS: the audit record of a failed ${op.action} (request ${ctx.requestId}) was not written: ${(auditError as Error).message}`);
+        }
+      }
+      throw failure;
+    }
+    if (!op.audited) {
+      try {
+        await this.#record(op, "success", null);
+      } catch (error) {
+        throw asKmsError(error);
+      }
+    }
+    return result;
+  }
+
+  /** Appends the request's record (and those of further keys it used). */
+  async #record(op: Op, outcome: AuditOutcome, errorCode: string | null): Promise<void> {
+    const main = this.#store.audit.append({ ...op.event(), outcome, errorCode });
+    if (op.also.length === 0) {
+      await main;
+      return;
+    }
+    await Promise.all([main, ...op.also.map((extra) => this.#store.audit.append({ ...op.event(), keyId: extra.keyId, detail: extra.detail, outcome, errorCode }))]);
+  }
+
+  /**
+   * A store write that appends the request's audit record in its own transaction: after it
+   * settles with success or a KmsError, the record is in the log and #run appends none.
+   */
+  async #atomic<T>(op: Op, write: (audit: AuditEvent) => Promise<T>): Promise<T> {
+    try {
+      const value = await write(op.event());
+      op.audited = true;
+      return value;
+    } catch (error) {
+      if (error instanceof KmsError) op.audited = true;
+      throw error;
+    }
+  }
+
+  /** The caller (cached on the request). */
+  async #caller(op: Op): Promise<Caller> {
+    op.caller ??= await this.#access.caller(op.ctx.principalId, op.ctx.projectId);
+    return op.caller;
+  }
+
+  /** A request on no key: the caller's roles must allow the operation. */
+  async #authorize(op: Op): Promise<Caller> {
+    const caller = await this.#caller(op);
+    if (!this.#access.roleAllows(caller, op.operation)) throw denied(`no role of ${caller.principal.principalId} in the project allows ${op.operation}`);
+    return caller;
+  }
+
+  /**
+   * A request on one key (`ref`: key id or alias): a role allowing the operation, then the key
+   * (missing: `missing`, default KMS.0207 — or a default key made now, for sealing requests); or
+   * else a grant on the key allowing `grant` (default: the operation's). Refusals are KMS.0306
+   * whether the key exists or not. Sets the request's audit key id.
+   */
+  async #authorizeKey(
+    op: Op,
+    ref: string | undefined,
+    options: { createDefault?: boolean; grant?: GrantOperation | null; missing?: KmsErrorCode } = {},
+  ): Promise<KeyEntry> {
+    const { projectId, service } = op.ctx;
+    let reference = ref;
+    if (reference === undefined || reference === "") {
+      if (options.createDefault === true && service !== undefined) reference = defaultAlias(service);
+      else throw new KmsError("KMS.0204", "key_id is missing");
+    }
+    if (typeof reference !== "string") throw new KmsError("KMS.0205");
+    op.keyId = reference;
+    const caller = await this.#caller(op);
+    if (this.#access.roleAllows(caller, op.operation)) {
+      let entry = await this.#resolve(projectId, reference);
+      if (entry === undefined && options.createDefault === true && !UUID.test(reference)) {
+        const defaultService = defaultKeyService(reference);
+        if (defaultService !== undefined) entry = await this.#createDefaultKey(op, caller, defaultService);
+      }
+      if (entry === undefined) throw new KmsError(options.missing ?? "KMS.0207");
+      op.keyId = entry.record.keyId;
+      return entry;
+    }
+    const grant = options.grant !== undefined ? options.grant : OPERATIONS[op.operation].grant;
+    if (grant !== null) {
+      const entry = await this.#resolve(projectId, reference);
+      if (entry !== undefined && await this.#access.grantAllows(caller, projectId, entry.record.keyId, grant)) {
+        op.keyId = entry.record.keyId;
+        return entry;
+      }
+    }
+    throw denied(`neither a role nor a grant of ${caller.principal.principalId} allows ${op.operation} on this key`);
+  }
+
+  /** The key a reference names in the project (key id or alias), or undefined. KMS.0205 for a reference that can be neither. */
+  async #resolve(projectId: string, ref: string): Promise<KeyEntry | undefined> {
+    if (UUID.test(ref)) return this.#entry(projectId, ref.toLowerCase());
+    if (!ALIAS_REF.test(ref)) throw new KmsError("KMS.0205", "key_id must be a key id (UUID) or an alias");
+    const cachedId = this.#cache.aliasToKeyId(projectId, ref);
+    if (cachedId !== undefined) {
+      const entry = this.#cache.get(projectId, cachedId);
+      if (entry !== undefined && entry.record.alias === ref) return entry;
+    }
+    const record = await this.#store.keys.getByAlias(projectId, ref);
+    return record === undefined ? undefined : this.#entry(projectId, record.keyId);
+  }
+
+  /** The key's cache entry, loaded (record and current version in one read) on a miss. */
+  async #entry(projectId: string, keyId: string): Promise<KeyEntry | undefined> {
+    const cached = this.#cache.get(projectId, keyId);
+    if (cached !== undefined) return cached;
+    const epoch = this.#cache.epoch;
+    const found = await this.#store.keys.getForUse(projectId, keyId);
+    if (found === undefined) return undefined;
+    const entry = this.#makeEntry(found.key, found.version);
+    this.#cache.set(entry, epoch);
+    return entry;
+  }
+
+  #makeEntry(record: KeyRecord, version: KeyVersionRecord | undefined): KeyEntry {
+    const versions = new Map<number, LoadedVersion>();
+    let current: LoadedVersion | undefined;
+    if (version !== undefined) {
+      current = versionRef(record.projectId, record.keyId, version.version, version.material);
+      versions.set(version.version, current);
+    }
+    return { record, current, versions, seals: undefined, rotating: null };
+  }
+
+  /** A version of a key (loaded on first use), or undefined when it does not exist. */
+  async #version(entry: KeyEntry, number: number): Promise<LoadedVersion | undefined> {
+    const loaded = entry.versions.get(number);
+    if (loaded !== undefined) return loaded;
+    if (number < 1 || number > entry.record.currentVersion) return undefined;
+    const { projectId, keyId } = entry.record;
+    const record = await this.#store.keys.getVersion(projectId, keyId, number);
+    if (record === undefined) return undefined;
+    const ref = versionRef(projectId, keyId, number, record.material);
+    entry.versions.set(number, ref);
+    return ref;
+  }
+
+  /** Makes the project's record on its first key (so the rotation sweeper finds it); returns its account. */
+  async #ensureProject(op: Op, caller: Caller): Promise<string> {
+    const projectId = op.ctx.projectId;
+    const known = this.#projects.get(projectId);
+    if (known !== undefined) return known;
+    let project = await this.#store.projects.get(projectId);
+    if (project === undefined) {
+      try {
+        project = await this.#store.projects.create({ projectId, domainId: caller.principal.domainId, name: projectId, createdAt: this.#now() }, {
+          audit: { ...op.event(), action: "createProject", keyId: null, detail: "first key of the project" },
+        });
+      } catch (error) {
+        // Made meanwhile by a concurrent request.
+        project = await this.#store.projects.get(projectId);
+        if (project === undefined) throw error;
+      }
+    }
+    this.#projects.set(projectId, project.domainId);
+    return project.domainId;
+  }
+
+  /** `<service>/default`, made now (or the one a concurrent first use made). */
+  async #createDefaultKey(op: Op, caller: Caller, service: DefaultKeyService): Promise<KeyEntry> {
+    const { projectId } = op.ctx;
+    const domainId = await this.#ensureProject(op, caller);
+    const keyId = randomUUID();
+    const wrapped = this.#backend.createVersionKey();
+    const now = this.#now();
+    const record = await this.#store.keys.create({
+      projectId, keyId, domainId, alias: defaultAlias(service), description: defaultKeyDescription(service), keySpec: "AES_256",
+      keyUsage: "ENCRYPT_DECRYPT", origin: "kms", state: 2, defaultKey: true, createdAt: now,
+    }, {
+      version: { material: encodeMaterial(wrapped, 0), createdAt: now },
+      existingAlias: "return",
+      audit: { ...op.event(), action: "createKey", keyId, detail: `default key ${defaultAlias(service)}, on first use by ${op.action}` },
+    });
+    const entry = await this.#entry(projectId, record.keyId);
+    if (entry === undefined) throw new KmsError("KMS.0101", "a default key just created cannot be read");
+    return entry;
+  }
+
+  /** A lifecycle change of one key (role or grant checked, the guard checked in the store's transaction, audited with it). */
+  async #changeKey(op: Op, ref: string, patch: Parameters<KmsStore["keys"]["update"]>[2], guard: (typeof GUARDS)[keyof typeof GUARDS]): Promise<KeyRecord> {
+    const entry = await this.#authorizeKey(op, ref);
+    const { projectId, keyId } = entry.record;
+    try {
+      return await this.#atomic(op, (audit) => this.#store.keys.update(projectId, keyId, patch, { guard, audit }));
+    } finally {
+      this.#cache.invalidate(projectId, keyId);
+    }
+  }
+
+  async #putTags(op: Op, ref: string, tags: Array<{ key: string; value: string }>): Promise<Api.KeyTagsResult> {
+    const entry = await this.#authorizeKey(op, ref);
+    op.detail = `set ${tags.map((tag) => tag.key).join(",")}`.slice(0, 512);
+    const after = await this.#atomic(op, (audit) => this.#store.tags.put(op.ctx.projectId, entry.record.keyId, tags, {
+      guard: GUARDS.tags, maxTagsPerKey: this.#config.limits.tagsPerKey, audit,
+    }));
+    return { tags: after.map(({ key, value }) => ({ key, value })) };
+  }
+
+  async #deleteTags(op: Op, ref: string, keys: string[]): Promise<Api.KeyTagsResult> {
+    const entry = await this.#authorizeKey(op, ref);
+    op.detail = `delete ${keys.join(",")}`.slice(0, 512);
+    await this.#atomic(op, (audit) => this.#store.tags.delete(op.ctx.projectId, entry.record.keyId, keys, { guard: GUARDS.tags, audit }));
+    const after = await this.#store.tags.list(op.ctx.projectId, entry.record.keyId);
+    return { tags: after.map(({ key, value }) => ({ key, value })) };
+  }
+
+  /** The status of a key's rotation, with its versions. */
+  async #rotationStatus(record: KeyRecord): Promise<KeyRotationStatus> {
+    const versions = await this.#store.keys.listVersions(record.projectId, record.keyId);
+    return {
+      keyRotationEnabled: record.rotationEnabled,
+      rotationInterval: record.rotationIntervalDays,
+      lastRotationTime: record.lastRotatedAt,
+      numberOfRotations: record.rotationCount,
+      keyMaterials: versions.map((version) => ({ version: version.version, createdAt: version.createdAt, current: version.version === record.currentVersion })),
+    };
+  }
+
+  /**
+   * Opens a blob for decrypt-data / decrypt-datakey / re-encrypt's source. A key the request names
+   * (`named`) is looked up first, as for any keyed request (KMS.0207 when missing), and the blob
+   * must then be that key's; otherwise the blob's own key is used, and a missing one is the opaque
+   * KMS.2201 like every other fault of the blob (see decryptData).
+   */
+  async #open(
+    op: Op, blob: Uint8Array, purpose: CiphertextPurpose, named: string | undefined, context: BoundContext, grant?: GrantOperation,
+  ): Promise<{ entry: KeyEntry; plaintext: Buffer }> {
+    const access = grant === undefined ? {} : { grant };
+    let entry: KeyEntry;
+    let parsed: ReturnType<typeof parseBlob>;
+    if (named !== undefined && named !== "") {
+      entry = await this.#authorizeKey(op, named, access);
+      parsed = parseBlob(blob);
+      if (parsed.keyId !== entry.record.keyId) throw new KmsError("KMS.2201", "the ciphertext is not the named key's");
+    } else {
+      parsed = parseBlob(blob);
+      op.keyId = parsed.keyId;
+      entry = await this.#authorizeKey(op, parsed.keyId, { ...access, missing: "KMS.2201" });
+    }
+    checkGuard(entry.record, GUARDS.use);
+    const version = await this.#version(entry, parsed.version);
+    const opened = this.#envelope.open(blob, purpose, () => version, context);
+    return { entry, plaintext: opened.plaintext };
+  }
+
+  /** create-datakey's work: the size, the key, a DEK from the token, sealed. */
+  async #newDataKey(op: Op, request: Api.CreateDataKeyRequest): Promise<{ keyId: string; dek: Buffer; cipherText: Buffer }> {
+    const hasLength = request.datakeyLength !== undefined && request.datakeyLength !== "";
+    if (hasLength && request.keySpec !== undefined) throw new KmsError("KMS.0308", "give key_spec or datakey_length, not both");
+    let bytes: number;
+    if (hasLength) {
+      bytes = bitsToBytes(request.datakeyLength, "datakey_length", "KMS.1901", "KMS.1903");
+    } else {
+      const spec = request.keySpec ?? "AES_256";
+      const size = DATAKEY_SPECS[spec];
+      if (size === undefined) throw new KmsError("KMS.1902");
+      bytes = size;
+    }
+    const entry = await this.#authorizeKey(op, request.keyId, { createDefault: true });
+    checkGuard(entry.record, GUARDS.use);
+    const context = bound(request.additionalAuthenticatedData, request.encryptionContext);
+    const dek = this.#backend.random(bytes);
+    try {
+      const cipherText = await this.#seal(op, entry, "datakey", dek, context);
+      return { keyId: entry.record.keyId, dek, cipherText };
+    } catch (error) {
+      dek.fill(0);
+      throw error;
+    }
+  }
+
+  /**
+   * Seals under the key's current version, adding a version first when the current one has made
+   * sealsPerVersion seals (versions.ts). The check and the count happen in one synchronous step, so
+   * concurrent requests cannot all slip past the limit.
+   */
+  async #seal(op: Op, start: KeyEntry, purpose: CiphertextPurpose, plaintext: Uint8Array, context: BoundContext): Promise<Buffer> {
+    let entry = start;
+    const limit = this.#config.tunables.sealsPerVersion;
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (entry.seals === undefined) {
+        const seals = sealsFromUsage(await this.#store.usage.get(entry.record.projectId, entry.record.keyId));
+        entry.seals ??= seals;
+      }
+      const current = entry.current;
+      if (current === undefined) throw new KmsError("KMS.1301", "the key has no material");
+      if (entry.seals - current.sealBaseline < limit) {
+        const blob = this.#envelope.seal({ keyId: entry.record.keyId, version: entry.record.currentVersion, key: current }, purpose, plaintext, context);
+        entry.seals++;
+        return blob;
+      }
+      // Another request may have added the version already (this entry is then stale).
+      const latest = this.#cache.get(entry.record.projectId, entry.record.keyId);
+      if (latest !== undefined && latest !== entry && latest.record.currentVersion > entry.record.currentVersion) entry = latest;
+      else entry = await this.#rollover(entry, { ...op.event(), action: "autoRotateKey", keyId: entry.record.keyId, detail: "reason=seal-limit" });
+      checkGuard(entry.record, GUARDS.use);
+    }
+    throw new KmsError("KMS.0101", "the key's current version reached its seal limit and no new version could be added");
+  }
+
+  /** A version added by the service (seal limit, schedule): one at a time per key; resolves with the key's fresh entry. */
+  #rollover(entry: KeyEntry, audit: AuditEvent): Promise<KeyEntry> {
+    if (entry.rotating !== null) return entry.rotating;
+    const rotating = this.#addVersion(entry, GUARDS.autoRotate, (write) => write(audit));
+    entry.rotating = rotating;
+    const clear = (): void => {
+      entry.rotating = null;
+    };
+    rotating.then(clear, clear);
+    return rotating;
+  }
+
+  /**
+   * Adds a version to the key: generated in the token, wrapped, stored with the key's seal count
+   * as its baseline (versions.ts), made current in one transaction guarded by `guard`; returns the
+   * key's fresh entry.
+   */
+  async #addVersion(
+    entry: KeyEntry, guard: (typeof GUARDS)[keyof typeof GUARDS], write: <T>(body: (audit: AuditEvent) => Promise<T>) => Promise<T>,
+  ): Promise<KeyEntry> {
+    const { projectId, keyId } = entry.record;
+    const seals = entry.seals ?? sealsFromUsage(await this.#store.usage.get(projectId, keyId));
+    const wrapped = this.#backend.createVersionKey();
+    try {
+      await write((audit) => this.#store.keys.addVersion(projectId, keyId, { material: encodeMaterial(wrapped, seals), createdAt: this.#now() }, { guard, audit }));
+    } finally {
+      this.#cache.invalidate(projectId, keyId);
+    }
+    const fresh = await this.#entry(projectId, keyId);
+    if (fresh === undefined) throw new KmsError("KMS.0207");
+    fresh.seals ??= seals;
+    return fresh;
+  }
+
+  /** An audit event of the service's own (sweepers). */
+  #systemEvent(action: string, projectId: string, keyId: string, detail: string): AuditEvent {
+    return { time: this.#now(), requestId: `hsmkit-${randomUUID()}`, projectId, principalId: SYSTEM_PRINCIPAL, source: "scheduler", action, keyId, detail };
+  }
+
+  /** An administrative write with its audit record. */
+  async #adminWrite<T>(by: Api.AdminContext, action: string, projectId: string | null, write: (audit: AuditEvent) => Promise<T>, detail?: string): Promise<T> {
+    this.#checkOpen();
+    const audit: AuditEvent = {
+      time: this.#now(), requestId: by.requestId ?? `hsmkit-${randomUUID()}`, projectId, principalId: by.principalId ?? SYSTEM_PRINCIPAL,
+      source: by.source ?? "library", action, keyId: null, detail: detail ?? null,
+    };
+    try {
+      return await write(audit);
+    } catch (error) {
+      throw asKmsError(error);
+    }
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * Key rotation: the interval's bounds, when a key is due, and the status record. A rotation adds a
+ * version (generated in the token, wrapped under the root key) and makes it current: encryption
+ * uses the newest version, every older version keeps decrypting until the key is deleted (the blob
+ * names its version). Old versions are never re-encrypted or dropped.
+ *
+ * Three ways a version is added (kms.ts):
+ * - rotate-on-demand (audit action rotateKeyOnDemand), by a key administrator, whether or not
+ *   automatic rotation is enabled;
+ * - the scheduler (Kms.rotateDueKeys, audit action autoRotateKey, reason=schedule), for keys with
+ *   rotation enabled whose interval has passed since their last rotation (or since creation);
+ * - the seal limit (audit action autoRotateKey, reason=seal-limit), when the current version has
+ *   made `sealsPerVersion` seals (config.ts, versions.ts) — default keys included (default-keys.ts).
+ *
+ * Sources: rotation_interval 30–365 days, default 365 (OTC api-ref "Changing the rotation interval
+ * for a CMK", "Enabling rotation for a CMK"); status fields key_rotation_enabled, rotation_interval,
+ * last_rotation_time, number_of_rotations (OTC "Querying the rotation status of a CMK").
+ */
+import { KmsError } from "./errors.js";
+import { integerField } from "./lifecycle.js";
+import type { KeyRecord } from "./types.js";
+
+export const MIN_ROTATION_INTERVAL_DAYS = 30;
+export const MAX_ROTATION_INTERVAL_DAYS = 365;
+export const DEFAULT_ROTATION_INTERVAL_DAYS = 365;
+export const DAY_MS = 86_400_000;
+
+/** rotation_interval: 30..365 days (number or numeric string). KMS.3001. */
+export function checkRotationInterval(value: unknown): number {
+  const days = integerField(value, "rotation_interval", "KMS.3001");
+  if (days === undefined || days < MIN_ROTATION_INTERVAL_DAYS || days > MAX_ROTATION_INTERVAL_DAYS) {
+    throw new KmsError("KMS.3001", `rotation_interval must be ${MIN_ROTATION_INTERVAL_DAYS}..${MAX_ROTATION_INTERVAL_DAYS} days`);
+  }
+  return days;
+}
+
+/** When the key's next scheduled rotation falls due (ms), or null when rotation is disabled. */
+export function nextRotationAt(key: KeyRecord): number | null {
+  if (!key.rotationEnabled) return null;
+  return (key.lastRotatedAt ?? key.createdAt) + key.rotationIntervalDays * DAY_MS;
+}
+
+/** Whether the scheduler should rotate the key at `now`. */
+export function rotationDue(key: KeyRecord, now: number): boolean {
+  const at = nextRotationAt(key);
+  return at !== null && at <= now && !key.defaultKey;
+}
+
+/** get-key-rotation-status. */
+export interface KeyRotationStatus {
+  keyRotationEnabled: boolean;
+  /** Days. */
+  rotationInterval: number;
+  /** ms since the epoch; null before the first rotation. */
+  lastRotationTime: number | null;
+  numberOfRotations: number;
+  /** The key's versions (1 … current), oldest first: every one decrypts; the last encrypts. */
+  keyMaterials: Array<{ version: number; createdAt: number; current: boolean }>;
+}
