@@ -11,7 +11,7 @@
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { isLeftover } from "./atomic-file.js";
+import { isLeftover } from "../../src/util/atomic-file.js";
 
 export const TOKEN_FILE = "token.json";
 export const OBJECTS_DIRECTORY = "objects";

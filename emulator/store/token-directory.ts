@@ -26,10 +26,10 @@ import type { ModuleState, Persistence } from "../state.js";
 import { DEFAULT_KDF, Token, type KdfParams } from "../token.js";
 import {
   DIRECTORY_MODE, fsyncDirectory, makeDirectoryDurable, removeDirectoryDurable, removeFileDurable, sweepLeftovers, writeFileAtomic,
-} from "./atomic-file.js";
+} from "../../src/util/atomic-file.js";
 import { TokenDirectoryLockedError, TokenFileError } from "./errors.js";
 import { OBJECTS_DIRECTORY, objectFile, objectsDirectory, slotDirectory, storedHandles, storedSlots, tokenFile } from "./layout.js";
-import { DirectoryLock } from "./lock.js";
+import { acquireTokenDirectoryLock, type DirectoryLock } from "./lock.js";
 import { ObjectFileError, openObject, sealObject, type ObjectKeys } from "./object-codec.js";
 import { checkKdf, decodeTokenRecord, encodeTokenRecord, TOKEN_ID_BYTES, type TokenRecord } from "./token-record.js";
 
@@ -98,7 +98,7 @@ export class TokenDirectory implements Persistence {
     // New directories are durable once each parent of one is synced.
     for (let dir = root; created !== undefined && dir.length >= created.length; dir = dirname(dir)) fsyncDirectory(dirname(dir));
     const warn = options.warn ?? defaultWarn;
-    const lock = DirectoryLock.acquire(root, { warn: (message) => warn(message, "HSMKIT_STALE_LOCK") });
+    const lock = acquireTokenDirectoryLock(root, { warn: (message) => warn(message, "HSMKIT_STALE_LOCK") });
     const directory = new TokenDirectory(root, lock, options);
     try {
       directory.scan();
@@ -152,7 +152,7 @@ export class TokenDirectory implements Persistence {
   reopen(state: ModuleState): void {
     if (this.isOpen) return;
     try {
-      this.lock = DirectoryLock.acquire(this.path, { warn: (message) => this.warn(message, "HSMKIT_STALE_LOCK") });
+      this.lock = acquireTokenDirectoryLock(this.path, { warn: (message) => this.warn(message, "HSMKIT_STALE_LOCK") });
     } catch (error) {
       if (!(error instanceof TokenDirectoryLockedError)) throw error;
       this.warn(error.message, "HSMKIT_TOKEN_DIR_LOCKED");

@@ -1,5 +1,6 @@
 /**
- * Durable file operations for the token directory. Every change is all-or-nothing on disk:
+ * Durable file operations (the emulator's token directories, lock files). Every change is all-or-nothing
+ * on disk:
  *
  * - a file is replaced by writing a temporary file in the same directory, fsync'ing it,
  *   renaming it over the target (rename(2) is atomic within a file system), then fsync'ing the
