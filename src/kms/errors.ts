@@ -57,6 +57,14 @@ export const KMS_ERRORS = {
   "KMS.0308": { status: 400, message: "Invalid parameter." },
   "KMS.0313": { status: 400, message: "Key rotation is not enabled." },
   "KMS.0321": { status: 403, message: "URIs in URL and X-Auth-Token do not match." },
+  /**
+   * AK/SK authentication failed (unknown or inactive AK, bad signature, X-Sdk-Date outside the
+   * clock-skew window, a replayed signature, no credentials at all): Huawei's API gateway code.
+   * One code and message for every cause, so that a caller learns nothing about which AKs exist.
+   */
+  "APIGW.0301": { status: 401, message: "Incorrect IAM authentication information." },
+  /** No such API (unknown path or method): Huawei's API gateway code. */
+  "APIGW.0101": { status: 404, message: "The API does not exist or has not been published in the environment." },
 
   // Tags.
   "KMS.0401": { status: 400, message: "Tag list cannot be empty." },

@@ -51,7 +51,7 @@ import { openSqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
 import type { AuditPage, AuditQuery, AuditSink, KmsStore } from "./store/store.js";
 import { checkTagKey, checkTagKeys, checkTags, checkTagValue } from "./tags.js";
 import type {
-  AuditEvent, AuditOutcome, GrantOperation, KeyRecord, KeyVersionRecord, PrincipalRecord, ProjectRecord, Role, RoleRecord, UsageRecord,
+  AuditEvent, AuditOutcome, CredentialRecord, GrantOperation, NewCredential, KeyRecord, KeyVersionRecord, PrincipalRecord, ProjectRecord, Role, RoleRecord, UsageRecord,
 } from "./types.js";
 import { ROLES } from "./types.js";
 import { encodeMaterial, sealsFromUsage, versionId, versionRef } from "./versions.js";
@@ -783,6 +783,10 @@ export class Kms {
         this.#access.invalidate(principal.principalId);
       }
     },
+    /** Gives a principal an AK/SK credential (its SK sealed by the caller: store/secrets.ts). KMS.0308 for an unknown principal or a taken AK. */
+    createCredential: (credential: NewCredential, by: Api.AdminContext = {}): Promise<CredentialRecord> =>
+      this.#adminWrite(by, "createCredential", null, (audit) => this.#store.principals.createCredential(credential, { audit }),
+        `principal=${credential.principalId} ak=${credential.accessKey}`),
     /** Enables or disables a principal (a disabled one is refused everything). */
     setPrincipalDisabled: async (principalId: string, disabled: boolean, by: Api.AdminContext = {}): Promise<PrincipalRecord> => {
       try {

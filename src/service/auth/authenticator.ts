@@ -1,0 +1,186 @@
+/**
+ * Who is calling: verifies the evidence the HTTP layer extracted from a request — an SDK-HMAC-SHA256
+ * signature over the string to sign it rebuilt (sdk-hmac-sha256.ts), or an X-Auth-Token — and
+ * returns the principal. Runs where the KMS runs (it needs the store's credentials and the token):
+ *
+ * - SKs are opened from the store once (credential-sealer.ts) and kept as native HMAC keys in
+ *   page-locked memory (crypto/keys.ts), never as JavaScript strings; a credential's status and
+ *   expiry are re-read after `refreshMs`.
+ * - The HMAC is compared in constant time by the native core.
+ * - A signature is good only while its X-Sdk-Date is inside the clock-skew window (checked by the
+ *   HTTP layer). Within the window the SDK's signature cannot tell a replay from a legitimate
+ *   identical request made in the same second (it signs no nonce: two gen-random calls of one
+ *   length in one second carry one signature), so rejecting repeats is opt-in
+ *   (`rejectReplays`, auth.rejectReplays): then a signature is accepted once. The memory of
+ *   signatures seen is bounded; when it is full the oldest are forgotten and every request dated
+ *   at or before the newest forgotten one is refused, so an evicted signature still cannot come back.
+ * - Every failure of AK/SK authentication is the one APIGW.0301, whatever the cause.
+ */
+import { destroyKey, importKey, type KeyHandle } from "../../crypto/keys.js";
+import { hmacSign, hmacVerify } from "../../crypto/hmac.js";
+import { KmsError } from "../../kms/errors.js";
+import type { KmsStore } from "../../kms/store/store.js";
+import { openCredentialSecret, type SecretSealer } from "../../kms/store/secrets.js";
+import { TokenIssuer, type TokenClaims } from "./tokens.js";
+
+/** What the HTTP layer hands over to be verified. */
+export type AuthEvidence =
+  | {
+    kind: "aksk";
+    accessKey: string;
+    /** hex, lowercase. */
+    signature: string;
+    stringToSign: string;
+    /** X-Sdk-Date, ms since the epoch (the HTTP layer checked the skew window). */
+    signedAt: number;
+  }
+  | { kind: "token"; token: string };
+
+export interface Authenticated {
+  principalId: string;
+  domainId: string;
+  /** Token: the project it is scoped to. AK/SK: undefined (any project the principal holds a role in). */
+  scopeProjectId: string | undefined;
+  /** "aksk:<AK>" or "token": for logs and audit sources. */
+  method: string;
+}
+
+interface CachedCredential {
+  principalId: string;
+  domainId: string;
+  key: KeyHandle;
+  active: boolean;
+  expiresAt: number | null;
+  readAt: number;
+}
+
+export interface AuthenticatorOptions {
+  store: KmsStore;
+  sealer: SecretSealer;
+  tokens: TokenIssuer;
+  clockSkewSeconds: number;
+  /** How long a credential's record is trusted before being read again, ms (default 1000). */
+  refreshMs?: number;
+  /** Most credentials kept opened (default 10 000). */
+  maxCredentials?: number;
+  /** Accept each signature once within the skew window (default false: see above). */
+  rejectReplays?: boolean;
+  /** Signatures remembered at most when rejecting replays (default 500 000, ~40 MB). */
+  maxRememberedSignatures?: number;
+}
+
+const ENC = new TextEncoder();
+
+export class Authenticator {
+  readonly #options: AuthenticatorOptions;
+  readonly #credentials = new Map<string, CachedCredential>();
+  /** Signatures seen (first 16 hex digits) → their X-Sdk-Date (ms), in arrival order. */
+  readonly #seen = new Map<string, number>();
+  /** Requests dated at or before this (ms) are refused: their signatures may have been forgotten. */
+  #floor = -Infinity;
+  #lastPrune = 0;
+
+  constructor(options: AuthenticatorOptions) {
+    this.#options = options;
+  }
+
+  async authenticate(evidence: AuthEvidence, now: number): Promise<Authenticated> {
+    if (evidence.kind === "token") return this.#token(evidence.token, now);
+    return this.#aksk(evidence, now);
+  }
+
+  /** Verifies an AK/SK pair presented in clear (IAM password-style token requests): APIGW.0301 when wrong. */
+  async checkSecret(accessKey: string, secretKey: string, now: number): Promise<Authenticated> {
+    const credential = await this.#credential(accessKey, now);
+    // Compare as HMACs under the stored key: constant time, and the stored SK never leaves native memory.
+    const probe = importKey(ENC.encode(secretKey.length > 0 ? secretKey : "\0"));
+    try {
+      const challenge = ENC.encode(`hsmkit-sk-check\0${accessKey}`);
+      if (!hmacVerify(credential.key, "sha256", challenge, hmacSign(probe, "sha256", challenge))) throw new KmsError("APIGW.0301", "secret key mismatch");
+    } finally {
+      destroyKey(probe);
+    }
+    return { principalId: credential.principalId, domainId: credential.domainId, scopeProjectId: undefined, method: `password:${accessKey}` };
+  }
+
+  /** Forgets opened credentials (after a credential changed). */
+  invalidate(accessKey?: string): void {
+    for (const [ak, c] of this.#credentials) {
+      if (accessKey === undefined || ak === accessKey) {
+        destroyKey(c.key);
+        this.#credentials.delete(ak);
+      }
+    }
+  }
+
+  close(): void {
+    this.invalidate();
+    this.#seen.clear();
+  }
+
+  #token(token: string, now: number): Authenticated {
+    const claims: TokenClaims = this.#options.tokens.verify(token, now);
+    return { principalId: claims.principalId, domainId: claims.domainId, scopeProjectId: claims.projectId, method: "token" };
+  }
+
+  async #aksk(evidence: Extract<AuthEvidence, { kind: "aksk" }>, now: number): Promise<Authenticated> {
+    const credential = await this.#credential(evidence.accessKey, now);
+    const signature = Buffer.from(evidence.signature, "hex");
+    if (signature.length !== 32 || !hmacVerify(credential.key, "sha256", ENC.encode(evidence.stringToSign), signature)) {
+      throw new KmsError("APIGW.0301", "signature mismatch");
+    }
+    if (this.#options.rejectReplays) this.#remember(evidence.signature, evidence.signedAt, now);
+    return { principalId: credential.principalId, domainId: credential.domainId, scopeProjectId: undefined, method: `aksk:${evidence.accessKey}` };
+  }
+
+  async #credential(accessKey: string, now: number): Promise<CachedCredential> {
+    let cached = this.#credentials.get(accessKey);
+    if (cached === undefined || now - cached.readAt > (this.#options.refreshMs ?? 1000)) {
+      const record = await this.#options.store.principals.getCredential(accessKey);
+      if (record === undefined) {
+        if (cached) this.invalidate(accessKey);
+        throw new KmsError("APIGW.0301", "unknown access key");
+      }
+      const principal = await this.#options.store.principals.get(record.principalId);
+      if (principal === undefined) throw new KmsError("APIGW.0301", "credential of an unknown principal");
+      if (cached === undefined) {
+        const sk = await openCredentialSecret(this.#options.sealer, record);
+        try {
+          cached = { principalId: record.principalId, domainId: principal.domainId, key: importKey(sk), active: true, expiresAt: null, readAt: now };
+        } finally {
+          sk.fill(0);
+        }
+        if (this.#credentials.size >= (this.#options.maxCredentials ?? 10_000)) {
+          const oldest = this.#credentials.keys().next().value as string;
+          this.invalidate(oldest);
+        }
+        this.#credentials.set(accessKey, cached);
+      }
+      cached.active = record.status === "active" && !principal.disabled;
+      cached.expiresAt = record.expiresAt;
+      cached.readAt = now;
+    }
+    if (!cached.active) throw new KmsError("APIGW.0301", "inactive credential");
+    if (cached.expiresAt !== null && now >= cached.expiresAt) throw new KmsError("APIGW.0301", "expired credential");
+    return cached;
+  }
+
+  #remember(signature: string, signedAt: number, now: number): void {
+    const skew = this.#options.clockSkewSeconds * 1000;
+    if (now - this.#lastPrune >= 1000) {
+      this.#lastPrune = now;
+      // Dates older than now - skew are refused by the HTTP layer anyway.
+      for (const [s, at] of this.#seen) if (at < now - skew) this.#seen.delete(s);
+    }
+    if (signedAt <= this.#floor) throw new KmsError("APIGW.0301", "signature dated before the replay memory");
+    const id = signature.slice(0, 16);
+    if (this.#seen.has(id)) throw new KmsError("APIGW.0301", "replayed signature");
+    const max = this.#options.maxRememberedSignatures ?? 500_000;
+    while (this.#seen.size >= max) {
+      const [oldest, at] = this.#seen.entries().next().value as [string, number];
+      this.#seen.delete(oldest);
+      this.#floor = Math.max(this.#floor, at);
+    }
+    this.#seen.set(id, signedAt);
+  }
+}

@@ -1,0 +1,180 @@
+/**
+ * SDK-HMAC-SHA256, the AK/SK request signature of Huawei Cloud's SDKs, exactly as
+ * `@huaweicloud/huaweicloud-sdk-core` (auth/AKSKSigner.js) computes it, for both sides: the server
+ * rebuilds the string to sign from the request it received; the CLI signs the requests it sends.
+ *
+ *   CanonicalRequest = METHOD \n CanonicalURI \n CanonicalQuery \n CanonicalHeaders \n SignedHeaders \n hex(SHA-256(body))
+ *   StringToSign     = "SDK-HMAC-SHA256" \n X-Sdk-Date \n hex(SHA-256(CanonicalRequest))
+ *   Signature        = hex(HMAC-SHA256(SK, StringToSign))          (the SK itself is the HMAC key)
+ *   Authorization: SDK-HMAC-SHA256 Access=<AK>, SignedHeaders=<h1;h2;…>, Signature=<hex>
+ *
+ * - CanonicalURI: the path as sent (still percent-encoded), each '/'-separated segment encoded again
+ *   with the SDK's urlEncode (so '%' becomes '%25'), ending in '/'.
+ * - CanonicalQuery: decoded names and values, names sorted, each encoded, repeated names' values
+ *   sorted, joined with '&'.
+ * - CanonicalHeaders: every signed header as `lowercase-name:value\n`, sorted by name, the value as
+ *   sent (not trimmed). SignedHeaders: the lowercased names joined with ';'.
+ * - X-Sdk-Date: `YYYYMMDDTHHmmssZ` (UTC).
+ */
+import { createHash, createHmac } from "node:crypto";
+
+export const ALGORITHM = "SDK-HMAC-SHA256";
+/** SHA-256 of the empty string: the payload hash of a request without a body. */
+export const EMPTY_BODY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+/** Characters urlEncode leaves as they are: A-Z a-z 0-9 - _ . ~ (as the SDK's noEscape table). */
+const UNRESERVED = /^[A-Za-z0-9\-_.~]$/u;
+
+/** The SDK's urlEncode: RFC 3986 unreserved characters kept, everything else %XX of its UTF-8 bytes, uppercase hex. */
+export function sdkUrlEncode(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    if (UNRESERVED.test(ch)) {
+      out += ch;
+      continue;
+    }
+    for (const byte of Buffer.from(ch, "utf8")) out += "%" + byte.toString(16).toUpperCase().padStart(2, "0");
+  }
+  return out;
+}
+
+/** The canonical URI of a raw (still percent-encoded) path. */
+export function canonicalUri(rawPath: string): string {
+  const uri = rawPath.split("/").map(sdkUrlEncode).join("/");
+  return uri.endsWith("/") ? uri : uri + "/";
+}
+
+/** The canonical query string of decoded query parameters. */
+export function canonicalQuery(params: ReadonlyArray<[string, string]>): string {
+  const byName = new Map<string, string[]>();
+  for (const [name, value] of params) {
+    const values = byName.get(name);
+    if (values) values.push(value);
+    else byName.set(name, [value]);
+  }
+  const names = [...byName.keys()].sort();
+  const parts: string[] = [];
+  for (const name of names) {
+    const values = byName.get(name)!;
+    if (values.length > 1) values.sort();
+    for (const value of values) parts.push(`${sdkUrlEncode(name)}=${sdkUrlEncode(value)}`);
+  }
+  return parts.join("&");
+}
+
+/** The decoded parameters of a raw query string (without '?'), in order. */
+export function parseQuery(rawQuery: string): Array<[string, string]> {
+  if (rawQuery === "") return [];
+  return [...new URLSearchParams(rawQuery)];
+}
+
+export interface CanonicalInput {
+  method: string;
+  /** The request target's path, as sent. */
+  rawPath: string;
+  /** The request target's query, as sent, without '?'. */
+  rawQuery: string;
+  /** Lowercased signed header names, in the order the Authorization header lists them (the SDK: sorted). */
+  signedHeaders: readonly string[];
+  /** A header's value as received (undefined when absent: such a request cannot verify). */
+  header: (name: string) => string | undefined;
+  /** hex SHA-256 of the body bytes (or the X-Sdk-Content-Sha256 header when the client sent one). */
+  payloadHash: string;
+}
+
+/** hex(SHA-256(data)). */
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash("sha256").update(data).digest("hex");
+}
+
+/** The canonical request, or undefined when a signed header is missing from the request. */
+export function canonicalRequest(input: CanonicalInput): string | undefined {
+  // The SDK orders the header block with localeCompare but lists SignedHeaders in the order the
+  // Authorization header carries (lodash sortBy); both are reproduced as they are.
+  const names = [...input.signedHeaders].sort((a, b) => a.localeCompare(b));
+  let headers = "";
+  for (const name of names) {
+    const value = input.header(name);
+    if (value === undefined) return undefined;
+    headers += `${name}:${value}\n`;
+  }
+  return [input.method, canonicalUri(input.rawPath), canonicalQuery(parseQuery(input.rawQuery)), headers, input.signedHeaders.join(";"), input.payloadHash].join("\n");
+}
+
+/** The string to sign of a canonical request made at `sdkDate`. */
+export function stringToSign(sdkDate: string, canonical: string): string {
+  return `${ALGORITHM}\n${sdkDate}\n${sha256Hex(canonical)}`;
+}
+
+export interface ParsedAuthorization {
+  accessKey: string;
+  /** Lowercased, as listed. */
+  signedHeaders: string[];
+  /** Lowercase hex (64 digits). */
+  signature: string;
+}
+
+const AUTHORIZATION = /^SDK-HMAC-SHA256\s+Access=([^,\s]{1,128}),\s*SignedHeaders=([^,\s]{1,1024}),\s*Signature=([0-9a-fA-F]{64})$/u;
+
+/** Parses an Authorization header; undefined when it is not an SDK-HMAC-SHA256 one. */
+export function parseAuthorization(value: string): ParsedAuthorization | undefined {
+  const m = AUTHORIZATION.exec(value.trim());
+  if (!m) return undefined;
+  const signedHeaders = m[2]!.toLowerCase().split(";");
+  if (signedHeaders.some((h) => !/^[a-z0-9!#$%&'*+\-.^_`|~]+$/u.test(h))) return undefined;
+  return { accessKey: m[1]!, signedHeaders, signature: m[3]!.toLowerCase() };
+}
+
+const SDK_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/u;
+
+/** ms since the epoch of an X-Sdk-Date, or undefined when malformed. */
+export function parseSdkDate(value: string): number | undefined {
+  const m = SDK_DATE.exec(value);
+  if (!m) return undefined;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const t = Date.UTC(y, mo - 1, d, h, mi, s);
+  const back = new Date(t);
+  // Reject dates Date.UTC normalized (e.g. month 13, Feb 30).
+  if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || back.getUTCHours() !== h || back.getUTCMinutes() !== mi || back.getUTCSeconds() !== s) {
+    return undefined;
+  }
+  return t;
+}
+
+/** X-Sdk-Date for a time (ms). */
+export function formatSdkDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/[-:]/gu, "").replace(/\.\d{3}Z$/u, "Z");
+}
+
+export interface SignRequest {
+  method: string;
+  /** Absolute URL. */
+  url: string;
+  /** Headers to sign besides host and X-Sdk-Date (e.g. content-type, x-project-id). */
+  headers: Record<string, string>;
+  body?: string | Uint8Array | undefined;
+  accessKey: string;
+  secretKey: string;
+  /** Default: now. */
+  time?: number;
+}
+
+/** Signs a request as the SDK does: returns every header to send (the given ones, Host, X-Sdk-Date, Authorization). */
+export function signRequest(request: SignRequest): Record<string, string> {
+  const url = new URL(request.url);
+  const date = formatSdkDate(request.time ?? Date.now());
+  const headers: Record<string, string> = { ...request.headers, host: url.host, "x-sdk-date": date };
+  const lower = new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+  const signedHeaders = [...lower.keys()].sort();
+  const body = request.body ?? "";
+  const canonical = canonicalRequest({
+    method: request.method.toUpperCase(),
+    rawPath: url.pathname,
+    rawQuery: url.search.replace(/^\?/u, ""),
+    signedHeaders,
+    header: (name) => lower.get(name),
+    payloadHash: body.length === 0 ? EMPTY_BODY_SHA256 : sha256Hex(body),
+  })!;
+  const signature = createHmac("sha256", request.secretKey).update(stringToSign(date, canonical)).digest("hex");
+  return { ...headers, authorization: `${ALGORITHM} Access=${request.accessKey}, SignedHeaders=${signedHeaders.join(";")}, Signature=${signature}` };
+}

@@ -1,0 +1,345 @@
+/**
+ * The KMS service as the server (and the CLI's direct mode) runs it: a data directory's token, store
+ * and Kms, the default identity, authentication, and the periodic sweeps — everything that owns
+ * state. The HTTP layer talks to it only through ServicePort, as plain data, so the service can run
+ * in the server's thread or in a worker thread of its own (thread.ts; docs/server-design.md).
+ *
+ * Data directory layout:
+ *   token/             the emulator's token directory (when token.module is "emulator")
+ *   token-pin          the emulator token's user PIN, generated on first start (0600) unless configured
+ *   token-so-pin       its SO PIN (0600)
+ *   kms/               kms.sqlite (+ WAL) and its lock
+ *   credentials.json   the default identity (identity.ts)
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { Emulator } from "../../emulator/index.js";
+import { configuredPin, ConfigError, type HsmkitConfig } from "../config/config.js";
+import { randomStatus } from "../crypto/random.js";
+import type { RequestContext } from "../kms/access.js";
+import type { BackendInfo } from "../kms/backend/backend.js";
+import type { PKCS11 } from "../kms/backend/pkcs11.js";
+import { KmsError } from "../kms/errors.js";
+import { Kms } from "../kms/kms.js";
+import { createFileExclusive, makeDirectoryDurable } from "../util/atomic-file.js";
+import { Authenticator, type AuthEvidence } from "./auth/authenticator.js";
+import { credentialSealer } from "./auth/credential-sealer.js";
+import { TokenIssuer } from "./auth/tokens.js";
+import { ensureIdentity, randomString, type Credentials } from "./identity.js";
+
+/** The Kms methods the API reaches, each `(ctx, request)`. */
+export const SERVICE_METHODS = [
+  "createKey", "describeKey", "listKeys", "updateKeyAlias", "updateKeyDescription", "enableKey", "disableKey",
+  "scheduleKeyDeletion", "cancelKeyDeletion", "getUserQuotas", "getUserInstances",
+  "encryptData", "decryptData", "createDataKey", "createDataKeyWithoutPlaintext", "encryptDataKey", "decryptDataKey", "reEncrypt", "genRandom",
+  "enableKeyRotation", "disableKeyRotation", "updateKeyRotationInterval", "getKeyRotationStatus", "rotateKeyOnDemand",
+  "createGrant", "listGrants", "listRetirableGrants", "revokeGrant", "retireGrant",
+  "createKeyTag", "deleteKeyTag", "batchKeyTags", "listKeyTags", "listProjectTags", "getKeyUsage",
+  "queryAuditLog", "exportAuditLog", "verifyAuditLog",
+] as const;
+
+export type ServiceMethod = (typeof SERVICE_METHODS)[number];
+const METHOD_SET = new Set<string>(SERVICE_METHODS);
+
+/** Most audit records one export call returns (the HTTP route pages with afterSeq beyond). */
+export const MAX_EXPORT_RECORDS = 100_000;
+
+export interface ServiceCall {
+  auth: AuthEvidence;
+  /** The project in the URL. */
+  projectId: string;
+  requestId: string;
+  /** Client address. */
+  source: string;
+  method: ServiceMethod;
+  request: unknown;
+}
+
+export interface IssueTokenRequest {
+  /** The user's AK and SK presented in clear (IAM password method: user name = AK, password = SK). */
+  password?: { accessKey: string; secretKey: string } | undefined;
+  /** Or: the token request itself was AK/SK-signed. */
+  auth?: AuthEvidence | undefined;
+  /** The project the token is scoped to. */
+  projectId: string;
+  requestId: string;
+  source: string;
+}
+
+export interface IssuedToken {
+  token: string;
+  principalId: string;
+  domainId: string;
+  projectId: string;
+  issuedAt: number;
+  expiresAt: number;
+}
+
+export interface ServiceHealth {
+  ok: boolean;
+  token: { label: string; module: string };
+  /** What failed, when not ok. */
+  problem?: string;
+}
+
+export interface ServiceStats {
+  backend: Pick<BackendInfo, "sessions" | "cache" | "recoveries">;
+  /** Calls by method and outcome (ok or error code). */
+  calls: Record<string, Record<string, number>>;
+  entropy: Array<{ name: string; available: boolean; inService: boolean; bytesDrawn: number }>;
+  entropyHealthFailures: number;
+  cachedKeys: number;
+}
+
+/** What the HTTP layer needs from the service. Every value crossing it is plain data (structured-clone safe). */
+export interface ServicePort {
+  call(call: ServiceCall): Promise<unknown>;
+  issueToken(request: IssueTokenRequest): Promise<IssuedToken>;
+  health(): Promise<ServiceHealth>;
+  stats(): Promise<ServiceStats>;
+  /** Waits for calls in flight and pending audit writes, then closes the Kms, store and token. */
+  close(): Promise<void>;
+}
+
+export interface ServiceLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+const SILENT: ServiceLog = { info() {}, warn() {}, error() {} };
+
+/** The emulator token's PIN in the data directory: read, or generated on first start (0600). */
+function dataDirPin(dataDir: string, name: string): string {
+  const file = join(dataDir, name);
+  createFileExclusive(file, Buffer.from(randomString(32, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") + "\n", "utf8"));
+  return readFileSync(file, "utf8").replace(/\r?\n$/u, "");
+}
+
+export interface OpenServiceOptions {
+  log?: ServiceLog;
+  /** Run the deletion and rotation sweepers (default true). */
+  sweep?: boolean;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+export class KmsService implements ServicePort {
+  readonly kms: Kms;
+  readonly credentials: Credentials;
+  readonly credentialsFile: string;
+  readonly #config: Readonly<HsmkitConfig>;
+  readonly #emulator: Emulator | null;
+  readonly #auth: Authenticator;
+  readonly #tokens: TokenIssuer;
+  readonly #log: ServiceLog;
+  readonly #now: () => number;
+  readonly #calls = new Map<string, Map<string, number>>();
+  #sweeper: NodeJS.Timeout | null = null;
+  #sweeping: Promise<void> | null = null;
+  #inFlight = 0;
+  #idle: (() => void) | null = null;
+  #closed = false;
+
+  /** Opens the data directory (creating what a first start needs) and the KMS on the configured token. */
+  static async open(config: Readonly<HsmkitConfig>, options: OpenServiceOptions = {}): Promise<KmsService> {
+    const log = options.log ?? SILENT;
+    makeDirectoryDurable(config.data);
+    let module: string | PKCS11;
+    let pin = configuredPin(config);
+    let emulator: Emulator | null = null;
+    if (config.token.module === "emulator") {
+      if (pin === undefined) pin = dataDirPin(config.data, "token-pin");
+      const soPin = dataDirPin(config.data, "token-so-pin");
+      emulator = new Emulator({ tokenDir: join(config.data, "token"), slots: [{ token: { label: config.token.label, soPin, userPin: pin } }] });
+      module = emulator as unknown as PKCS11;
+    } else {
+      if (pin === undefined) throw new ConfigError(`token.module is a PKCS#11 library (${config.token.module}): set its user PIN with token.pinFile, HSMKIT_TOKEN_PIN or --pin`);
+      module = config.token.module;
+    }
+    let kms: Kms;
+    try {
+      kms = await Kms.open({
+        directory: join(config.data, "kms"),
+        token: { module, tokenLabel: config.token.label, pin, sessions: config.token.sessions, cacheSize: config.token.cacheSize },
+        limits: config.kms.limits,
+        tunables: config.kms.tunables,
+        warn: (message) => log.warn(message),
+        ...(options.now ? { now: options.now } : {}),
+      });
+    } catch (error) {
+      emulator?.close();
+      throw error;
+    }
+    try {
+      const sealer = credentialSealer(kms.backend);
+      const identity = await ensureIdentity(kms, sealer, config.data);
+      if (identity.created) log.info(`created the default account, project and AK/SK credential: ${identity.file}`, { file: identity.file });
+      else log.info(`using the credentials in ${identity.file}`, { file: identity.file });
+      const tokens = new TokenIssuer(kms.backend);
+      const auth = new Authenticator({ store: kms.store, sealer, tokens, clockSkewSeconds: config.auth.clockSkewSeconds, rejectReplays: config.auth.rejectReplays });
+      const service = new KmsService(config, kms, emulator, identity.credentials, identity.file, auth, tokens, log, options.now ?? Date.now);
+      if (options.sweep !== false) service.#startSweeper();
+      return service;
+    } catch (error) {
+      await kms.close();
+      emulator?.close();
+      throw error;
+    }
+  }
+
+  private constructor(
+    config: Readonly<HsmkitConfig>, kms: Kms, emulator: Emulator | null, credentials: Credentials, credentialsFile: string,
+    auth: Authenticator, tokens: TokenIssuer, log: ServiceLog, now: () => number,
+  ) {
+    this.#config = config;
+    this.kms = kms;
+    this.#emulator = emulator;
+    this.credentials = credentials;
+    this.credentialsFile = credentialsFile;
+    this.#auth = auth;
+    this.#tokens = tokens;
+    this.#log = log;
+    this.#now = now;
+  }
+
+  async call(call: ServiceCall): Promise<unknown> {
+    this.#enter();
+    let outcome = "ok";
+    try {
+      if (!METHOD_SET.has(call.method)) throw new KmsError("APIGW.0101", `no method ${String(call.method)}`);
+      const who = await this.#auth.authenticate(call.auth, this.#now());
+      if (who.scopeProjectId !== undefined && who.scopeProjectId !== call.projectId) throw new KmsError("KMS.0321", "token scoped to another project");
+      const ctx: RequestContext = { projectId: call.projectId, principalId: who.principalId, requestId: call.requestId, source: call.source };
+      return await this.#dispatch(ctx, call.method, call.request);
+    } catch (error) {
+      outcome = error instanceof KmsError ? error.code : "KMS.0101";
+      throw error;
+    } finally {
+      this.#count(call.method, outcome);
+      this.#leave();
+    }
+  }
+
+  /** Runs a Kms method as a principal authenticated otherwise (the CLI's direct mode acts as the data directory's user). */
+  async callAs(ctx: RequestContext, method: ServiceMethod, request: unknown): Promise<unknown> {
+    this.#enter();
+    try {
+      return await this.#dispatch(ctx, method, request);
+    } finally {
+      this.#leave();
+    }
+  }
+
+  async issueToken(request: IssueTokenRequest): Promise<IssuedToken> {
+    this.#enter();
+    try {
+      const now = this.#now();
+      let who;
+      if (request.auth !== undefined) who = await this.#auth.authenticate(request.auth, now);
+      else if (request.password !== undefined) who = await this.#auth.checkSecret(request.password.accessKey, request.password.secretKey, now);
+      else throw new KmsError("APIGW.0301", "no credentials");
+      // A token only for a project the principal works in: the same answer whether the project is
+      // missing or belongs to someone else.
+      const roles = await this.kms.store.principals.listRoles(who.principalId, request.projectId);
+      if (roles.length === 0) throw new KmsError("KMS.0305", "no role in the requested project");
+      const { token, claims } = this.#tokens.issue({ principalId: who.principalId, domainId: who.domainId, projectId: request.projectId }, now, this.#config.auth.tokenTtlSeconds);
+      return { token, ...claims };
+    } finally {
+      this.#leave();
+    }
+  }
+
+  async health(): Promise<ServiceHealth> {
+    const info = this.kms.backend.info();
+    const health: ServiceHealth = { ok: !this.#closed, token: { label: info.token.label, module: info.module.source } };
+    if (this.#closed) health.problem = "closing";
+    return health;
+  }
+
+  async stats(): Promise<ServiceStats> {
+    const info = this.kms.backend.info();
+    const random = randomStatus();
+    const calls: Record<string, Record<string, number>> = {};
+    for (const [method, outcomes] of this.#calls) calls[method] = Object.fromEntries(outcomes);
+    return {
+      backend: { sessions: info.sessions, cache: info.cache, recoveries: info.recoveries },
+      calls,
+      entropy: random.sources.map((s) => ({ name: s.name, available: s.available, inService: s.inService, bytesDrawn: s.bytesDrawn })),
+      entropyHealthFailures: random.healthFailures,
+      cachedKeys: this.kms.cachedKeys,
+    };
+  }
+
+  /** One pass of the deletion and rotation sweepers (also run every server.sweepIntervalSeconds). */
+  async sweep(): Promise<void> {
+    const deleted = await this.kms.deleteDueKeys();
+    const rotated = await this.kms.rotateDueKeys();
+    if (deleted.done.length > 0) this.#log.info(`deleted ${deleted.done.length} keys whose deletion date passed`, { keys: deleted.done });
+    if (rotated.done.length > 0) this.#log.info(`rotated ${rotated.done.length} keys due for rotation`, { keys: rotated.done });
+    for (const s of [...deleted.skipped, ...rotated.skipped]) this.#log.warn(`sweep skipped key ${s.keyId}: ${s.reason}`);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#sweeper !== null) clearInterval(this.#sweeper);
+    if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));
+    await this.#sweeping;
+    this.#auth.close();
+    try {
+      await this.kms.close();
+    } finally {
+      this.#emulator?.close();
+    }
+  }
+
+  #startSweeper(): void {
+    const run = (): void => {
+      if (this.#sweeping !== null || this.#closed) return;
+      this.#sweeping = this.sweep()
+        .catch((error: unknown) => this.#log.error(`sweep failed: ${(error as Error).message}`))
+        .finally(() => (this.#sweeping = null));
+    };
+    this.#sweeper = setInterval(run, this.#config.server.sweepIntervalSeconds * 1000);
+    this.#sweeper.unref();
+    run();
+  }
+
+  #enter(): void {
+    if (this.#closed) throw new KmsError("KMS.0104", "the service is shutting down");
+    this.#inFlight++;
+  }
+
+  #leave(): void {
+    if (--this.#inFlight === 0 && this.#idle !== null) this.#idle();
+  }
+
+  #count(method: string, outcome: string): void {
+    let outcomes = this.#calls.get(method);
+    if (outcomes === undefined) this.#calls.set(method, (outcomes = new Map()));
+    outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+  }
+
+  async #dispatch(ctx: RequestContext, method: ServiceMethod, request: unknown): Promise<unknown> {
+    const kms = this.kms;
+    const r = (request ?? {}) as never;
+    switch (method) {
+      case "getUserQuotas": return kms.getUserQuotas(ctx);
+      case "getUserInstances": return kms.getUserInstances(ctx);
+      case "listProjectTags": return kms.listProjectTags(ctx);
+      case "exportAuditLog": {
+        const lines: string[] = [];
+        await kms.exportAuditLog(ctx, (line) => {
+          if (lines.length >= MAX_EXPORT_RECORDS) throw new KmsError("KMS.0203", `an export returns at most ${MAX_EXPORT_RECORDS} records; narrow it with from/to`);
+          lines.push(line);
+        }, r);
+        return { lines };
+      }
+      default: {
+        const fn = (kms as unknown as Record<string, (ctx: RequestContext, request: unknown) => Promise<unknown>>)[method]!;
+        return fn.call(kms, ctx, r);
+      }
+    }
+  }
+}
