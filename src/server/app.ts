@@ -1,0 +1,207 @@
+/**
+ * The HTTP API as a fastify instance: Huawei KMS v1.0 routes (routes/*.ts, declared as KmsRoutes),
+ * IAM-style token issuance, /healthz, /metrics, /openapi.json and /docs. It holds no KMS state: every
+ * KMS route extracts the authentication evidence, maps the Huawei body onto a Kms request and hands
+ * both to the ServicePort (service/service.ts), in this thread or the KMS thread.
+ *
+ * What the HTTP layer itself guarantees:
+ * - raw bodies are kept for the signature (SDK-HMAC-SHA256 hashes the bytes as sent);
+ * - every body and query is validated against its schema with no coercion and no silent removal
+ *   of unknown fields (ajv removeAdditional: false, coerceTypes: false);
+ * - every response is serialized through its schema (an allowlist), errors through ERROR_SCHEMA;
+ * - every response carries X-Request-Id (the client's, when it sent a well-formed one).
+ */
+import { randomUUID } from "node:crypto";
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { HsmkitConfig } from "../config/config.js";
+import { KmsError } from "../kms/errors.js";
+import type { AuthEvidence } from "../service/auth/authenticator.js";
+import { canonicalRequest, parseAuthorization, parseSdkDate, sha256Hex, stringToSign, EMPTY_BODY_SHA256 } from "../service/auth/sdk-hmac-sha256.js";
+import type { ServicePort } from "../service/service.js";
+import { errorBody, toKmsError } from "./errors.js";
+import type { ServerMetrics } from "./metrics.js";
+import { schemaOf, type KmsRoute } from "./route.js";
+import { KMS_ROUTES } from "./routes/index.js";
+import { registerIamRoutes } from "./routes/iam.js";
+import { registerSystemRoutes } from "./routes/system.js";
+
+declare module "fastify" {
+  interface FastifyRequest {
+    /** The body as received (for the signature's payload hash). */
+    rawBody?: Buffer;
+    /** What the request authenticates with, extracted before its body is validated. */
+    authEvidence?: AuthEvidence;
+  }
+}
+
+export interface BuildAppOptions {
+  config: Readonly<HsmkitConfig>;
+  service: ServicePort;
+  metrics?: ServerMetrics | undefined;
+  /** A pino logger, or false for none (default: pino at config.log.level with REDACT_PATHS, to stdout). */
+  logger?: FastifyBaseLogger | false;
+  /** Clock (tests). */
+  now?: () => number;
+}
+
+/** Secrets never written to logs, wherever they appear. */
+export const REDACT_PATHS = [
+  "req.headers.authorization", 'req.headers["x-auth-token"]', 'res.headers["x-subject-token"]',
+  "*.sk", "*.secret_key", "*.password", "*.pin", "*.plain_text", "*.plain_text_base64", "*.data_key", "*.token",
+];
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/u;
+export const KMS_PREFIX = "/v1.0/:project_id/kms";
+const PROJECT_ID = /^[A-Za-z0-9_-]{1,64}$/u;
+
+function headerValue(request: FastifyRequest, name: string): string | undefined {
+  const value = request.headers[name];
+  if (value === undefined) return undefined;
+  return Array.isArray(value) ? value.join(",") : String(value);
+}
+
+/** The authentication evidence of a request: an X-Auth-Token, or an SDK-HMAC-SHA256 signature checked for freshness. */
+export function evidenceOf(request: FastifyRequest, now: number, clockSkewSeconds: number): AuthEvidence {
+  const token = headerValue(request, "x-auth-token");
+  if (token !== undefined) {
+    if (token.length === 0) throw new KmsError("KMS.0301", "empty X-Auth-Token");
+    return { kind: "token", token };
+  }
+  const authorization = headerValue(request, "authorization");
+  if (authorization === undefined) throw new KmsError("APIGW.0301", "no Authorization or X-Auth-Token header");
+  const parsed = parseAuthorization(authorization);
+  if (parsed === undefined) throw new KmsError("APIGW.0301", "Authorization is not SDK-HMAC-SHA256");
+  if (!parsed.signedHeaders.includes("x-sdk-date")) throw new KmsError("APIGW.0301", "X-Sdk-Date is not signed");
+  const date = headerValue(request, "x-sdk-date") ?? "";
+  const signedAt = parseSdkDate(date);
+  if (signedAt === undefined) throw new KmsError("APIGW.0301", "malformed X-Sdk-Date");
+  if (Math.abs(now - signedAt) > clockSkewSeconds * 1000) throw new KmsError("APIGW.0301", "X-Sdk-Date outside the clock-skew window");
+  const raw = request.raw.url ?? "/";
+  const q = raw.indexOf("?");
+  const body = request.rawBody;
+  const canonical = canonicalRequest({
+    method: request.method,
+    rawPath: q < 0 ? raw : raw.slice(0, q),
+    rawQuery: q < 0 ? "" : raw.slice(q + 1),
+    signedHeaders: parsed.signedHeaders,
+    header: (name) => headerValue(request, name),
+    payloadHash: body === undefined || body.length === 0 ? EMPTY_BODY_SHA256 : sha256Hex(body),
+  });
+  if (canonical === undefined) throw new KmsError("APIGW.0301", "a signed header is missing");
+  return { kind: "aksk", accessKey: parsed.accessKey, signature: parsed.signature, stringToSign: stringToSign(date, canonical), signedAt };
+}
+
+function sendError(reply: FastifyReply, error: KmsError): FastifyReply {
+  return reply.code(error.status).type("application/json").send(errorBody(error.code));
+}
+
+export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
+  const { config, service } = options;
+  const now = options.now ?? Date.now;
+  const fastifyOptions: FastifyServerOptions = {
+    bodyLimit: config.server.bodyLimitBytes,
+    requestTimeout: config.server.requestTimeoutMs,
+    // Request lines are written by the onResponse hook below (refusals at info, successes at debug).
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: true,
+    genReqId: (req) => {
+      const id = req.headers["x-request-id"];
+      return typeof id === "string" && REQUEST_ID.test(id) ? id : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+  };
+  if (options.logger === undefined) fastifyOptions.logger = { level: config.log.level, redact: REDACT_PATHS };
+  else if (options.logger === false) fastifyOptions.logger = false;
+  else fastifyOptions.loggerInstance = options.logger;
+  const app = Fastify(fastifyOptions) as unknown as FastifyInstance;
+
+  app.removeContentTypeParser(["application/json", "text/plain"]);
+  app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
+    const raw = body as Buffer;
+    request.rawBody = raw;
+    if (raw.length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse(raw.toString("utf8")));
+    } catch {
+      done(new KmsError("KMS.0202", "body is not JSON"), undefined);
+    }
+  });
+
+  app.addHook("onRequest", async (request, reply) => {
+    reply.header("X-Request-Id", request.id);
+  });
+  const metrics = options.metrics;
+  app.addHook("onResponse", async (request, reply) => {
+    const route = request.routeOptions.url ?? "unmatched";
+    metrics?.observe(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
+    if (reply.statusCode >= 500) request.log.error({ status: reply.statusCode, route, ms: reply.elapsedTime }, "request failed");
+    else if (reply.statusCode >= 400) request.log.info({ status: reply.statusCode, route, ms: reply.elapsedTime }, "request refused");
+    else request.log.debug({ status: reply.statusCode, route, ms: reply.elapsedTime }, "request completed");
+  });
+
+  app.setErrorHandler((error, request, reply) => {
+    const kmsError = toKmsError(error);
+    if (kmsError.status >= 500) request.log.error({ code: kmsError.code, detail: kmsError.detail }, "internal error");
+    else request.log.info({ code: kmsError.code, detail: kmsError.detail }, "client error");
+    return sendError(reply, kmsError);
+  });
+  app.setNotFoundHandler((request, reply) => sendError(reply, new KmsError("APIGW.0101", `${request.method} ${request.url}`)));
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: "3.0.3",
+      info: {
+        title: "hsmkit KMS",
+        description: "Huawei Cloud KMS v1.0 API over an HSM (the hsmkit emulator or any PKCS#11 token). " +
+          "Authenticate with SDK-HMAC-SHA256 (AK/SK, as the Huawei Cloud SDKs sign) or an X-Auth-Token from POST /v3/auth/tokens.",
+        version: "1.0",
+      },
+      components: {
+        securitySchemes: {
+          aksk: { type: "apiKey", in: "header", name: "Authorization", description: "SDK-HMAC-SHA256 Access=<AK>, SignedHeaders=…, Signature=…" },
+          token: { type: "apiKey", in: "header", name: "X-Auth-Token" },
+        },
+      },
+      security: [{ aksk: [] }, { token: [] }],
+    },
+  });
+  if (config.server.docs) await app.register(swaggerUi, { routePrefix: "/docs" });
+
+  await app.register(async (kms) => {
+    for (const route of KMS_ROUTES) registerKmsRoute(kms, route, service, config, now);
+  }, { prefix: "/v1.0/:project_id/kms" });
+  registerIamRoutes(app, service, config, now);
+  registerSystemRoutes(app, service, metrics);
+  await app.ready();
+  return app;
+}
+
+function registerKmsRoute(app: FastifyInstance, route: KmsRoute, service: ServicePort, config: Readonly<HsmkitConfig>, now: () => number): void {
+  app.route({
+    method: route.method,
+    url: route.path,
+    schema: schemaOf(route),
+    // Who is asking is settled before what is asked is validated: an unauthenticated request is
+    // refused 401 whatever its body (the signature itself is verified by the service, with the call).
+    preValidation: async (request) => {
+      const projectId = (request.params as Record<string, string>)["project_id"] ?? "";
+      if (!PROJECT_ID.test(projectId)) throw new KmsError("KMS.0201", "malformed project id");
+      request.authEvidence = evidenceOf(request, now(), config.auth.clockSkewSeconds);
+      const headerProject = headerValue(request, "x-project-id");
+      if (headerProject !== undefined && headerProject !== projectId) throw new KmsError("KMS.0321", "X-Project-Id differs from the URL's project");
+    },
+    handler: async (request, reply) => {
+      const projectId = (request.params as Record<string, string>)["project_id"]!;
+      const auth = request.authEvidence!;
+      const kmsRequest = route.toRequest({
+        body: (request.body ?? {}) as Record<string, unknown>,
+        params: request.params as Record<string, string>,
+        query: request.query as Record<string, string>,
+      });
+      const result = await service.call({ auth, projectId, requestId: request.id, source: request.ip, method: route.call, request: kmsRequest });
+      return reply.code(route.status ?? 200).send(route.toResponse(result));
+    },
+  });
+}

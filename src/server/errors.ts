@@ -1,0 +1,80 @@
+/**
+ * The server's one error map: whatever fails in a request becomes Huawei's error body
+ * `{"error":{"error_code","error_msg"}}` with the code's status. KmsErrors keep their code; fastify's
+ * own errors (bad JSON, body too large, schema validation) get the Huawei code for the field or
+ * condition; anything else is KMS.0101, logged with its detail, never shown to the client.
+ */
+import type { FastifyError } from "fastify";
+import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../kms/errors.js";
+
+/** The code a schema violation of a body or query field gets (Huawei's per-field codes); others KMS.0308. */
+export const FIELD_CODES: Readonly<Record<string, KmsErrorCode>> = {
+  key_id: "KMS.0205",
+  key_alias: "KMS.1101",
+  key_description: "KMS.1103",
+  sequence: "KMS.0206",
+  pending_days: "KMS.1401",
+  limit: "KMS.1601",
+  marker: "KMS.1602",
+  key_state: "KMS.0308",
+  plain_text: "KMS.2101",
+  cipher_text: "KMS.2201",
+  datakey_length: "KMS.1901",
+  random_data_length: "KMS.1802",
+  rotation_interval: "KMS.3001",
+  encryption_context: "KMS.0208",
+  grant_id: "KMS.2501",
+  grantee_principal: "KMS.2402",
+  action: "KMS.0404",
+  tags: "KMS.0401",
+};
+
+export interface ErrorBody {
+  error: { error_code: string; error_msg: string };
+}
+
+export function errorBody(code: KmsErrorCode): ErrorBody {
+  return { error: { error_code: code, error_msg: KMS_ERRORS[code].message } };
+}
+
+interface ValidationIssue {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+}
+
+/** The field a validation issue is about: the missing property, or the first segment of the path. */
+function fieldOf(issue: ValidationIssue): string | undefined {
+  if (issue.keyword === "required") return issue.params["missingProperty"] as string | undefined;
+  if (issue.keyword === "additionalProperties") return undefined;
+  const first = issue.instancePath.split("/").filter(Boolean)[0];
+  return first;
+}
+
+/** The KmsError a failure is reported as. */
+export function toKmsError(error: unknown): KmsError {
+  if (error instanceof KmsError) return error;
+  const e = error as FastifyError & { validation?: ValidationIssue[] };
+  if (Array.isArray(e.validation) && e.validation.length > 0) {
+    const issue = e.validation[0]!;
+    if (issue.keyword === "required") return new KmsError("KMS.0204", `missing ${String(issue.params["missingProperty"])}`);
+    if (issue.keyword === "additionalProperties") return new KmsError("KMS.0308", `unknown field ${String(issue.params["additionalProperty"])}`);
+    const field = fieldOf(issue);
+    return new KmsError((field !== undefined ? FIELD_CODES[field] : undefined) ?? "KMS.0308", `${e.validationContext ?? "body"}${issue.instancePath} ${issue.keyword}`);
+  }
+  switch (e.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return new KmsError("KMS.0203", "body too large");
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+      return new KmsError("KMS.0202", e.code);
+    default:
+      break;
+  }
+  if (typeof e.statusCode === "number" && e.statusCode >= 400 && e.statusCode < 500) {
+    return new KmsError(e.statusCode === 404 ? "APIGW.0101" : e.statusCode === 405 ? "KMS.0215" : "KMS.0214", `${e.code ?? "client error"}: ${e.message}`);
+  }
+  return new KmsError("KMS.0101", error instanceof Error ? `${error.name}: ${error.message}` : String(error));
+}

@@ -1,0 +1,128 @@
+/**
+ * How a Huawei KMS route is declared: its path under `/v1.0/{project_id}/kms`, the Kms method it
+ * reaches, JSON schemas for its body (or query) and its response, and the two mappings between
+ * Huawei's wire fields (snake_case, numbers as strings, base64/hex) and the Kms's typed requests and
+ * results (kms/api.ts). registerKmsRoutes() turns each into a fastify route with authentication,
+ * the schemas and the error map; routes/*.ts hold the declarations, one file per API group.
+ *
+ * The response schema is an allowlist: fastify serializes responses with it, so a field it does
+ * not declare (key material in a result object, say) can never reach a client.
+ */
+import type { FastifySchema } from "fastify";
+import { KmsError, type KmsErrorCode } from "../kms/errors.js";
+import type { ServiceMethod } from "../service/service.js";
+
+/** A JSON schema (the subset fastify/ajv and fast-json-stringify take). */
+export type JsonSchema = Record<string, unknown>;
+
+export interface RouteInput {
+  body: Record<string, unknown>;
+  params: Record<string, string>;
+  query: Record<string, string>;
+}
+
+export interface KmsRoute {
+  method: "GET" | "POST" | "DELETE";
+  /** Under /v1.0/:project_id/kms, e.g. "/create-key" or "/:key_id/tags". */
+  path: string;
+  /** Huawei's operation name (OpenAPI operationId), e.g. "CreateKey". */
+  operationId: string;
+  summary: string;
+  /** API group (OpenAPI tag). */
+  tag: string;
+  /** The service (Kms) method it calls. */
+  call: ServiceMethod;
+  body?: JsonSchema;
+  querystring?: JsonSchema;
+  params?: JsonSchema;
+  /** The success body's schema. */
+  response: JsonSchema;
+  /** Success status (default 200). */
+  status?: number;
+  /** Huawei request → Kms request (decoding base64/hex; throws KmsError on bad encodings). */
+  toRequest(input: RouteInput): unknown;
+  /** Kms result → Huawei response body. */
+  toResponse(result: unknown): unknown;
+}
+
+/** The error body every failure has: {"error":{"error_code","error_msg"}}. */
+export const ERROR_SCHEMA: JsonSchema = {
+  type: "object",
+  properties: {
+    error: {
+      type: "object",
+      properties: { error_code: { type: "string" }, error_msg: { type: "string" } },
+      required: ["error_code", "error_msg"],
+    },
+  },
+  required: ["error"],
+};
+
+/** A closed object schema: exactly these properties, `required` of them mandatory. */
+export function object(properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
+  return { type: "object", properties, required, additionalProperties: false };
+}
+
+/** A string, optionally bounded and patterned. */
+export function string(options: { min?: number; max?: number; pattern?: string; enum?: string[]; description?: string } = {}): JsonSchema {
+  const s: JsonSchema = { type: "string" };
+  if (options.min !== undefined) s["minLength"] = options.min;
+  if (options.max !== undefined) s["maxLength"] = options.max;
+  if (options.pattern !== undefined) s["pattern"] = options.pattern;
+  if (options.enum !== undefined) s["enum"] = options.enum;
+  if (options.description !== undefined) s["description"] = options.description;
+  return s;
+}
+
+/** An integer as Huawei sends it: a JSON string of digits (a JSON number is accepted too). */
+export function integerString(description?: string): JsonSchema {
+  return { anyOf: [{ type: "string", pattern: "^[0-9]{1,10}$" }, { type: "integer", minimum: 0, maximum: 4294967295 }], ...(description ? { description } : {}) };
+}
+
+/** Huawei's optional `sequence` (36 characters) that most bodies accept. */
+export const SEQUENCE = string({ min: 1, max: 36, description: "Request sequence number (ignored)" });
+
+export function schemaOf(route: KmsRoute): FastifySchema {
+  const schema: FastifySchema & Record<string, unknown> = {
+    operationId: route.operationId,
+    summary: route.summary,
+    tags: [route.tag],
+    response: { [route.status ?? 200]: route.response, "4xx": ERROR_SCHEMA, "5xx": ERROR_SCHEMA },
+  };
+  if (route.body) schema.body = route.body;
+  if (route.querystring) schema.querystring = route.querystring;
+  schema.params = {
+    type: "object",
+    properties: { project_id: { type: "string" }, ...((route.params?.["properties"] as Record<string, unknown>) ?? {}) },
+  };
+  return schema;
+}
+
+// Encodings ----------------------------------------------------------------------------------
+
+/** Bytes from Uint8Array-like values a worker thread may hand back (structured clone drops Buffer). */
+export function bytes(value: unknown): Buffer {
+  if (Buffer.isBuffer(value)) return value;
+  if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  throw new TypeError("expected bytes");
+}
+
+/** A date (ms) as Huawei sends it: a string of ms since the epoch, "" when there is none. */
+export function dateString(ms: number | null | undefined): string {
+  return ms === null || ms === undefined ? "" : String(ms);
+}
+
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/u;
+const HEX = /^(?:[0-9a-fA-F]{2})*$/u;
+
+/** Strict base64 (padded, no whitespace): Buffer.from() alone would skip bad characters silently. */
+export function fromBase64(value: string, code: KmsErrorCode, field: string): Buffer {
+  if (!BASE64.test(value)) throw new KmsError(code, `${field} is not base64`);
+  return Buffer.from(value, "base64");
+}
+
+/** Strict hex (even length, 0-9a-f either case). */
+export function fromHex(value: string, code: KmsErrorCode, field: string): Buffer {
+  if (!HEX.test(value)) throw new KmsError(code, `${field} is not hex`);
+  return Buffer.from(value, "hex");
+}

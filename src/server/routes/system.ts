@@ -1,0 +1,30 @@
+/** /healthz, /metrics and /openapi.json: unauthenticated, read-only. */
+import type { FastifyInstance } from "fastify";
+import type { ServicePort } from "../../service/service.js";
+import type { ServerMetrics } from "../metrics.js";
+import { ERROR_SCHEMA, object, string } from "../route.js";
+
+export function registerSystemRoutes(app: FastifyInstance, service: ServicePort, metrics: ServerMetrics | undefined): void {
+  app.get("/healthz", {
+    schema: {
+      summary: "Liveness and readiness: 200 once the token and the store are open, 503 while starting or shutting down",
+      tags: ["System"],
+      response: { 200: object({ status: string(), token: object({ label: string(), module: string() }) }), 503: object({ status: string(), problem: string() }), "4xx": ERROR_SCHEMA },
+    },
+  }, async (_request, reply) => {
+    let health;
+    try {
+      health = await service.health();
+    } catch (error) {
+      return reply.code(503).send({ status: "unavailable", problem: (error as Error).message });
+    }
+    if (!health.ok) return reply.code(503).send({ status: "unavailable", problem: health.problem ?? "unknown" });
+    return { status: "ok", token: health.token };
+  });
+  app.get("/metrics", { schema: { summary: "Prometheus metrics", tags: ["System"] } }, async (_request, reply) => {
+    if (metrics === undefined) return reply.code(404).send();
+    const text = await metrics.registry.metrics();
+    return reply.type(metrics.registry.contentType).send(text);
+  });
+  app.get("/openapi.json", { schema: { summary: "This API as OpenAPI 3", tags: ["System"] } }, async () => (app as unknown as { swagger(): unknown }).swagger());
+}
