@@ -94,7 +94,7 @@ export function evidenceOf(request: FastifyRequest, now: number, clockSkewSecond
 }
 
 function sendError(reply: FastifyReply, error: KmsError): FastifyReply {
-  return reply.code(error.status).type("application/json").send(errorBody(error.code));
+  return reply.code(error.status).type("application/json").send(errorBody(error.code, reply.request.id));
 }
 
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
@@ -195,13 +195,15 @@ function registerKmsRoute(app: FastifyInstance, route: KmsRoute, service: Servic
     handler: async (request, reply) => {
       const projectId = (request.params as Record<string, string>)["project_id"]!;
       const auth = request.authEvidence!;
-      const kmsRequest = route.toRequest({
+      const input = {
         body: (request.body ?? {}) as Record<string, unknown>,
         params: request.params as Record<string, string>,
         query: request.query as Record<string, string>,
-      });
+      };
+      const kmsRequest = route.toRequest(input);
       const result = await service.call({ auth, projectId, requestId: request.id, source: request.ip, method: route.call, request: kmsRequest });
-      return reply.code(route.status ?? 200).send(route.toResponse(result));
+      if (route.contentType !== undefined) reply.type(route.contentType);
+      return reply.code(route.status ?? 200).send(route.toResponse(result, input));
     },
   });
 }

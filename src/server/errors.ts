@@ -27,14 +27,29 @@ export const FIELD_CODES: Readonly<Record<string, KmsErrorCode>> = {
   grantee_principal: "KMS.2402",
   action: "KMS.0404",
   tags: "KMS.0401",
+  source_key_id: "KMS.0205",
+  destination_key_id: "KMS.0205",
+  source_encryption_context: "KMS.0208",
+  destination_encryption_context: "KMS.0208",
+  retiring_principal: "KMS.2402",
 };
 
 export interface ErrorBody {
   error: { error_code: string; error_msg: string };
+  error_code: string;
+  error_msg: string;
+  request_id: string;
 }
 
-export function errorBody(code: KmsErrorCode): ErrorBody {
-  return { error: { error_code: code, error_msg: KMS_ERRORS[code].message } };
+/**
+ * Huawei KMS's error body, `{"error":{"error_code","error_msg"}}`, with the same code and message
+ * repeated at the top level beside `request_id`, as Huawei's API gateway answers: the Node SDK core
+ * (exception/ExceptionUtil.js) reads `error.code` or a top-level `error_code`, never
+ * `error.error_code`, so without the copy its users would see no code at all.
+ */
+export function errorBody(code: KmsErrorCode, requestId: string): ErrorBody {
+  const message = KMS_ERRORS[code].message;
+  return { error: { error_code: code, error_msg: message }, error_code: code, error_msg: message, request_id: requestId };
 }
 
 interface ValidationIssue {

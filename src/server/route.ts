@@ -37,12 +37,18 @@ export interface KmsRoute {
   params?: JsonSchema;
   /** The success body's schema. */
   response: JsonSchema;
-  /** Success status (default 200). */
+  /** Success status (default 200; 204 sends no body: toResponse returns undefined). */
   status?: number;
+  /**
+   * The success body's media type when it is not JSON (e.g. application/x-ndjson). toResponse then
+   * returns the body as a string, sent as it is: `response` documents it but cannot filter it, so
+   * such a route must build its text from an explicit list of fields.
+   */
+  contentType?: string;
   /** Huawei request → Kms request (decoding base64/hex; throws KmsError on bad encodings). */
   toRequest(input: RouteInput): unknown;
-  /** Kms result → Huawei response body. */
-  toResponse(result: unknown): unknown;
+  /** Kms result → Huawei response body; `input` is the request as toRequest saw it (for an encoding the request chose). */
+  toResponse(result: unknown, input: RouteInput): unknown;
 }
 
 /** The error body every failure has: {"error":{"error_code","error_msg"}}. */
@@ -54,6 +60,9 @@ export const ERROR_SCHEMA: JsonSchema = {
       properties: { error_code: { type: "string" }, error_msg: { type: "string" } },
       required: ["error_code", "error_msg"],
     },
+    error_code: { type: "string", description: "The same code, as Huawei's API gateway and the Node SDK read it" },
+    error_msg: { type: "string" },
+    request_id: { type: "string" },
   },
   required: ["error"],
 };
@@ -87,7 +96,11 @@ export function schemaOf(route: KmsRoute): FastifySchema {
     operationId: route.operationId,
     summary: route.summary,
     tags: [route.tag],
-    response: { [route.status ?? 200]: route.response, "4xx": ERROR_SCHEMA, "5xx": ERROR_SCHEMA },
+    response: {
+      [route.status ?? 200]: route.contentType === undefined ? route.response : { content: { [route.contentType]: { schema: route.response } } },
+      "4xx": ERROR_SCHEMA,
+      "5xx": ERROR_SCHEMA,
+    },
   };
   if (route.body) schema.body = route.body;
   if (route.querystring) schema.querystring = route.querystring;

@@ -1,0 +1,78 @@
+/**
+ * Tag routes (Huawei KMS v1.0): add one tag, delete one, add or delete a batch, a key's tags, the
+ * project's tags. As Huawei has it (OTC api-ref "Adding a CMK Tag", "Deleting a CMK Tag", "Adding
+ * or Deleting CMK Tags in Batches"), the three writes answer 204 No Content; a key's tags come with
+ * `existTagsNum` (the JSON name show_kms_tags_response.py maps exist_tags_num to).
+ *
+ * The schemas check types only: the tag key (1-36 characters) and value (0-43) limits are the Kms's
+ * (kms/tags.ts), which reports them with their own codes (KMS.0411, KMS.0410, KMS.0406, KMS.0405)
+ * where a schema violation could only name the enclosing field.
+ */
+import type * as Api from "../../kms/api.js";
+import { object, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
+import { KEY_ID } from "./keys.js";
+
+const TAG = "Tags";
+
+const KEY_PARAMS = object({ key_id: KEY_ID }, ["key_id"]);
+const TAG_ITEM = object({ key: string({ description: "1-36 characters" }), value: string({ description: "0-43 characters" }) }, ["key"]);
+/** A 204's body: none. */
+const NO_CONTENT: JsonSchema = { type: "null", description: "No Content" };
+
+export const TAG_ROUTES: KmsRoute[] = [
+  {
+    method: "POST", path: "/:key_id/tags", operationId: "CreateKmsTag", tag: TAG, call: "createKeyTag", status: 204,
+    summary: "Set one tag on a key (a key that exists gets the new value); at most 10 tags per key",
+    params: KEY_PARAMS,
+    body: object({ tag: object({ key: string(), value: string() }, ["key", "value"]), sequence: SEQUENCE }, ["tag"]),
+    response: NO_CONTENT,
+    toRequest: ({ body, params }) => {
+      const tag = body["tag"] as { key: string; value: string };
+      return { keyId: params["key_id"]!, tag: { key: tag.key, value: tag.value } } satisfies Api.CreateKeyTagRequest;
+    },
+    toResponse: () => undefined,
+  },
+  {
+    method: "DELETE", path: "/:key_id/tags/:key", operationId: "DeleteTag", tag: TAG, call: "deleteKeyTag", status: 204,
+    summary: "Delete one tag of a key by its key (a tag that is not there: nothing happens)",
+    params: object({ key_id: KEY_ID, key: string({ description: "The tag's key (URL-encoded)" }) }, ["key_id", "key"]),
+    response: NO_CONTENT,
+    toRequest: ({ params }) => ({ keyId: params["key_id"]!, key: params["key"]! } satisfies Api.DeleteKeyTagRequest),
+    toResponse: () => undefined,
+  },
+  {
+    method: "POST", path: "/:key_id/tags/action", operationId: "BatchCreateKmsTags", tag: TAG, call: "batchKeyTags", status: 204,
+    summary: "Create or delete a key's tags in one batch (action create|delete; for delete, values are ignored)",
+    params: KEY_PARAMS,
+    body: object({
+      action: string({ enum: ["create", "delete"] }),
+      tags: { type: "array", minItems: 1, items: TAG_ITEM },
+      sequence: SEQUENCE,
+    }, ["action", "tags"]),
+    response: NO_CONTENT,
+    toRequest: ({ body, params }) => ({
+      keyId: params["key_id"]!,
+      action: body["action"] as Api.BatchKeyTagsRequest["action"],
+      tags: (body["tags"] as Array<{ key: string; value?: string }>).map((t) => ({ key: t.key, value: t.value })),
+    } satisfies Api.BatchKeyTagsRequest),
+    toResponse: () => undefined,
+  },
+  {
+    method: "GET", path: "/:key_id/tags", operationId: "ShowKmsTags", tag: TAG, call: "listKeyTags",
+    summary: "A key's tags and their number",
+    params: KEY_PARAMS,
+    response: object({ tags: { type: "array", items: object({ key: string(), value: string() }) }, existTagsNum: { type: "integer" } }),
+    toRequest: ({ params }) => ({ keyId: params["key_id"]! } satisfies Api.KeyRequest),
+    toResponse: (result) => {
+      const tags = (result as Api.KeyTagsResult).tags.map(({ key, value }) => ({ key, value }));
+      return { tags, existTagsNum: tags.length };
+    },
+  },
+  {
+    method: "GET", path: "/tags", operationId: "ListKmsTags", tag: TAG, call: "listProjectTags",
+    summary: "Every tag key used in the project, with its values",
+    response: object({ tags: { type: "array", items: object({ key: string(), values: { type: "array", items: { type: "string" } } }) } }),
+    toRequest: () => ({}),
+    toResponse: (result) => ({ tags: (result as Api.ProjectTagsResult).tags.map(({ key, values }) => ({ key, values })) }),
+  },
+];
