@@ -436,6 +436,28 @@ both("usage counters: successes per key and action from the audit log, kept acro
   t.deepEqual(await store.usage.get(Q, key.keyId), []);
 });
 
+test("usage counters never count a usage write twice while its commit is being acknowledged", async (t) => {
+  // The writer thread commits a usage write a moment before the store hears so; a read in that
+  // moment sees the written rows and must not add the same counts from the write in flight.
+  const store = await openStore(t, { writer: "worker", usageFlushMs: 60_000 });
+  const key = await store.keys.create(newKey(P), { audit: event("createKey", P, null) });
+  let total = 0;
+  for (let round = 0; round < 40; round++) {
+    const n = 1 + (round % 5);
+    await Promise.all(Array.from({ length: n }, (_, i) => store.audit.append({ ...event("encryptData", P, key.keyId, { time: 1000 + i }), outcome: "success" })));
+    total += n;
+    let done = false;
+    const flushed = store.usage.flush().then(() => (done = true));
+    while (!done) {
+      const count = (await store.usage.get(P, key.keyId)).find((r) => r.action === "encryptData")?.count;
+      if (count !== total) t.fail(`round ${round}: read ${count} encryptData uses, expected ${total}`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await flushed;
+  }
+  t.is((await store.usage.get(P, key.keyId)).find((r) => r.action === "encryptData")?.count, total);
+});
+
 both("a closed store refuses reads and writes; a second open of the directory is refused while the first holds it", async (t, writer) => {
   const dir = tempDir(t);
   const store = await openSqliteStore({ directory: dir, mac: MAC, writer });

@@ -60,6 +60,7 @@ export class SqliteReader {
       grantsForGrantee: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq
         WHERE g.key_seq = ? AND g.grantee_principal = ? ORDER BY g.seq`),
       usage: prepare("SELECT action, count, last_used_at FROM key_usage WHERE key_seq = ? ORDER BY action"),
+      usageSeq: prepare("SELECT value FROM meta WHERE name = 'usage_seq'"),
       project: prepare("SELECT * FROM projects WHERE project_id = ?"),
       projects: prepare("SELECT * FROM projects ORDER BY project_id"),
       projectsOfDomain: prepare("SELECT * FROM projects WHERE domain_id = ? ORDER BY project_id"),
@@ -189,12 +190,20 @@ export class SqliteReader {
     return this.#s.countGrants.get(this.#existingKey(projectId, keyId).seq) as number;
   }
 
-  /** Written usage counters of the key; undefined when the key does not exist. */
-  usage(projectId: string, keyId: string): UsageRecord[] | undefined {
-    const row = this.#keyRow(projectId, keyId);
-    if (row === undefined) return undefined;
-    const rows = this.#s.usage.all(row[0]) as Array<{ action: string; count: number; last_used_at: number }>;
-    return rows.map((usage) => ({ projectId, keyId, action: usage.action, count: usage.count, lastUsedAt: usage.last_used_at }));
+  /**
+   * Written usage counters of the key, and the audit seq they run to (`usage_seq`), read in one
+   * snapshot; undefined when the key does not exist. The seq tells the caller whether a usage write
+   * it has in flight is already among them (the writer may have committed it a moment before the
+   * caller hears so).
+   */
+  usage(projectId: string, keyId: string): { records: UsageRecord[]; throughSeq: number } | undefined {
+    return this.#db.transaction(() => {
+      const row = this.#keyRow(projectId, keyId);
+      if (row === undefined) return undefined;
+      const rows = this.#s.usage.all(row[0]) as Array<{ action: string; count: number; last_used_at: number }>;
+      const throughSeq = Number((this.#s.usageSeq.get() as { value: unknown } | undefined)?.value ?? 0);
+      return { records: rows.map((usage) => ({ projectId, keyId, action: usage.action, count: usage.count, lastUsedAt: usage.last_used_at })), throughSeq };
+    })();
   }
 
   // Projects, principals ----------------------------------------------------------------------

@@ -190,8 +190,9 @@ export class SqliteStore implements KmsStore {
   #checkpointing: Promise<AuditCheckpoint | null> | null = null;
   /** Usage counts not yet written, by key (JSON [projectId, keyId]) and action. */
   #usage = new Map<string, { projectId: string; keyId: string; actions: Map<string, { count: number; lastUsedAt: number }> }>();
-  /** Counts in a usage write not yet committed. */
+  /** Counts in a usage write not yet acknowledged, and the seq that write records as usage_seq. */
   #usageInFlight: UsageDelta[] | null = null;
+  #usageInFlightSeq = 0;
   #usageFlushing: Promise<void> | null = null;
   /** The usage counts (written and pending) include every audit record up to this seq. */
   #usageThroughSeq: number;
@@ -322,6 +323,7 @@ export class SqliteStore implements KmsStore {
     }
     this.#usage = new Map();
     this.#usageInFlight = entries;
+    this.#usageInFlightSeq = this.#usageThroughSeq;
     const flushing = this.#submit({ op: "usage.flush", entries, throughSeq: this.#usageThroughSeq }).then(() => undefined);
     this.#usageFlushing = flushing.finally(() => {
       this.#usageFlushing = null;
@@ -498,7 +500,7 @@ export class SqliteStore implements KmsStore {
     get: async (projectId, keyId) => {
       const written = this.#reads().usage(projectId, keyId);
       if (written === undefined) return [];
-      const byAction = new Map<string, UsageRecord>(written.map((record) => [record.action, { ...record }]));
+      const byAction = new Map<string, UsageRecord>(written.records.map((record) => [record.action, { ...record }]));
       const add = (action: string, count: number, lastUsedAt: number): void => {
         const record = byAction.get(action);
         if (record === undefined) byAction.set(action, { projectId, keyId, action, count, lastUsedAt });
@@ -508,7 +510,10 @@ export class SqliteStore implements KmsStore {
         }
       };
       for (const [action, entry] of this.#usage.get(JSON.stringify([projectId, keyId]))?.actions ?? []) add(action, entry.count, entry.lastUsedAt);
-      for (const entry of this.#usageInFlight ?? []) {
+      // A usage write the writer has committed but whose acknowledgement has not arrived yet is in
+      // the rows read above already: its usage_seq shows it.
+      const inFlight = this.#usageInFlight !== null && written.throughSeq < this.#usageInFlightSeq ? this.#usageInFlight : [];
+      for (const entry of inFlight) {
         if (entry.projectId === projectId && entry.keyId === keyId) add(entry.action, entry.count, entry.lastUsedAt);
       }
       return [...byAction.values()].sort((a, b) => (a.action < b.action ? -1 : a.action > b.action ? 1 : 0));
