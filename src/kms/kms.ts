@@ -1097,7 +1097,7 @@ export class Kms {
   /** create-datakey's work: the size, the key, a DEK from the token, sealed. */
   async #newDataKey(op: Op, request: Api.CreateDataKeyRequest): Promise<{ keyId: string; dek: Buffer; cipherText: Buffer }> {
     const hasLength = request.datakeyLength !== undefined && request.datakeyLength !== "";
-    if (hasLength && request.keySpec !== undefined) throw new KmsError("KMS.0308", "give key_spec or datakey_length, not both");
+    // Huawei's model: with both, datakey_length decides.
     let bytes: number;
     if (hasLength) {
       bytes = bitsToBytes(request.datakeyLength, "datakey_length", "KMS.1901", "KMS.1903");

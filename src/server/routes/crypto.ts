@@ -95,7 +95,7 @@ function reEncryptIsDataKey(input: RouteInput): boolean {
 const DATAKEY_REQUEST = object({
   key_id: KEY_ID,
   key_spec: string({ max: 32, description: "AES_256 (default) or AES_128; not with datakey_length" }),
-  datakey_length: integerString("Bits: 8..8192, a multiple of 8; not with key_spec"),
+  datakey_length: integerString("Bits: 8..8192, a multiple of 8; takes precedence over key_spec (Huawei)"),
   additional_authenticated_data: AAD,
   encryption_context: ENCRYPTION_CONTEXT,
   sequence: SEQUENCE,
