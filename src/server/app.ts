@@ -121,7 +121,8 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   app.addContentTypeParser("application/json", { parseAs: "buffer" }, (request, body, done) => {
     const raw = body as Buffer;
     request.rawBody = raw;
-    if (raw.length === 0) return done(null, undefined);
+    // An empty JSON body is an empty object: its required fields are then reported missing (KMS.0204).
+    if (raw.length === 0) return done(null, {});
     try {
       done(null, JSON.parse(raw.toString("utf8")));
     } catch {
