@@ -33,6 +33,8 @@ declare module "fastify" {
     rawBody?: Buffer;
     /** What the request authenticates with, extracted before its body is validated. */
     authEvidence?: AuthEvidence;
+    /** Set once the evidence went to the service (with the call): the service verified it. */
+    authVerified?: boolean;
   }
 }
 
@@ -142,8 +144,20 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     else request.log.debug({ status: reply.statusCode, route, ms: reply.elapsedTime }, "request completed");
   });
 
-  app.setErrorHandler((error, request, reply) => {
-    const kmsError = toKmsError(error);
+  app.setErrorHandler(async (error, request, reply) => {
+    let kmsError = toKmsError(error);
+    // A request refused before it reached the service (its body invalid, say) has not had its
+    // signature or token verified: verify it now, so that a bad signature is answered 401
+    // whatever else is wrong, and nothing about the body is told to an unauthenticated caller.
+    if (request.authEvidence !== undefined && request.authVerified !== true) {
+      request.authVerified = true;
+      const projectId = (request.params as Record<string, string> | undefined)?.["project_id"] ?? "";
+      try {
+        await service.authenticate(request.authEvidence, projectId);
+      } catch (authError) {
+        kmsError = toKmsError(authError);
+      }
+    }
     if (kmsError.status >= 500) request.log.error({ code: kmsError.code, detail: kmsError.detail }, "internal error");
     else request.log.info({ code: kmsError.code, detail: kmsError.detail }, "client error");
     return sendError(reply, kmsError);
@@ -202,6 +216,7 @@ function registerKmsRoute(app: FastifyInstance, route: KmsRoute, service: Servic
         query: request.query as Record<string, string>,
       };
       const kmsRequest = route.toRequest(input);
+      request.authVerified = true;
       const result = await service.call({ auth, projectId, requestId: request.id, source: request.ip, method: route.call, request: kmsRequest });
       if (route.contentType !== undefined) reply.type(route.contentType);
       return reply.code(route.status ?? 200).send(route.toResponse(result, input));

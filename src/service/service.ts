@@ -94,6 +94,12 @@ export interface ServiceStats {
 /** What the HTTP layer needs from the service. Every value crossing it is plain data (structured-clone safe). */
 export interface ServicePort {
   call(call: ServiceCall): Promise<unknown>;
+  /**
+   * Verifies evidence alone (APIGW.0301 / KMS.030x / KMS.0321 when it fails). The HTTP layer calls
+   * it only for a request it refuses before calling: so that a badly signed request is answered 401
+   * whatever else is wrong with it.
+   */
+  authenticate(auth: AuthEvidence, projectId: string): Promise<void>;
   issueToken(request: IssueTokenRequest): Promise<IssuedToken>;
   health(): Promise<ServiceHealth>;
   stats(): Promise<ServiceStats>;
@@ -217,6 +223,16 @@ export class KmsService implements ServicePort {
       throw error;
     } finally {
       this.#count(call.method, outcome);
+      this.#leave();
+    }
+  }
+
+  async authenticate(auth: AuthEvidence, projectId: string): Promise<void> {
+    this.#enter();
+    try {
+      const who = await this.#auth.authenticate(auth, this.#now());
+      if (who.scopeProjectId !== undefined && who.scopeProjectId !== projectId) throw new KmsError("KMS.0321", "token scoped to another project");
+    } finally {
       this.#leave();
     }
   }

@@ -10,6 +10,7 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import { KmsError } from "../kms/errors.js";
+import type { AuthEvidence } from "./auth/authenticator.js";
 import { KmsService, type IssueTokenRequest, type ServiceCall, type ServiceLog } from "./service.js";
 import { Outbox, serializeError, type FromKmsThread, type KmsThreadData, type LogLevel, type ToKmsThread } from "./thread.js";
 
@@ -61,6 +62,11 @@ function serve(service: KmsService): void {
     switch (message.op) {
       case "call": result = service.call(message.arg as ServiceCall); break;
       case "issueToken": result = service.issueToken(message.arg as IssueTokenRequest); break;
+      case "authenticate": {
+        const { auth, projectId } = message.arg as { auth: AuthEvidence; projectId: string };
+        result = service.authenticate(auth, projectId);
+        break;
+      }
       case "health": result = service.health(); break;
       case "stats": result = service.stats(); break;
       default: result = Promise.reject(new KmsError("KMS.0101", `unknown operation ${String((message as { op: unknown }).op)}`));

@@ -12,7 +12,7 @@
  * thread at 30 000–75 000 calls/s while batches of tens carry 2–10 times that (measured, see the
  * design document).
  *
- *   main → KMS thread   { t: "op", id, op: "call" | "issueToken" | "health" | "stats", arg? }
+ *   main → KMS thread   { t: "op", id, op: "call" | "authenticate" | "issueToken" | "health" | "stats", arg? }
  *                       { t: "close" }                         (last: nothing is sent after it)
  *   KMS thread → main   { t: "ready", credentialsFile, health } (first, once the service is open)
  *                       { t: "failed", error }                 (instead of ready; the thread ends)
@@ -36,6 +36,7 @@
 import { Worker } from "node:worker_threads";
 import type { HsmkitConfig } from "../config/config.js";
 import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../kms/errors.js";
+import type { AuthEvidence } from "./auth/authenticator.js";
 import type { IssuedToken, IssueTokenRequest, ServiceCall, ServiceHealth, ServiceLog, ServicePort, ServiceStats } from "./service.js";
 
 /** An error as it crosses the thread boundary. */
@@ -46,6 +47,7 @@ export type SerializedError =
 export type Operation =
   | { op: "call"; arg: ServiceCall }
   | { op: "issueToken"; arg: IssueTokenRequest }
+  | { op: "authenticate"; arg: { auth: AuthEvidence; projectId: string } }
   | { op: "health" }
   | { op: "stats" };
 
@@ -243,6 +245,10 @@ export class ThreadServicePort implements ServicePort {
 
   call(call: ServiceCall): Promise<unknown> {
     return this.#request({ op: "call", arg: call });
+  }
+
+  authenticate(auth: AuthEvidence, projectId: string): Promise<void> {
+    return this.#request({ op: "authenticate", arg: { auth, projectId } }) as Promise<void>;
   }
 
   issueToken(request: IssueTokenRequest): Promise<IssuedToken> {
