@@ -3,9 +3,27 @@
  * The hsmkit command line. Each subcommand lives in its own module beside this file.
  */
 import { Command } from "commander";
-import { statusCommand } from "./status.js";
-import { tokenCommand } from "./token.js";
-import { benchCommand } from "./bench.js";
+
+/**
+ * Each top-level command and the module defining it, loaded on demand: a command pays only for its
+ * own imports (the server's, the benchmark's and the token tools' are large), while --help and an
+ * unknown command still see them all.
+ */
+const COMMANDS: Record<string, () => Promise<Command[]>> = {
+  status: async () => [(await import("./status.js")).statusCommand()],
+  token: async () => [(await import("./token.js")).tokenCommand()],
+  bench: async () => [(await import("./bench.js")).benchCommand()],
+  serve: async () => [(await import("./serve.js")).serveCommand()],
+  init: async () => [(await import("./init.js")).initCommand()],
+  config: async () => [(await import("./config.js")).configCommand()],
+  keys: async () => [(await import("./keys.js")).keysCommand()],
+  encrypt: async () => [(await import("./crypto.js")).encryptCommand()],
+  decrypt: async () => [(await import("./crypto.js")).decryptCommand()],
+  datakey: async () => [(await import("./crypto.js")).datakeyCommand()],
+  random: async () => [(await import("./crypto.js")).randomCommand()],
+  grants: async () => [(await import("./grants.js")).grantsCommand()],
+  audit: async () => [(await import("./audit.js")).auditCommand()],
+};
 
 const program = new Command()
   .name("hsmkit")
@@ -13,8 +31,10 @@ const program = new Command()
   .version(process.env["npm_package_version"] ?? "0.1.0")
   .showHelpAfterError("(run with --help for usage)");
 
-program.addCommand(statusCommand());
-program.addCommand(tokenCommand());
-program.addCommand(benchCommand());
+const named = process.argv[2];
+const load = named !== undefined && Object.hasOwn(COMMANDS, named) ? [COMMANDS[named]!] : Object.values(COMMANDS);
+for (const commands of await Promise.all(load.map((loader) => loader()))) {
+  for (const command of commands) program.addCommand(command);
+}
 
 await program.parseAsync(process.argv);

@@ -64,7 +64,13 @@ export function readCredentials(file: string): Credentials | undefined {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw error;
   }
-  const c = JSON.parse(text) as Partial<Credentials>;
+  let c: Partial<Credentials>;
+  try {
+    c = JSON.parse(text) as Partial<Credentials>;
+  } catch {
+    // JSON.parse's message quotes the text near the error, which may be the SK: never pass it on.
+    throw new Error(`${file} is not valid JSON; restore it from a backup, or move it away to create a new credential`);
+  }
   if (
     typeof c.project_id !== "string" || !HEX32.test(c.project_id) || typeof c.domain_id !== "string" || !HEX32.test(c.domain_id) ||
     typeof c.ak !== "string" || !AK.test(c.ak) || typeof c.sk !== "string" || !SK.test(c.sk) || typeof c.user_id !== "string" || !HEX32.test(c.user_id)

@@ -1,0 +1,236 @@
+// The KMS commands (`hsmkit init | keys | encrypt | decrypt | datakey | random | audit | serve`) run
+// as a user runs them: child processes on temporary data directories, first working on the data
+// directory directly, then against `hsmkit serve` with --endpoint.
+import test from "ava";
+import type { ExecutionContext } from "ava";
+import Database from "better-sqlite3";
+import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** The environment without any HSMKIT_* setting of the machine running the tests. */
+function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env = { ...process.env };
+  for (const name of Object.keys(env)) if (name.startsWith("HSMKIT_")) delete env[name];
+  return { ...env, ...extra };
+}
+
+function start(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
+  return spawn(process.execPath, ["--no-warnings", CLI, ...args], { env: cleanEnv(env) });
+}
+
+function hsmkit(args: string[], options: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = start(args, options.env);
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+    child.on("error", reject);
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.stdin.end(options.input ?? "");
+  });
+}
+
+function tempDir(t: ExecutionContext): string {
+  const dir = mkdtempSync(join(tmpdir(), "hsmkit-kms-cli-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function ok(t: ExecutionContext, run: Run, what: string): Run {
+  t.is(run.code, 0, `${what}: ${run.stderr}`);
+  return run;
+}
+
+/** The commands and, for each, options its --help must mention. */
+const HELP: ReadonlyArray<[string[], RegExp[]]> = [
+  [["serve"], [/--host <host>/, /--port <n>/, /--data <dir>/, /--config <file>/, /SIGTERM/]],
+  [["init"], [/--data <dir>/, /--show-secret/]],
+  [["config"], [/--config <file>/, /--json/]],
+  [["keys"], [/create/, /schedule-deletion/, /tag/]],
+  [["keys", "create"], [/<alias>/, /--description/, /--endpoint <url>/, /--credentials <file>/, /--json/]],
+  [["keys", "list"], [/--state/, /--limit/, /--endpoint <url>/]],
+  [["keys", "describe"], [/<key>/, /--data <dir>/]],
+  [["keys", "enable"], [/<key>/, /--endpoint/]],
+  [["keys", "disable"], [/<key>/, /--endpoint/]],
+  [["keys", "schedule-deletion"], [/--days <n>/, /7-1096/]],
+  [["keys", "cancel-deletion"], [/<key>/]],
+  [["keys", "rotate"], [/--enable/, /--disable/, /--interval <days>/, /--status/]],
+  [["keys", "alias"], [/<new-alias>/]],
+  [["keys", "tag"], [/add/, /remove/, /list/]],
+  [["keys", "tag", "add"], [/<tag=value\.\.\.>/, /--endpoint/]],
+  [["keys", "tag", "remove"], [/<tag\.\.\.>/]],
+  [["keys", "tag", "list"], [/<key>/]],
+  [["encrypt"], [/--key <key>/, /--text/, /--in <file>/, /--out <file>/, /--context <key=value>/, /--aad/, /--endpoint/]],
+  [["decrypt"], [/--blob/, /--in <file>/, /--out <file>/, /--context/]],
+  [["datakey"], [/--bits <n>/, /--spec/, /--no-plaintext/, /data key in clear is the point/]],
+  [["random"], [/--bits <n>/, /--hex/, /--base64/]],
+  [["grants"], [/create/, /revoke/, /retire/]],
+  [["grants", "create"], [/--grantee <id>/, /--operations <list>/, /--type/]],
+  [["grants", "list"], [/--retirable/, /--limit/]],
+  [["grants", "revoke"], [/<grant-id>/]],
+  [["grants", "retire"], [/<grant-id>/]],
+  [["audit"], [/list/, /verify/, /export/]],
+  [["audit", "list"], [/--key <key>/, /--action <action>/, /--since <time>/, /--limit <n>/]],
+  [["audit", "verify"], [/--endpoint/, /exit 1 and name the first/]],
+  [["audit", "export"], [/--out <file>/, /--since/]],
+];
+
+test("--help on every KMS command exits 0 and names its options", async (t) => {
+  const runs: Run[] = [];
+  // A few at a time: each is a Node process.
+  for (let i = 0; i < HELP.length; i += 4) {
+    runs.push(...(await Promise.all(HELP.slice(i, i + 4).map(([path]) => hsmkit([...path, "--help"])))));
+  }
+  HELP.forEach(([path, patterns], i) => {
+    const run = runs[i]!;
+    t.is(run.code, 0, `${path.join(" ")}: ${run.stderr}`);
+    t.true(run.stdout.startsWith(`Usage: hsmkit ${path.join(" ")} `), run.stdout);
+    for (const pattern of patterns) t.regex(run.stdout, pattern, path.join(" "));
+  });
+  const top = await hsmkit(["--help"]);
+  for (const name of ["status", "token", "bench", "serve", "init", "config", "keys", "encrypt", "decrypt", "datakey", "random", "grants", "audit"]) {
+    t.regex(top.stdout, new RegExp(`^  ${name}\\b`, "m"), name);
+  }
+});
+
+test("direct mode: init, key lifecycle, encrypt/decrypt, datakey, random, audit verify; errors exit 1 with the KMS code", async (t) => {
+  const data = join(tempDir(t), "data");
+  const d = ["--data", data];
+
+  const init = ok(t, await hsmkit(["init", ...d]), "init");
+  const credentialsFile = join(data, "credentials.json");
+  t.is(statSync(credentialsFile).mode & 0o777, 0o600);
+  const credentials = JSON.parse(readFileSync(credentialsFile, "utf8")) as { project_id: string; ak: string; sk: string };
+  t.regex(init.stdout, new RegExp(`Credentials:\\s+${credentialsFile}`));
+  t.true(init.stdout.includes(credentials.project_id));
+  t.true(init.stdout.includes(credentials.ak));
+  t.false(init.stdout.includes(credentials.sk), "the SK is not printed without --show-secret");
+  const again = JSON.parse(ok(t, await hsmkit(["init", ...d, "--json", "--show-secret"]), "init again").stdout) as Record<string, unknown>;
+  t.like(again, { created: false, project_id: credentials.project_id, ak: credentials.ak, sk: credentials.sk });
+
+  const created = JSON.parse(ok(t, await hsmkit(["keys", "create", "app/data", "--description", "test key", "--json", ...d]), "create").stdout) as {
+    key_info: { key_id: string };
+  };
+  const keyId = created.key_info.key_id;
+  t.regex(keyId, /^[0-9a-f-]{36}$/);
+  const list = ok(t, await hsmkit(["keys", "list", ...d]), "list");
+  t.regex(list.stdout, new RegExp(`^${keyId}\\s+app/data\\s+enabled\\s+\\S+\\s+test key$`, "m"));
+  t.regex(ok(t, await hsmkit(["keys", "describe", "app/data", ...d]), "describe").stdout, /State:\s+enabled \(2\)/);
+
+  t.regex(ok(t, await hsmkit(["keys", "disable", "app/data", ...d]), "disable").stdout, /is disabled\./);
+  const refused = await hsmkit(["encrypt", "--key", "app/data", "--text", "x", ...d]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /^hsmkit: KMS\.0209 The key has been disabled\. \(request [0-9a-f-]{36}\)/);
+  t.regex(ok(t, await hsmkit(["keys", "enable", keyId, ...d]), "enable").stdout, /is enabled\./);
+
+  // Plaintext from stdin, bound to a context; the blob decrypts with the same context only.
+  const blob = ok(t, await hsmkit(["encrypt", "--key", "app/data", "--context", "tenant=42", ...d], { input: "attack at dawn\n" }), "encrypt").stdout.trim();
+  t.regex(blob, /^[A-Za-z0-9+/]+={0,2}$/);
+  const plain = ok(t, await hsmkit(["decrypt", "--blob", blob, "--context", "tenant=42", ...d]), "decrypt");
+  t.is(plain.stdout, "attack at dawn\n");
+  const wrongContext = await hsmkit(["decrypt", "--blob", blob, "--context", "tenant=43", ...d]);
+  t.is(wrongContext.code, 1);
+  t.regex(wrongContext.stderr, /KMS\.2201/);
+
+  // A rotation leaves older ciphertexts decryptable; tags and grants round out the key's life.
+  t.regex(ok(t, await hsmkit(["keys", "rotate", "app/data", ...d]), "rotate").stdout, /version 2 now encrypts/);
+  t.is(ok(t, await hsmkit(["decrypt", "--blob", blob, "--context", "tenant=42", ...d]), "decrypt after rotation").stdout, "attack at dawn\n");
+  t.regex(ok(t, await hsmkit(["keys", "tag", "add", "app/data", "team=finance", "env=test", ...d]), "tag add").stdout, /^env\s+test$[\s\S]*^team\s+finance$/m);
+  const grant = JSON.parse(ok(t, await hsmkit(["grants", "create", "app/data", "--grantee", "0123456789abcdef", "--operations", "encrypt-data,decrypt-data", "--json", ...d]), "grant").stdout) as {
+    grant_id: string;
+  };
+  t.regex(ok(t, await hsmkit(["grants", "list", "app/data", ...d]), "grants list").stdout, new RegExp(`^${grant.grant_id}\\s+0123456789abcdef\\s+user\\s+`, "m"));
+
+  const dataKey = JSON.parse(ok(t, await hsmkit(["datakey", "--key", keyId, "--json", ...d]), "datakey").stdout) as Record<string, string>;
+  t.regex(dataKey["plain_text"]!, /^[0-9a-f]{64}$/);
+  t.regex(dataKey["cipher_text"]!, /^[0-9a-f]+$/);
+  const sealedOnly = JSON.parse(ok(t, await hsmkit(["datakey", "--key", keyId, "--bits", "128", "--no-plaintext", "--json", ...d]), "datakey --no-plaintext").stdout) as Record<string, string>;
+  t.false("plain_text" in sealedOnly);
+  t.regex(sealedOnly["cipher_text"]!, /^[0-9a-f]+$/);
+  t.regex(ok(t, await hsmkit(["datakey", "--key", keyId, ...d]), "datakey text").stdout, /^Data key:\s+[0-9a-f]{64}\b/m);
+
+  t.regex(ok(t, await hsmkit(["random", "--bits", "128", ...d]), "random").stdout, /^[0-9a-f]{32}\n$/);
+  t.is(Buffer.from(ok(t, await hsmkit(["random", "--bits", "256", "--base64", ...d]), "random --base64").stdout.trim(), "base64").length, 32);
+
+  const missing = await hsmkit(["keys", "describe", "no-such-key", ...d]);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /^hsmkit: KMS\.0207 The key does not exist\. \(request [0-9a-f-]{36}\)/);
+
+  const audit = ok(t, await hsmkit(["audit", "list", "--key", "app/data", "--action", "disableKey", ...d]), "audit list");
+  t.regex(audit.stdout, new RegExp(`disableKey\\s+success\\s+${keyId}`));
+  t.regex(ok(t, await hsmkit(["audit", "verify", ...d]), "audit verify").stdout, /^The audit log is intact: \d+ records/);
+
+  // Someone with the database file edits an early record: verify names it and exits 1.
+  const db = new Database(join(data, "kms", "kms.sqlite"));
+  const seq = (db.prepare("SELECT seq FROM audit_log WHERE action = 'createKey'").get() as { seq: number }).seq;
+  db.prepare("UPDATE audit_log SET outcome = 'failure' WHERE seq = ?").run(seq);
+  db.close();
+  const broken = await hsmkit(["audit", "verify", ...d]);
+  t.is(broken.code, 1, broken.stderr);
+  t.regex(broken.stderr, new RegExp(`does NOT verify: record ${seq} is the first that cannot be trusted`));
+});
+
+/** Waits for serve's "listening on URL" line; rejects if the process ends first. */
+function listening(child: ChildProcessWithoutNullStreams): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let out = "";
+    let err = "";
+    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (err += chunk));
+    child.stdout.setEncoding("utf8").on("data", (chunk: string) => {
+      out += chunk;
+      const m = /hsmkit KMS listening on (http:\/\/\S+)/u.exec(out);
+      if (m) resolve(m[1]!);
+    });
+    child.on("exit", (code) => reject(new Error(`serve exited (${code}) before listening: ${err}`)));
+  });
+}
+
+test("serve: the same round trip with --endpoint; the data directory is locked meanwhile; SIGTERM exits 0", async (t) => {
+  const data = join(tempDir(t), "data");
+  const server = start(["serve", "--port", "0", "--data", data], { HSMKIT_LOG_LEVEL: "warn" });
+  t.teardown(() => {
+    if (server.exitCode === null) server.kill("SIGKILL");
+  });
+  const url = await listening(server);
+  t.regex(url, /^http:\/\/127\.0\.0\.1:\d+$/);
+  t.is((await fetch(`${url}/healthz`)).status, 200);
+
+  const e = ["--endpoint", url, "--data", data];
+  const created = JSON.parse(ok(t, await hsmkit(["keys", "create", "remote", "--json", ...e]), "create").stdout) as { key_info: { key_id: string } };
+  t.regex(ok(t, await hsmkit(["keys", "list", ...e]), "list").stdout, new RegExp(`^${created.key_info.key_id}\\s+remote\\s+enabled`, "m"));
+  const blob = ok(t, await hsmkit(["encrypt", "--key", "remote", "--text", "over http", "--aad", "v1", ...e]), "encrypt").stdout.trim();
+  t.is(ok(t, await hsmkit(["decrypt", "--blob", blob, "--aad", "v1", ...e]), "decrypt").stdout, "over http");
+  t.regex(ok(t, await hsmkit(["random", "--bits", "64", ...e]), "random").stdout, /^[0-9a-f]{16}\n$/);
+
+  const exportFile = join(data, "..", "audit.jsonl");
+  ok(t, await hsmkit(["audit", "export", "--action", "encryptData", "--out", exportFile, ...e]), "audit export");
+  const lines = readFileSync(exportFile, "utf8").trim().split("\n").map((line) => JSON.parse(line) as Record<string, unknown>);
+  t.like(lines[0], { type: "header", format: "hsmkit-audit-export" });
+  t.deepEqual(lines.slice(1).map((r) => [r["type"], r["action"], r["outcome"]]), [["record", "encryptData", "success"]]);
+
+  const missing = await hsmkit(["encrypt", "--key", "no-such-key", "--text", "x", ...e]);
+  t.is(missing.code, 1);
+  t.regex(missing.stderr, /^hsmkit: KMS\.0207 The key does not exist\. \(request [0-9a-f-]{36}\)/);
+
+  const locked = await hsmkit(["keys", "list", "--data", data]);
+  t.is(locked.code, 1);
+  t.regex(locked.stderr, /in use by process[\s\S]*--endpoint http:\/\/127\.0\.0\.1:8731/);
+
+  const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+  server.kill("SIGTERM");
+  t.is(await exited, 0);
+  // The lock is released: the directory opens directly again, and holds what the server wrote.
+  t.regex(ok(t, await hsmkit(["keys", "describe", "remote", "--data", data]), "describe after").stdout, /Alias:\s+remote/);
+});
