@@ -60,6 +60,27 @@ export interface Row {
   /** ops/s of this row over the first target's matching row (with --compare). */
   ratio: number | null;
   ratio_vs: string | null;
+  /** KMS HTTP target rows only (per_thread is then per connection). */
+  http?: HttpRowFacts;
+}
+
+/** What a KMS HTTP row adds (src/bench/http). */
+export interface HttpRowFacts {
+  url: string;
+  connections: number;
+  /** fresh: every request signed anew; pooled: one signature per second reused (src/bench/http/load.ts). */
+  signing: "fresh" | "pooled";
+  /** Responses by HTTP status, errors included. */
+  status_counts: Record<string, number>;
+  request_body_bytes: number;
+  /** Mean bytes of a 2xx response, headers included. */
+  response_bytes_mean: number;
+  /** CPU the client process used (autocannon, signing) in cores: CPU seconds over elapsed seconds. */
+  client_cpu_cores: number;
+  /** Mean wall-clock µs to sign one request in the client (preemption included), or null when none was signed. */
+  signing_us: number | null;
+  /** Of client_cpu_cores, the part spent signing. */
+  signing_cpu_cores: number;
 }
 
 export interface BenchReport {

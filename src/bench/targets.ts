@@ -24,7 +24,7 @@ const P = pkcs11;
 export type TargetKind = "native" | "node-crypto" | "emulator" | "module" | "http";
 
 export interface TargetSpec {
-  /** Name in tables and JSON: native, node-crypto, emulator, or the module's file name. */
+  /** Name in tables and JSON: native, node-crypto, emulator, kms-http, or the module's file name. */
   name: string;
   kind: TargetKind;
   /** The module path (kind module) or URL (kind http). */
@@ -45,6 +45,8 @@ export interface TargetInfo {
     cryptoki_version: string;
   };
   token?: { label: string; manufacturer: string; model: string; serial: string; slot: string };
+  /** KMS HTTP target: the endpoint, the project and CMK used, and where the credentials came from (never the SK). */
+  http?: { url: string; project_id: string; key_id: string; key_alias: string; credentials: string };
 }
 
 export interface OpenTarget {
@@ -60,7 +62,7 @@ export function targetSpec(value: string, token: string | undefined, pin: string
   if (value === "native" || value === "node-crypto" || value === "emulator") {
     return { name: value, kind: value, ...(token !== undefined ? { token } : {}), ...(pin !== undefined ? { pin } : {}) };
   }
-  if (/^https?:\/\//u.test(value)) return { name: value, kind: "http", location: value };
+  if (/^https?:\/\//u.test(value)) return { name: "kms-http", kind: "http", location: value };
   const name = value.split("/").pop()!.replace(/^lib/u, "").replace(/\.(so|dylib|dll)(\..*)?$/u, "") || value;
   return { name, kind: "module", location: value, ...(token !== undefined ? { token } : {}), ...(pin !== undefined ? { pin } : {}) };
 }
@@ -153,7 +155,8 @@ export function openTarget(spec: TargetSpec): OpenTarget {
     case "node-crypto":
       return { ctx: { kind: "node-crypto" }, info: { name: spec.name, kind: spec.kind }, close() {} };
     case "http":
-      throw new BenchError(`${spec.location}: the KMS HTTP target needs the server (issue 5), which is not available yet`, 1);
+      // KMS operations, not PKCS#11 mechanisms: measured by runHttpBench (src/bench/http).
+      throw new BenchError(`${spec.location}: the KMS HTTP target is measured by runHttpBench (src/bench/http/index.ts), not by the mechanism trials`, 2);
     case "emulator": {
       const label = spec.token ?? "hsmkit-bench";
       const pin = spec.pin ?? "1234";

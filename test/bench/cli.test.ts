@@ -64,12 +64,6 @@ test("a mechanism no target supports: the table says why, exit 3", async (t) => 
   t.regex(run.stderr, /unsupported mechanism aes-gcm-token-iv: emulator: .*does not generate GCM IVs/u);
 });
 
-test("the KMS HTTP target is not available yet: exit non-zero with the reason", async (t) => {
-  const run = await bench(["--module", "http://127.0.0.1:1", ...TINY]);
-  t.not(run.code, 0);
-  t.regex(run.stderr, /needs the server \(issue 5\)/u);
-});
-
 test("emulator with two threads: a row per trial, a per-thread entry per thread, JSON valid", async (t) => {
   const dir = tempDir(t);
   const json = join(dir, "out.json");
