@@ -23,6 +23,7 @@ const COMMANDS: Record<string, () => Promise<Command[]>> = {
   random: async () => [(await import("./crypto.js")).randomCommand()],
   grants: async () => [(await import("./grants.js")).grantsCommand()],
   audit: async () => [(await import("./audit.js")).auditCommand()],
+  users: async () => [(await import("./users.js")).usersCommand()],
 };
 
 const program = new Command()

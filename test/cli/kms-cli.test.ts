@@ -59,6 +59,8 @@ const HELP: ReadonlyArray<[string[], RegExp[]]> = [
   [["init"], [/--data <dir>/, /--show-secret/]],
   [["config"], [/--config <file>/, /--json/]],
   [["keys"], [/create/, /schedule-deletion/, /tag/]],
+  [["users"], [/create/, /list/, /disable/, /add-roles/]],
+  [["users", "create"], [/<name>/, /--roles <list>/, /--out <file>/, /--project <id>/]],
   [["keys", "create"], [/<alias>/, /--description/, /--endpoint <url>/, /--credentials <file>/, /--json/]],
   [["keys", "list"], [/--state/, /--limit/, /--endpoint <url>/]],
   [["keys", "describe"], [/<key>/, /--data <dir>/]],
@@ -233,4 +235,37 @@ test("serve: the same round trip with --endpoint; the data directory is locked m
   t.is(await exited, 0);
   // The lock is released: the directory opens directly again, and holds what the server wrote.
   t.regex(ok(t, await hsmkit(["keys", "describe", "remote", "--data", data]), "describe after").stdout, /Alias:\s+remote/);
+});
+
+test("users: a grant-only user made with `users create` encrypts and decrypts through the server with its own credentials, and nothing else", async (t) => {
+  const dir = tempDir(t);
+  const data = join(dir, "data");
+  const app = join(dir, "app.json");
+  const d = ["--data", data];
+  ok(t, await hsmkit(["keys", "create", "shared", ...d]), "create");
+  const made = JSON.parse(ok(t, await hsmkit(["users", "create", "app", "--out", app, "--json", ...d]), "users create").stdout) as { user_id: string; sk?: string };
+  t.is(made.sk, undefined, "the SK goes to the file, not the terminal");
+  t.is(statSync(app).mode & 0o777, 0o600);
+  t.is((JSON.parse(readFileSync(app, "utf8")) as { user_id: string }).user_id, made.user_id);
+  ok(t, await hsmkit(["grants", "create", "shared", "--grantee", made.user_id, "--operations", "encrypt-data,decrypt-data", ...d]), "grant");
+  t.regex(ok(t, await hsmkit(["users", "list", ...d]), "users list").stdout, new RegExp(`^${made.user_id}\\s+app\\s+enabled\\s+-`, "m"));
+  const keyId = (JSON.parse(ok(t, await hsmkit(["keys", "describe", "shared", "--json", ...d]), "describe").stdout) as { key_info: { key_id: string } }).key_info.key_id;
+
+  const server = start(["serve", "--port", "0", ...d], { HSMKIT_LOG_LEVEL: "warn" });
+  t.teardown(() => {
+    if (server.exitCode === null) server.kill("SIGKILL");
+  });
+  const url = await listening(server);
+  const asApp = ["--endpoint", url, "--credentials", app];
+  const blob = ok(t, await hsmkit(["encrypt", "--key", keyId, "--text", "granted", ...asApp]), "encrypt as app").stdout.trim();
+  t.is(ok(t, await hsmkit(["decrypt", "--blob", blob, ...asApp]), "decrypt as app").stdout, "granted");
+  const refused = await hsmkit(["keys", "describe", keyId, ...asApp]);
+  t.is(refused.code, 1);
+  t.regex(refused.stderr, /KMS\.0306/u);
+  const closed = new Promise((resolve) => server.on("exit", resolve));
+  server.kill("SIGTERM");
+  await closed;
+
+  ok(t, await hsmkit(["users", "disable", made.user_id, ...d]), "disable");
+  t.regex(ok(t, await hsmkit(["users", "list", ...d]), "list again").stdout, new RegExp(`^${made.user_id}\\s+app\\s+disabled`, "m"));
 });

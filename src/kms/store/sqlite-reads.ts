@@ -65,6 +65,7 @@ export class SqliteReader {
       projects: prepare("SELECT * FROM projects ORDER BY project_id"),
       projectsOfDomain: prepare("SELECT * FROM projects WHERE domain_id = ? ORDER BY project_id"),
       principal: prepare("SELECT * FROM principals WHERE principal_id = ?"),
+      principalsOfDomain: prepare("SELECT * FROM principals WHERE domain_id = ? ORDER BY created_at, principal_id"),
       credential: prepare("SELECT * FROM credentials WHERE access_key = ?"),
       credentials: prepare("SELECT * FROM credentials WHERE principal_id = ? ORDER BY created_at, access_key"),
       roles: prepare("SELECT * FROM roles WHERE principal_id = ? ORDER BY project_id, role"),
@@ -221,6 +222,10 @@ export class SqliteReader {
   principal(principalId: string): PrincipalRecord | undefined {
     const row = this.#s.principal.get(principalId) as PrincipalRow | undefined;
     return row === undefined ? undefined : principalFromRow(row);
+  }
+
+  principalsOf(domainId: string): PrincipalRecord[] {
+    return (this.#s.principalsOfDomain.all(domainId) as PrincipalRow[]).map(principalFromRow);
   }
 
   credential(accessKey: string): CredentialRecord | undefined {

@@ -469,6 +469,7 @@ export class SqliteStore implements KmsStore {
       op: "principal.create", principal, now: Date.now(), audit: optionalDraft(options.audit),
     })),
     get: async (principalId) => this.#reads().principal(principalId),
+    list: async (domainId) => this.#reads().principalsOf(domainId),
     update: (principalId, patch, options = {}) => this.#write<PrincipalRecord>(() => ({
       op: "principal.update", principalId, patch, audit: optionalDraft(options.audit),
     })),

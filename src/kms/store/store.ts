@@ -172,6 +172,8 @@ export interface PrincipalStore {
   /** KMS.0308 when the principal exists. */
   create(principal: NewPrincipal, options?: WriteOptions): Promise<PrincipalRecord>;
   get(principalId: string): Promise<PrincipalRecord | undefined>;
+  /** The principals of an account, oldest first. */
+  list(domainId: string): Promise<PrincipalRecord[]>;
   update(principalId: string, patch: { name?: string; disabled?: boolean }, options?: WriteOptions): Promise<PrincipalRecord>;
   /** The SK arrives sealed (secrets.ts sealCredentialSecret); KMS.0308 for an unknown principal or a taken AK. */
   createCredential(credential: NewCredential, options?: WriteOptions): Promise<CredentialRecord>;
