@@ -67,10 +67,14 @@ export async function startServer(config: Readonly<HsmkitConfig>, options: Start
     close() {
       closing ??= (async () => {
         const timer = setTimeout(() => app.server.closeAllConnections(), config.server.shutdownTimeoutMs);
+        // server.close() drops the keep-alive connections idle at that moment; those busy then
+        // become idle once their response is out and would hold the close until the timeout.
+        const sweeper = setInterval(() => app.server.closeIdleConnections(), 50);
         try {
           await app.close();
         } finally {
           clearTimeout(timer);
+          clearInterval(sweeper);
           await service.close();
         }
       })();
