@@ -95,6 +95,65 @@ export function evidenceOf(request: FastifyRequest, now: number, clockSkewSecond
   return { kind: "aksk", accessKey: parsed.accessKey, signature: parsed.signature, stringToSign: stringToSign(date, canonical), signedAt };
 }
 
+type Bindings = Parameters<FastifyBaseLogger["child"]>[0];
+type ChildLoggerOptions = NonNullable<Parameters<FastifyBaseLogger["child"]>[1]>;
+type LevelName = "fatal" | "error" | "warn" | "info" | "debug" | "trace" | "silent";
+
+/**
+ * request.log without its per-request cost: pino's child logger (the reqId binding, with the
+ * redaction it is configured with) is made the first time the request logs at an enabled level.
+ * A successful request's only line is at debug, so at the default level most requests never
+ * make one. Lines and bindings are those of the child fastify would have made.
+ */
+class LazyChildLogger {
+  #child: FastifyBaseLogger | undefined;
+
+  constructor(
+    private readonly parent: FastifyBaseLogger,
+    private readonly bindings: Bindings,
+    private readonly options: ChildLoggerOptions,
+  ) {}
+
+  get level(): string {
+    return this.#child?.level ?? this.parent.level;
+  }
+
+  set level(level: string) {
+    this.#logger().level = level;
+  }
+
+  fatal(...args: unknown[]): void { this.#log("fatal", args); }
+  error(...args: unknown[]): void { this.#log("error", args); }
+  warn(...args: unknown[]): void { this.#log("warn", args); }
+  info(...args: unknown[]): void { this.#log("info", args); }
+  debug(...args: unknown[]): void { this.#log("debug", args); }
+  trace(...args: unknown[]): void { this.#log("trace", args); }
+  silent(...args: unknown[]): void { this.#log("silent", args); }
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.#logger().child(bindings, options);
+  }
+
+  #logger(): FastifyBaseLogger {
+    return (this.#child ??= this.parent.child(this.bindings, this.options));
+  }
+
+  #log(level: LevelName, args: unknown[]): void {
+    if (this.#child === undefined) {
+      const enabled = (this.parent as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
+      if (level === "silent" || (typeof enabled === "function" && !enabled.call(this.parent, level))) return;
+    }
+    const logger = this.#logger();
+    (logger[level] as (...a: unknown[]) => void).apply(logger, args);
+  }
+}
+
+/** fastify's childLoggerFactory: lazy children, unless a route sets its own level or serializers (then pino's at once). */
+function lazyChildLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  if (options.level !== undefined || options.serializers !== undefined) return logger.child(bindings, options);
+  return new LazyChildLogger(logger, bindings, options) as unknown as FastifyBaseLogger;
+}
+
 function sendError(reply: FastifyReply, error: KmsError): FastifyReply {
   return reply.code(error.status).type("application/json").send(errorBody(error.code, reply.request.id));
 }
@@ -107,6 +166,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     requestTimeout: config.server.requestTimeoutMs,
     // Request lines are written by the onResponse hook below (refusals at info, successes at debug).
     logController: new LogController({ disableRequestLogging: true }),
+    childLoggerFactory: lazyChildLogger,
     return503OnClosing: true,
     genReqId: (req) => {
       const id = req.headers["x-request-id"];
@@ -132,16 +192,21 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     }
   });
 
-  app.addHook("onRequest", async (request, reply) => {
+  // Callback hooks rather than async ones: no promise per request for work that never waits.
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("X-Request-Id", request.id);
+    done();
   });
   const metrics = options.metrics;
-  app.addHook("onResponse", async (request, reply) => {
+  app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
-    metrics?.observe(route, request.method, reply.statusCode, reply.elapsedTime / 1000);
-    if (reply.statusCode >= 500) request.log.error({ status: reply.statusCode, route, ms: reply.elapsedTime }, "request failed");
-    else if (reply.statusCode >= 400) request.log.info({ status: reply.statusCode, route, ms: reply.elapsedTime }, "request refused");
-    else request.log.debug({ status: reply.statusCode, route, ms: reply.elapsedTime }, "request completed");
+    const status = reply.statusCode;
+    const ms = reply.elapsedTime;
+    metrics?.observe(route, request.method, status, ms / 1000);
+    if (status >= 500) request.log.error({ status, route, ms }, "request failed");
+    else if (status >= 400) request.log.info({ status, route, ms }, "request refused");
+    else request.log.debug({ status, route, ms }, "request completed");
+    done();
   });
 
   app.setErrorHandler(async (error, request, reply) => {
@@ -200,12 +265,17 @@ function registerKmsRoute(app: FastifyInstance, route: KmsRoute, service: Servic
     schema: schemaOf(route),
     // Who is asking is settled before what is asked is validated: an unauthenticated request is
     // refused 401 whatever its body (the signature itself is verified by the service, with the call).
-    preValidation: async (request) => {
+    preValidation: (request, _reply, done) => {
       const projectId = (request.params as Record<string, string>)["project_id"] ?? "";
-      if (!PROJECT_ID.test(projectId)) throw new KmsError("KMS.0201", "malformed project id");
-      request.authEvidence = evidenceOf(request, now(), config.auth.clockSkewSeconds);
+      if (!PROJECT_ID.test(projectId)) return done(new KmsError("KMS.0201", "malformed project id"));
+      try {
+        request.authEvidence = evidenceOf(request, now(), config.auth.clockSkewSeconds);
+      } catch (error) {
+        return done(error as Error);
+      }
       const headerProject = headerValue(request, "x-project-id");
-      if (headerProject !== undefined && headerProject !== projectId) throw new KmsError("KMS.0321", "X-Project-Id differs from the URL's project");
+      if (headerProject !== undefined && headerProject !== projectId) return done(new KmsError("KMS.0321", "X-Project-Id differs from the URL's project"));
+      done();
     },
     handler: async (request, reply) => {
       const projectId = (request.params as Record<string, string>)["project_id"]!;

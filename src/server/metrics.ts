@@ -84,11 +84,22 @@ export function createMetrics(service: ServicePort): ServerMetrics {
       if (s) this.set(s.entropyHealthFailures);
     },
   });
+  // The labelled series of each route, method and status, looked up once: prom-client hashes the
+  // label object on every inc/observe otherwise. Bounded, although routes are the templates and
+  // Node's parser knows a fixed set of methods.
+  const series = new Map<string, { count: { inc(): void }; latency: { observe(value: number): void } }>();
   return {
     registry,
     observe(route, method, status, seconds) {
-      requests.inc({ route, method, status: String(status) });
-      latency.observe({ route, method }, seconds);
+      const key = `${status} ${method} ${route}`;
+      let s = series.get(key);
+      if (s === undefined) {
+        if (series.size >= 1024) series.clear();
+        s = { count: requests.labels(route, method, String(status)), latency: latency.labels(route, method) };
+        series.set(key, s);
+      }
+      s.count.inc();
+      s.latency.observe(seconds);
     },
   };
 }

@@ -11,16 +11,16 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { KmsError } from "../kms/errors.js";
 import type { AuthEvidence } from "./auth/authenticator.js";
-import { KmsService, type IssueTokenRequest, type ServiceCall, type ServiceLog } from "./service.js";
-import { Outbox, serializeError, type FromKmsThread, type KmsThreadData, type LogLevel, type ToKmsThread } from "./thread.js";
+import { KmsService, type IssueTokenRequest, type ServiceLog } from "./service.js";
+import { Outbox, serializeError, unpackCall, type FromKmsThread, type KmsThreadData, type LogLevel, type PackedCall, type ToKmsThread } from "./thread.js";
 
 if (parentPort === null) throw new Error("thread-worker.js runs as the KMS thread of the server (service/thread.ts)");
 const port = parentPort;
 
 const outbox = new Outbox<FromKmsThread>(port, (message, error) => {
   // A result or log field that structured clone refuses: the caller gets an error instead of nothing.
-  if (message.t === "done") {
-    return { t: "fail", id: message.id, error: serializeError(new KmsError("KMS.0101", `the result could not be passed to the server's thread: ${error.message}`)) };
+  if (Array.isArray(message)) {
+    return { t: "fail", id: message[0], error: serializeError(new KmsError("KMS.0101", `the result could not be passed to the server's thread: ${error.message}`)) };
   }
   if (message.t === "log" && message.fields !== undefined) return { t: "log", level: message.level, message: message.message };
   return null;
@@ -51,16 +51,16 @@ function serve(service: KmsService): void {
   let idle: (() => void) | null = null;
   let closing = false;
 
-  const run = (message: Extract<ToKmsThread, { t: "op" }>): void => {
-    const { id } = message;
+  const run = (message: PackedCall | Extract<ToKmsThread, { t: "op" }>): void => {
+    const id = Array.isArray(message) ? message[0] : message.id;
     if (closing) {
       outbox.push({ t: "fail", id, error: serializeError(new KmsError("KMS.0104", "the service is shutting down")) });
       return;
     }
     inFlight++;
     let result: Promise<unknown>;
-    switch (message.op) {
-      case "call": result = service.call(message.arg as ServiceCall); break;
+    if (Array.isArray(message)) result = service.call(unpackCall(message));
+    else switch (message.op) {
       case "issueToken": result = service.issueToken(message.arg as IssueTokenRequest); break;
       case "authenticate": {
         const { auth, projectId } = message.arg as { auth: AuthEvidence; projectId: string };
@@ -73,7 +73,7 @@ function serve(service: KmsService): void {
     }
     result
       .then(
-        (value) => outbox.push({ t: "done", id, value }),
+        (value) => outbox.push([id, value]),
         (error: unknown) => outbox.push({ t: "fail", id, error: serializeError(error) }),
       )
       .finally(() => {
@@ -97,7 +97,7 @@ function serve(service: KmsService): void {
 
   const onMessage = (batch: ToKmsThread[]): void => {
     for (const message of batch) {
-      if (message.t === "close") {
+      if (!Array.isArray(message) && message.t === "close") {
         if (!closing) void close();
       } else {
         run(message);

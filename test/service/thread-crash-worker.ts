@@ -4,10 +4,10 @@
  * KMS thread would end it. The listener is attached before the real one, so the call never runs.
  */
 import { parentPort } from "node:worker_threads";
-import type { ToKmsThread } from "../../src/service/thread.js";
+import { unpackCall, type ToKmsThread } from "../../src/service/thread.js";
 
 parentPort?.on("message", (batch: ToKmsThread[]) => {
-  if (batch.some((m) => m.t === "op" && m.op === "call" && m.arg.requestId === "crash")) throw new Error("simulated crash of the KMS thread");
+  if (batch.some((m) => Array.isArray(m) && unpackCall(m).requestId === "crash")) throw new Error("simulated crash of the KMS thread");
 });
 
 await import("../../src/service/thread-worker.js");

@@ -25,8 +25,14 @@ export const EMPTY_BODY_SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b93
 /** Characters urlEncode leaves as they are: A-Z a-z 0-9 - _ . ~ (as the SDK's noEscape table). */
 const UNRESERVED = /^[A-Za-z0-9\-_.~]$/u;
 
+/** A whole string of unreserved characters: urlEncode returns it as it is (the usual case, tested at once). */
+const ALL_UNRESERVED = /^[A-Za-z0-9\-_.~]*$/u;
+/** A path of unreserved characters and '/': its canonical form is itself (plus a final '/'). */
+const PLAIN_PATH = /^[A-Za-z0-9\-_.~/]*$/u;
+
 /** The SDK's urlEncode: RFC 3986 unreserved characters kept, everything else %XX of its UTF-8 bytes, uppercase hex. */
 export function sdkUrlEncode(text: string): string {
+  if (ALL_UNRESERVED.test(text)) return text;
   let out = "";
   for (const ch of text) {
     if (UNRESERVED.test(ch)) {
@@ -40,12 +46,13 @@ export function sdkUrlEncode(text: string): string {
 
 /** The canonical URI of a raw (still percent-encoded) path. */
 export function canonicalUri(rawPath: string): string {
-  const uri = rawPath.split("/").map(sdkUrlEncode).join("/");
+  const uri = PLAIN_PATH.test(rawPath) ? rawPath : rawPath.split("/").map(sdkUrlEncode).join("/");
   return uri.endsWith("/") ? uri : uri + "/";
 }
 
 /** The canonical query string of decoded query parameters. */
 export function canonicalQuery(params: ReadonlyArray<[string, string]>): string {
+  if (params.length === 0) return "";
   const byName = new Map<string, string[]>();
   for (const [name, value] of params) {
     const values = byName.get(name);
@@ -87,18 +94,37 @@ export function sha256Hex(data: string | Uint8Array): string {
   return createHash("sha256").update(data).digest("hex");
 }
 
+/**
+ * Signed-header lists seen lately (joined with ';') → the names in the SDK's header-block order.
+ * A client sends the same list with every request, so the localeCompare sort (slow: ICU) runs once
+ * per list; the map is bounded because the lists come from clients.
+ */
+const HEADER_ORDER = new Map<string, readonly string[]>();
+const HEADER_ORDER_MAX = 64;
+
+function headerBlockOrder(signedHeaders: readonly string[], joined: string): readonly string[] {
+  let names = HEADER_ORDER.get(joined);
+  if (names === undefined) {
+    // The SDK orders the header block with localeCompare but lists SignedHeaders in the order the
+    // Authorization header carries (lodash sortBy); both are reproduced as they are.
+    names = Object.freeze([...signedHeaders].sort((a, b) => a.localeCompare(b)));
+    if (HEADER_ORDER.size >= HEADER_ORDER_MAX) HEADER_ORDER.clear();
+    HEADER_ORDER.set(joined, names);
+  }
+  return names;
+}
+
 /** The canonical request, or undefined when a signed header is missing from the request. */
 export function canonicalRequest(input: CanonicalInput): string | undefined {
-  // The SDK orders the header block with localeCompare but lists SignedHeaders in the order the
-  // Authorization header carries (lodash sortBy); both are reproduced as they are.
-  const names = [...input.signedHeaders].sort((a, b) => a.localeCompare(b));
+  const joined = input.signedHeaders.join(";");
   let headers = "";
-  for (const name of names) {
+  for (const name of headerBlockOrder(input.signedHeaders, joined)) {
     const value = input.header(name);
     if (value === undefined) return undefined;
     headers += `${name}:${value}\n`;
   }
-  return [input.method, canonicalUri(input.rawPath), canonicalQuery(parseQuery(input.rawQuery)), headers, input.signedHeaders.join(";"), input.payloadHash].join("\n");
+  const query = input.rawQuery === "" ? "" : canonicalQuery(parseQuery(input.rawQuery));
+  return `${input.method}\n${canonicalUri(input.rawPath)}\n${query}\n${headers}\n${joined}\n${input.payloadHash}`;
 }
 
 /** The string to sign of a canonical request made at `sdkDate`. */
@@ -108,27 +134,49 @@ export function stringToSign(sdkDate: string, canonical: string): string {
 
 export interface ParsedAuthorization {
   accessKey: string;
-  /** Lowercased, as listed. */
-  signedHeaders: string[];
+  /** Lowercased, as listed (shared between requests: frozen). */
+  signedHeaders: readonly string[];
   /** Lowercase hex (64 digits). */
   signature: string;
 }
 
+/** An HTTP header name (RFC 9110 token), lowercased. */
+const HEADER_NAME = /^[a-z0-9!#$%&'*+\-.^_`|~]+$/u;
 const AUTHORIZATION = /^SDK-HMAC-SHA256\s+Access=([^,\s]{1,128}),\s*SignedHeaders=([^,\s]{1,1024}),\s*Signature=([0-9a-fA-F]{64})$/u;
+
+/** SignedHeaders values seen lately → their lowercased names (frozen), or null when one is not a header name. */
+const SIGNED_HEADER_LISTS = new Map<string, readonly string[] | null>();
+
+function signedHeaderList(raw: string): readonly string[] | undefined {
+  let list = SIGNED_HEADER_LISTS.get(raw);
+  if (list === undefined) {
+    const names = raw.toLowerCase().split(";");
+    list = names.every((h) => HEADER_NAME.test(h)) ? Object.freeze(names) : null;
+    // Bounded: the values come from clients (one SDK sends one list with every request).
+    if (SIGNED_HEADER_LISTS.size >= HEADER_ORDER_MAX) SIGNED_HEADER_LISTS.clear();
+    SIGNED_HEADER_LISTS.set(raw, list);
+  }
+  return list ?? undefined;
+}
 
 /** Parses an Authorization header; undefined when it is not an SDK-HMAC-SHA256 one. */
 export function parseAuthorization(value: string): ParsedAuthorization | undefined {
   const m = AUTHORIZATION.exec(value.trim());
   if (!m) return undefined;
-  const signedHeaders = m[2]!.toLowerCase().split(";");
-  if (signedHeaders.some((h) => !/^[a-z0-9!#$%&'*+\-.^_`|~]+$/u.test(h))) return undefined;
+  const signedHeaders = signedHeaderList(m[2]!);
+  if (signedHeaders === undefined) return undefined;
   return { accessKey: m[1]!, signedHeaders, signature: m[3]!.toLowerCase() };
 }
 
 const SDK_DATE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/u;
 
+/** The last well-formed X-Sdk-Date parsed and its time: requests of one second share it. */
+let lastSdkDate = "";
+let lastSdkDateMs = 0;
+
 /** ms since the epoch of an X-Sdk-Date, or undefined when malformed. */
 export function parseSdkDate(value: string): number | undefined {
+  if (value === lastSdkDate) return lastSdkDateMs;
   const m = SDK_DATE.exec(value);
   if (!m) return undefined;
   const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
@@ -138,6 +186,8 @@ export function parseSdkDate(value: string): number | undefined {
   if (back.getUTCFullYear() !== y || back.getUTCMonth() !== mo - 1 || back.getUTCDate() !== d || back.getUTCHours() !== h || back.getUTCMinutes() !== mi || back.getUTCSeconds() !== s) {
     return undefined;
   }
+  lastSdkDate = value;
+  lastSdkDateMs = t;
   return t;
 }
 
