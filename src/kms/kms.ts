@@ -744,26 +744,21 @@ export class Kms {
     this.#checkOpen();
     const now = this.#now();
     const report: SweepReport = { done: [], skipped: [] };
-    for (const project of await this.#store.projects.list()) {
-      let marker: string | undefined;
-      do {
-        const page = await this.#store.keys.list(project.projectId, { limit: 1000, marker, state: 2 });
-        for (const key of page.items) {
-          if (!rotationDue(key, now)) continue;
-          if (report.done.length >= this.#config.tunables.sweepBatch) return report;
-          try {
-            const entry = (await this.#entry(key.projectId, key.keyId)) ?? this.#makeEntry(key, undefined);
-            await this.#rollover(entry, this.#systemEvent("autoRotateKey", key.projectId, key.keyId, "reason=schedule"));
-            report.done.push(key.keyId);
-          } catch (error) {
-            report.skipped.push({ keyId: key.keyId, reason: error instanceof KmsError ? error.code : String(error) });
-          }
-        }
-        marker = page.nextMarker ?? undefined;
-      } while (marker !== undefined);
+    for (const ref of await this.#store.keys.listDueForRotation(now, this.#config.tunables.sweepBatch)) {
+      try {
+        const key = await this.#store.keys.get(ref.projectId, ref.keyId);
+        // Changed since the query (disabled, rotated, deleted): not due any more.
+        if (key === undefined || key.state !== 2 || !rotationDue(key, now)) continue;
+        const entry = (await this.#entry(key.projectId, key.keyId)) ?? this.#makeEntry(key, undefined);
+        await this.#rollover(entry, this.#systemEvent("autoRotateKey", key.projectId, key.keyId, "reason=schedule"));
+        report.done.push(key.keyId);
+      } catch (error) {
+        report.skipped.push({ keyId: ref.keyId, reason: error instanceof KmsError ? error.code : String(error) });
+      }
     }
     return report;
   }
+
 
   // ============================================================================================
   // Administration: projects, principals, roles (for the server's bootstrap and the CLI)

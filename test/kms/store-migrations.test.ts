@@ -52,23 +52,24 @@ test("a new migration upgrades an existing store in place and is recorded", asyn
   await store.close();
   const upgraded = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline", migrations: [...MIGRATIONS, V2] });
   t.teardown(() => upgraded.close());
-  t.deepEqual(upgraded.migration, { from: 1, to: 2, applied: [{ version: 2, name: "key labels" }] });
+  const last = MIGRATIONS.length;
+  t.deepEqual(upgraded.migration, { from: last, to: last + 1, applied: [{ version: last + 1, name: "key labels" }] });
   t.deepEqual(await upgraded.keys.get(P, key.keyId), key, "the data survives");
   const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
   t.teardown(() => db.close());
   t.deepEqual((db.prepare("SELECT version, name FROM schema_migrations ORDER BY version").all() as unknown[]), [
-    { version: 1, name: "initial schema" }, { version: 2, name: "key labels" },
+    ...MIGRATIONS.map(({ version, name }) => ({ version, name })), { version: last + 1, name: "key labels" },
   ]);
 });
 
 test("a migration that fails is rolled back whole; the store stays at the previous version and opens", async (t) => {
   const dir = tempDir(t);
   await (await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" })).close();
-  const broken: Migration = { version: 2, name: "broken", up: (db) => db.exec("CREATE TABLE half (x INTEGER); SELECT no_such_function();") };
+  const broken: Migration = { version: MIGRATIONS.length + 1, name: "broken", up: (db) => db.exec("CREATE TABLE half (x INTEGER); SELECT no_such_function();") };
   const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer: "inline", migrations: [...MIGRATIONS, broken] }));
   t.true(isStoreError(error, "ERR_KMS_STORE_MIGRATION"), String(error));
   const db = new Database(join(dir, DATABASE_FILE), { readonly: true });
-  t.is(db.pragma("user_version", { simple: true }), 1);
+  t.is(db.pragma("user_version", { simple: true }), MIGRATIONS.length);
   t.is(db.prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'half'").pluck().get(), 0);
   db.close();
   const store = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" });
@@ -104,6 +105,7 @@ test("a SQLite file that is not an hsmkit store is refused", async (t) => {
 test("the migration list must be numbered 1, 2, … in order", (t) => {
   const db = new Database(":memory:");
   t.throws(() => migrate(db, [{ ...V2, version: 2 }]), { message: /out of order/ });
+  t.throws(() => migrate(db, [...MIGRATIONS, { ...V2, version: MIGRATIONS.length + 2 }]), { message: /out of order/ });
   db.close();
 });
 

@@ -344,6 +344,36 @@ both("due for deletion: keys in state 4 whose date has come, soonest first, acro
   t.deepEqual((await store.keys.listDueForDeletion(10_000, 1)).map((k) => k.keyId), [b.keyId]);
 });
 
+both("due for rotation: enabled custom keys with rotation on whose interval has passed, most overdue first, by an index", async (t, writer) => {
+  const dir = tempDir(t);
+  const store = await openStore(t, { writer, directory: dir });
+  const DAY = 86_400_000;
+  const make = (projectId: string, createdAt: number, overrides: Parameters<typeof newKey>[1] = {}) =>
+    store.keys.create(newKey(projectId, { createdAt, rotationEnabled: true, rotationIntervalDays: 30, ...overrides }));
+  const old = await make(P, 0);
+  const older = await make(Q, -10 * DAY);
+  const fresh = await make(P, 20 * DAY);
+  const off = await make(P, -50 * DAY, { rotationEnabled: false });
+  const dflt = await make(P, -50 * DAY, { defaultKey: true, alias: "obs/default" });
+  const disabled = await make(Q, -50 * DAY, { state: 3 });
+  const weekly = await make(Q, 0, { rotationIntervalDays: 7 });
+  t.truthy(off && dflt && disabled);
+  const due = async (now: number, limit = 10) => (await store.keys.listDueForRotation(now, limit)).map((k) => k.keyId);
+  t.deepEqual(await due(31 * DAY), [weekly.keyId, older.keyId, old.keyId]);
+  t.deepEqual(await due(31 * DAY, 2), [weekly.keyId, older.keyId]);
+  t.deepEqual(await due(10 * DAY), [weekly.keyId]);
+  t.deepEqual(await due(51 * DAY), [weekly.keyId, older.keyId, old.keyId, fresh.keyId]);
+  await store.keys.update(Q, weekly.keyId, { rotationEnabled: false });
+  t.deepEqual(await due(31 * DAY), [older.keyId, old.keyId]);
+  const db = rawDb(dir);
+  t.teardown(() => db.close());
+  const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT project_id, key_id FROM keys
+        WHERE state = 2 AND rotation_enabled = 1 AND default_key = 0
+          AND (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) <= ?
+        ORDER BY (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) LIMIT ?`).all(0, 10) as Array<{ detail: string }>;
+  t.true(plan.some((row) => /keys_rotation_due/u.test(row.detail)), JSON.stringify(plan));
+});
+
 /** AES-256-GCM under a native key: `iv (12) || ciphertext || tag`. The backend's sealer will use a token key. */
 function testSealer(id = "test-gcm:1"): SecretSealer {
   const key = generateKey(32);

@@ -166,9 +166,21 @@ CREATE TABLE audit_checkpoints (
 INSERT INTO meta (name, value) VALUES ('log_id', randomblob(16)), ('usage_seq', 0);
 `;
 
+/**
+ * The rotation sweeper asks for the enabled custom keys whose next rotation (last rotation, or
+ * creation, plus the interval) has come: an index on that very expression, limited to the keys it
+ * can concern, answers without reading every key (sqlite-reads.ts dueForRotation uses the same
+ * expression, which SQLite requires to use the index).
+ */
+const ROTATION_DUE_V2 = `
+CREATE INDEX keys_rotation_due ON keys ((coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000))
+  WHERE state = 2 AND rotation_enabled = 1 AND default_key = 0;
+`;
+
 /** Every migration, in order. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: "initial schema", up: (db: Database.Database) => db.exec(SCHEMA_V1) },
+  { version: 2, name: "index of keys due for rotation", up: (db: Database.Database) => db.exec(ROTATION_DUE_V2) },
 ]);
 
 export interface MigrationReport {

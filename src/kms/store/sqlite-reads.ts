@@ -47,6 +47,11 @@ export class SqliteReader {
       countCustom: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND default_key = 0").pluck(),
       versions: prepare("SELECT version, material, created_at FROM key_versions WHERE key_seq = ? ORDER BY version"),
       due: prepare("SELECT project_id, key_id, deletion_date FROM keys WHERE state = 4 AND deletion_date <= ? ORDER BY deletion_date, seq LIMIT ?"),
+      // The expression is the one indexed by migration 2 (keys_rotation_due), word for word.
+      dueRotation: prepare(`SELECT project_id, key_id FROM keys
+        WHERE state = 2 AND rotation_enabled = 1 AND default_key = 0
+          AND (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) <= ?
+        ORDER BY (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) LIMIT ?`),
       tags: prepare("SELECT tag_key, tag_value FROM tags WHERE key_seq = ? ORDER BY tag_key"),
       countTags: prepare("SELECT count(*) FROM tags WHERE key_seq = ?").pluck(),
       projectTags: prepare(`SELECT t.tag_key, t.tag_value FROM tags t JOIN keys k ON k.seq = t.key_seq
@@ -131,6 +136,11 @@ export class SqliteReader {
     const row = this.#keyRow(projectId, keyId);
     if (row === undefined) return [];
     return (this.#s.versions.all(row[0]) as VersionRow[]).map((versionRow) => versionFromRow({ projectId, keyId }, versionRow));
+  }
+
+  dueForRotation(now: number, limit: number): Array<{ projectId: string; keyId: string }> {
+    const rows = this.#s.dueRotation.all(now, checkLimit(limit)) as Array<{ project_id: string; key_id: string }>;
+    return rows.map((row) => ({ projectId: row.project_id, keyId: row.key_id }));
   }
 
   dueForDeletion(now: number, limit: number): KeyRef[] {

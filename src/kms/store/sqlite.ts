@@ -428,6 +428,7 @@ export class SqliteStore implements KmsStore {
       op: "key.destroy", projectId, keyId, guard: options.guard ?? null, audit: optionalDraft(options.audit),
     })),
     listDueForDeletion: async (now, limit) => this.#reads().dueForDeletion(now, limit),
+    listDueForRotation: async (now, limit) => this.#reads().dueForRotation(now, limit),
   };
 
   readonly tags: TagStore = {

@@ -132,6 +132,11 @@ export interface KeyStore {
   destroy(projectId: string, keyId: string, options?: KeyWriteOptions): Promise<KeyRecord>;
   /** Keys in state 4 whose deletionDate is at or before `now`, soonest first, across projects. */
   listDueForDeletion(now: number, limit: number): Promise<KeyRef[]>;
+  /**
+   * Enabled custom keys with rotation on whose next rotation (last rotation, else creation, plus
+   * the interval) is at or before `now`, most overdue first, across projects (an index answers it).
+   */
+  listDueForRotation(now: number, limit: number): Promise<Array<{ projectId: string; keyId: string }>>;
 }
 
 export interface TagStore {
