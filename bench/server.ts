@@ -2,7 +2,7 @@
  * The KMS server under HTTP load (issue 5's targets) in one run: the hsmkit server and a bare
  * fastify server, each in its own child process, measured with autocannon from this process.
  *
- *   npm run bench:server -- [--duration 10] [--warmup 2] [--connections 8,32,64,128,256] [--kms-thread true|false]
+ *   npm run bench:server -- [--duration 10] [--warmup 2] [--connections 8,32,64,128,256] [--kms-thread true|false] [--store-writer worker|inline]
  *                           [--signing pooled|fresh] [--memory] [--profile DIR] [--json FILE]
  *
  * - KMS: startServer on a fresh temporary data directory (emulator token, SQLite store, audit log
@@ -50,6 +50,7 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "2" },
     connections: { type: "string", default: "8,32,64,128,256" },
     "kms-thread": { type: "string", default: "true" },
+    "store-writer": { type: "string", default: "worker" },
     signing: { type: "string", default: "pooled" },
     memory: { type: "boolean", default: false },
     profile: { type: "string" },
@@ -68,7 +69,10 @@ async function childKms(): Promise<void> {
   const { startServer } = await import("../src/server/server.js");
   const config = loadConfig({
     env: {},
-    overrides: { data: values.data!, server: { host: "127.0.0.1", port: 0, kmsThread: values["kms-thread"] !== "false" }, log: { level: "info" } },
+    overrides: {
+      data: values.data!, server: { host: "127.0.0.1", port: 0, kmsThread: values["kms-thread"] !== "false" }, log: { level: "info" },
+      store: { writer: values["store-writer"] === "inline" ? "inline" : "worker" },
+    },
   });
   const server = await startServer(config);
   process.on("message", (message: { stop?: boolean }) => {
@@ -231,7 +235,7 @@ async function parent(): Promise<void> {
   const children: Child[] = [];
   const out = (line = ""): void => { process.stdout.write(line + "\n"); };
   try {
-    const kms = await spawnChild(["--child", "kms", "--data", join(dir, "data"), "--kms-thread", String(kmsThread)], join(dir, "kms.log"),
+    const kms = await spawnChild(["--child", "kms", "--data", join(dir, "data"), "--kms-thread", String(kmsThread), "--store-writer", values["store-writer"]!], join(dir, "kms.log"),
       profileDir === undefined ? [] : ["--cpu-prof", "--cpu-prof-dir", profileDir]);
     children.push(kms);
     const idleRss = rssMb(kms.pid);

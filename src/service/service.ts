@@ -172,6 +172,7 @@ export class KmsService implements ServicePort {
         tunables: config.kms.tunables,
         warn: (message) => log.warn(message),
         ...(options.now ? { now: options.now } : {}),
+        store: { writer: config.store.writer },
       });
     } catch (error) {
       emulator?.close();
