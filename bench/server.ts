@@ -50,7 +50,7 @@ const { values } = parseArgs({
     warmup: { type: "string", default: "2" },
     connections: { type: "string", default: "8,32,64,128,256" },
     "kms-thread": { type: "string", default: "true" },
-    "store-writer": { type: "string", default: "worker" },
+    "store-writer": { type: "string", default: "inline" },
     signing: { type: "string", default: "pooled" },
     memory: { type: "boolean", default: false },
     profile: { type: "string" },
@@ -71,7 +71,7 @@ async function childKms(): Promise<void> {
     env: {},
     overrides: {
       data: values.data!, server: { host: "127.0.0.1", port: 0, kmsThread: values["kms-thread"] !== "false" }, log: { level: "info" },
-      store: { writer: values["store-writer"] === "inline" ? "inline" : "worker" },
+      store: { writer: values["store-writer"] === "worker" ? "worker" : "inline" },
     },
   });
   const server = await startServer(config);

@@ -93,7 +93,7 @@ test("every ENV_NAMES entry sets its path, with its type", (t) => {
     "token.pin": "987654",
     "token.pinFile": join(d, "pin"),
     "log.level": "debug",
-    "store.writer": "inline",
+    "store.writer": "worker",
     "kms.tunables.realm": "eu-de",
   };
   for (const { name, path, type } of ENV_NAMES) {
