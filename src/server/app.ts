@@ -18,9 +18,9 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { HsmkitConfig } from "../config/config.js";
 import { KmsError } from "../kms/errors.js";
 import type { AuthEvidence } from "../service/auth/authenticator.js";
-import { canonicalRequest, parseAuthorization, parseSdkDate, sha256Hex, stringToSign, EMPTY_BODY_SHA256 } from "../service/auth/sdk-hmac-sha256.js";
 import type { ServicePort } from "../service/service.js";
 import { errorBody, toKmsError } from "./errors.js";
+import { evidenceOf, headerValue } from "./evidence.js";
 import type { ServerMetrics } from "./metrics.js";
 import { schemaOf, type KmsRoute } from "./route.js";
 import { KMS_ROUTES } from "./routes/index.js";
@@ -55,45 +55,7 @@ export const REDACT_PATHS = [
 ];
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/u;
-export const KMS_PREFIX = "/v1.0/:project_id/kms";
 const PROJECT_ID = /^[A-Za-z0-9_-]{1,64}$/u;
-
-function headerValue(request: FastifyRequest, name: string): string | undefined {
-  const value = request.headers[name];
-  if (value === undefined) return undefined;
-  return Array.isArray(value) ? value.join(",") : String(value);
-}
-
-/** The authentication evidence of a request: an X-Auth-Token, or an SDK-HMAC-SHA256 signature checked for freshness. */
-export function evidenceOf(request: FastifyRequest, now: number, clockSkewSeconds: number): AuthEvidence {
-  const token = headerValue(request, "x-auth-token");
-  if (token !== undefined) {
-    if (token.length === 0) throw new KmsError("KMS.0301", "empty X-Auth-Token");
-    return { kind: "token", token };
-  }
-  const authorization = headerValue(request, "authorization");
-  if (authorization === undefined) throw new KmsError("APIGW.0301", "no Authorization or X-Auth-Token header");
-  const parsed = parseAuthorization(authorization);
-  if (parsed === undefined) throw new KmsError("APIGW.0301", "Authorization is not SDK-HMAC-SHA256");
-  if (!parsed.signedHeaders.includes("x-sdk-date")) throw new KmsError("APIGW.0301", "X-Sdk-Date is not signed");
-  const date = headerValue(request, "x-sdk-date") ?? "";
-  const signedAt = parseSdkDate(date);
-  if (signedAt === undefined) throw new KmsError("APIGW.0301", "malformed X-Sdk-Date");
-  if (Math.abs(now - signedAt) > clockSkewSeconds * 1000) throw new KmsError("APIGW.0301", "X-Sdk-Date outside the clock-skew window");
-  const raw = request.raw.url ?? "/";
-  const q = raw.indexOf("?");
-  const body = request.rawBody;
-  const canonical = canonicalRequest({
-    method: request.method,
-    rawPath: q < 0 ? raw : raw.slice(0, q),
-    rawQuery: q < 0 ? "" : raw.slice(q + 1),
-    signedHeaders: parsed.signedHeaders,
-    header: (name) => headerValue(request, name),
-    payloadHash: body === undefined || body.length === 0 ? EMPTY_BODY_SHA256 : sha256Hex(body),
-  });
-  if (canonical === undefined) throw new KmsError("APIGW.0301", "a signed header is missing");
-  return { kind: "aksk", accessKey: parsed.accessKey, signature: parsed.signature, stringToSign: stringToSign(date, canonical), signedAt };
-}
 
 type Bindings = Parameters<FastifyBaseLogger["child"]>[0];
 type ChildLoggerOptions = NonNullable<Parameters<FastifyBaseLogger["child"]>[1]>;

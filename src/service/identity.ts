@@ -77,7 +77,8 @@ export function readCredentials(file: string): Credentials | undefined {
   ) {
     throw new Error(`${file} is not a credentials file hsmkit wrote (project_id, domain_id, ak, sk, user_id)`);
   }
-  if ((statSync(file).mode & 0o077) !== 0) throw new Error(`${file} is readable by others (mode ${(statSync(file).mode & 0o777).toString(8)}); run chmod 600 ${file}`);
+  const mode = statSync(file).mode & 0o777;
+  if ((mode & 0o077) !== 0) throw new Error(`${file} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${file}`);
   return c as Credentials;
 }
 

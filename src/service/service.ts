@@ -22,7 +22,7 @@ import type { PKCS11 } from "../kms/backend/pkcs11.js";
 import { KmsError } from "../kms/errors.js";
 import { Kms } from "../kms/kms.js";
 import { createFileExclusive, makeDirectoryDurable } from "../util/atomic-file.js";
-import { Authenticator, type AuthEvidence } from "./auth/authenticator.js";
+import { Authenticator, type Authenticated, type AuthEvidence } from "./auth/authenticator.js";
 import { credentialSealer } from "./auth/credential-sealer.js";
 import { TokenIssuer } from "./auth/tokens.js";
 import { ensureIdentity, randomString, type Credentials } from "./identity.js";
@@ -215,8 +215,7 @@ export class KmsService implements ServicePort {
     let outcome = "ok";
     try {
       if (!METHOD_SET.has(call.method)) throw new KmsError("APIGW.0101", `no method ${String(call.method)}`);
-      const who = await this.#auth.authenticate(call.auth, this.#now());
-      if (who.scopeProjectId !== undefined && who.scopeProjectId !== call.projectId) throw new KmsError("KMS.0321", "token scoped to another project");
+      const who = await this.#verify(call.auth, call.projectId);
       const ctx: RequestContext = { projectId: call.projectId, principalId: who.principalId, requestId: call.requestId, source: call.source };
       return await this.#dispatch(ctx, call.method, call.request);
     } catch (error) {
@@ -231,12 +230,19 @@ export class KmsService implements ServicePort {
   async authenticate(auth: AuthEvidence, projectId: string): Promise<void> {
     this.#enter();
     try {
-      const who = await this.#auth.authenticate(auth, this.#now());
-      if (who.scopeProjectId !== undefined && who.scopeProjectId !== projectId) throw new KmsError("KMS.0321", "token scoped to another project");
+      await this.#verify(auth, projectId);
     } finally {
       this.#leave();
     }
   }
+
+  /** The caller of a request to `projectId`: KMS.0321 when a token is scoped to another project. */
+  async #verify(auth: AuthEvidence, projectId: string): Promise<Authenticated> {
+    const who = await this.#auth.authenticate(auth, this.#now());
+    if (who.scopeProjectId !== undefined && who.scopeProjectId !== projectId) throw new KmsError("KMS.0321", "token scoped to another project");
+    return who;
+  }
+
 
   /** Runs a Kms method as a principal authenticated otherwise (the CLI's direct mode acts as the data directory's user). */
   async callAs(ctx: RequestContext, method: ServiceMethod, request: unknown): Promise<unknown> {

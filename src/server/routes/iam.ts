@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { HsmkitConfig } from "../../config/config.js";
 import { KmsError } from "../../kms/errors.js";
 import type { ServicePort } from "../../service/service.js";
-import { evidenceOf } from "../app.js";
+import { evidenceOf } from "../evidence.js";
 import { ERROR_SCHEMA, object, string } from "../route.js";
 
 const ID = string({ min: 1, max: 64 });
