@@ -855,13 +855,11 @@ export class Kms {
   }
 
   /** Appends the request's record (and those of further keys it used). */
-  async #record(op: Op, outcome: AuditOutcome, errorCode: string | null): Promise<void> {
-    const main = this.#store.audit.append({ ...op.event(), outcome, errorCode });
-    if (op.also.length === 0) {
-      await main;
-      return;
-    }
-    await Promise.all([main, ...op.also.map((extra) => this.#store.audit.append({ ...op.event(), keyId: extra.keyId, detail: extra.detail, outcome, errorCode }))]);
+  #record(op: Op, outcome: AuditOutcome, errorCode: string | null): Promise<void> {
+    const main = this.#store.audit.record(op.event(), outcome, errorCode);
+    if (op.also.length === 0) return main;
+    return Promise.all([main, ...op.also.map((extra) => this.#store.audit.record({ ...op.event(), keyId: extra.keyId, detail: extra.detail }, outcome, errorCode))])
+      .then(() => undefined);
   }
 
   /**

@@ -9,6 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { withAuditRows } from "../kms/store-helpers.js";
 
 const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
 
@@ -176,8 +177,11 @@ test("direct mode: init, key lifecycle, encrypt/decrypt, datakey, random, audit 
 
   // Someone with the database file edits an early record: verify names it and exits 1.
   const db = new Database(join(data, "kms", "kms.sqlite"));
-  const seq = (db.prepare("SELECT seq FROM audit_log WHERE action = 'createKey'").get() as { seq: number }).seq;
-  db.prepare("UPDATE audit_log SET outcome = 'failure' WHERE seq = ?").run(seq);
+  const seq = withAuditRows(db, (rows) => {
+    const first = (rows.prepare("SELECT seq FROM audit_log WHERE action = 'createKey'").get() as { seq: number }).seq;
+    rows.prepare("UPDATE audit_log SET outcome = 'failure' WHERE seq = ?").run(first);
+    return first;
+  });
   db.close();
   const broken = await hsmkit(["audit", "verify", ...d]);
   t.is(broken.code, 1, broken.stderr);

@@ -11,7 +11,7 @@ import { auditFromRow, checkpointFromRow, type AuditRow, type CheckpointRow } fr
 import { DATABASE_FILE, openSqliteStore, verifyAuditDatabase } from "../../src/kms/store/sqlite.js";
 import type { AuditAnchor, AuditRecord } from "../../src/kms/types.js";
 import type { AuditProblem, AuditVerification } from "../../src/kms/audit/verify.js";
-import { event, MAC, newKey, rawDb, tempDir, testMac } from "./store-helpers.js";
+import { event, MAC, newKey, rawDb, tempDir, testMac, withAuditRows } from "./store-helpers.js";
 
 const P = "project-a";
 const RECORDS = 50;
@@ -47,12 +47,13 @@ async function buildLog(t: ExecutionContext): Promise<Log> {
 function tamper(log: Log, edit: (db: Database.Database) => void): void {
   const db = rawDb(log.dir);
   try {
-    db.transaction(() => edit(db))();
+    db.transaction(() => withAuditRows(db, edit))();
   } finally {
     db.close();
   }
 }
 
+// Inside tamper(): the rows as edited so far.
 const rows = (db: Database.Database): AuditRecord[] => (db.prepare("SELECT * FROM audit_log ORDER BY seq").all() as AuditRow[]).map(auditFromRow);
 const checkpointSeqs = (db: Database.Database): number[] => (db.prepare("SELECT * FROM audit_checkpoints ORDER BY idx").all() as CheckpointRow[]).map((row) => checkpointFromRow(row).seq);
 
@@ -78,16 +79,15 @@ test("every field is covered: editing any one is detected at that record", async
     ["outcome", "denied"], ["error_code", "KMS.0101"], ["detail", "note"], ["hash", Buffer.alloc(32)],
   ];
   for (const [column, value] of edits) {
-    const db = rawDb(log.dir);
-    const before = db.prepare("SELECT * FROM audit_log WHERE seq = 22").get() as Record<string, unknown>;
-    db.prepare(`UPDATE audit_log SET ${column} = ? WHERE seq = 22`).run(value);
-    db.close();
+    let before: Record<string, unknown> = {};
+    tamper(log, (db) => {
+      before = db.prepare("SELECT * FROM audit_log WHERE seq = 22").get() as Record<string, unknown>;
+      db.prepare(`UPDATE audit_log SET ${column} = ? WHERE seq = 22`).run(value);
+    });
     const verdict = await verifyAuditDatabase(log.path, MAC);
     t.false(verdict.ok, column);
     if (!verdict.ok) t.is(verdict.firstBadSeq, 22, column);
-    const restore = rawDb(log.dir);
-    restore.prepare(`UPDATE audit_log SET ${column} = ? WHERE seq = 22`).run(before[column]);
-    restore.close();
+    tamper(log, (db) => db.prepare(`UPDATE audit_log SET ${column} = ? WHERE seq = 22`).run(before[column]));
   }
   t.true((await verifyAuditDatabase(log.path, MAC)).ok, "restored");
 });

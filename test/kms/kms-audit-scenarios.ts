@@ -7,22 +7,26 @@
  */
 import type Database from "better-sqlite3";
 import { P, Q, rejects, type KmsHarness, type KmsScenario } from "./kms-fixtures.js";
-import { rawDb } from "./store-helpers.js";
+import { rawDb, withAuditRows } from "./store-helpers.js";
 import type { AuditRecord } from "../../src/kms/types.js";
 
-/** Runs `edit` on the database, verifies through the Kms, and restores the log exactly. */
+/** Runs `edit` on the database (on audit rows: store-helpers.ts withAuditRows), verifies through the Kms, and restores the log exactly. */
 async function tampered(h: KmsHarness, edit: (db: Database.Database) => void): Promise<Awaited<ReturnType<KmsHarness["kms"]["verifyAuditLog"]>>> {
   const db = rawDb(h.dir);
-  const rows = db.prepare("SELECT * FROM audit_log ORDER BY seq").all() as Array<Record<string, unknown>>;
+  const blocks = db.prepare("SELECT * FROM audit_blocks").all() as Array<Record<string, unknown>>;
+  const terms = db.prepare("SELECT * FROM audit_block_terms").all() as Array<Record<string, unknown>>;
   try {
-    db.transaction(() => edit(db))();
+    db.transaction(() => withAuditRows(db, edit))();
     return await h.store.audit.verify();
   } finally {
     db.transaction(() => {
-      db.prepare("DELETE FROM audit_log").run();
-      const insert = db.prepare(`INSERT INTO audit_log (seq, time, request_id, project_id, principal_id, source, action, key_id, outcome, error_code, detail, hash)
-        VALUES (@seq, @time, @request_id, @project_id, @principal_id, @source, @action, @key_id, @outcome, @error_code, @detail, @hash)`);
-      for (const row of rows) insert.run(row);
+      db.prepare("DELETE FROM audit_blocks").run();
+      db.prepare("DELETE FROM audit_block_terms").run();
+      const block = db.prepare(`INSERT INTO audit_blocks (first_seq, last_seq, min_time, time_high, bodies, hashes)
+        VALUES (@first_seq, @last_seq, @min_time, @time_high, @bodies, @hashes)`);
+      for (const row of blocks) block.run(row);
+      const term = db.prepare("INSERT INTO audit_block_terms (project_id, term, first_seq) VALUES (@project_id, @term, @first_seq)");
+      for (const row of terms) term.run(row);
     })();
     db.close();
   }

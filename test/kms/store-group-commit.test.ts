@@ -11,8 +11,8 @@ import { DATABASE_FILE } from "../../src/kms/store/sqlite.js";
 import { openDatabase, WriteExecutor, type WriteOp } from "../../src/kms/store/sqlite-writes.js";
 import { KmsError } from "../../src/kms/errors.js";
 import { verifyRecords } from "../../src/kms/audit/verify.js";
-import { auditFromRow, type AuditRow } from "../../src/kms/store/rows.js";
-import { event, MAC, newKey, openStore, tempDir, WRITERS } from "./store-helpers.js";
+import { AuditBlockReader } from "../../src/kms/store/audit-reads.js";
+import { auditRecords, event, MAC, newKey, openStore, tempDir, WRITERS } from "./store-helpers.js";
 
 const P = "project-a";
 
@@ -115,7 +115,7 @@ for (const writer of WRITERS) {
     const store = await openStore(t, { writer, directory: dir, checkpoints: { everyRecords: 100_000, everyMs: 0 } });
     const observer = new Database(join(dir, DATABASE_FILE), { readonly: true });
     t.teardown(() => observer.close());
-    const auditBySeq = observer.prepare("SELECT request_id FROM audit_log WHERE seq = ?").pluck();
+    const observed = new AuditBlockReader(observer);
     const keyById = observer.prepare("SELECT alias FROM keys WHERE project_id = ? AND key_id = ?").pluck();
     const before = store.stats().transactions;
     const N = 300;
@@ -131,7 +131,7 @@ for (const writer of WRITERS) {
       } else {
         const requestId = `concurrent-${i}`;
         writes.push(store.audit.append({ ...event("encryptData", P, null, { requestId }), outcome: "success" }).then((record) => {
-          if (auditBySeq.get(record.seq) === requestId) visibleAtResolve++;
+          if (observed.record(record.seq)?.requestId === requestId) visibleAtResolve++;
         }));
       }
     }
@@ -207,7 +207,7 @@ test("a transaction that fails as a whole (disk full) rejects all its writes and
   const after = executor.runBatch([append("e")]);
   t.true(after.ok);
   t.is((after as { firstSeq: number }).firstSeq, 3, "seq continues from the last committed record");
-  const rows = (db.prepare("SELECT * FROM audit_log ORDER BY seq").all() as AuditRow[]).map(auditFromRow);
+  const rows = auditRecords(db);
   t.deepEqual(rows.map((r) => r.requestId), ["a", "b", "e"]);
   const logId = db.prepare("SELECT value FROM meta WHERE name = 'log_id'").pluck().get() as Buffer;
   t.true(verifyRecords(logId, MAC, rows, []).ok, "the chain is intact");

@@ -44,9 +44,25 @@ export function genesisHash(logId: Buffer): Buffer {
   return createHash("sha256").update("hsmkit-audit-genesis-v1\0", "latin1").update(logId).digest();
 }
 
+/** String.prototype.isWellFormed (ES2024, in Node 20; the lib here is ES2023): far cheaper than the pattern. */
+const wellFormed: (value: string) => boolean = typeof (String.prototype as { isWellFormed?: unknown }).isWellFormed === "function"
+  ? (value) => (value as unknown as { isWellFormed(): boolean }).isWellFormed()
+  : (value) => !LONE_SURROGATE.test(value);
+
 function checkString(value: string, name: string): void {
   if (typeof value !== "string") throw new TypeError(`audit field ${name} must be a string`);
-  if (LONE_SURROGATE.test(value)) throw new TypeError(`audit field ${name} holds a lone surrogate, which UTF-8 cannot encode`);
+  if (!wellFormed(value)) throw new TypeError(`audit field ${name} holds a lone surrogate, which UTF-8 cannot encode`);
+}
+
+/** Actions seen valid, to skip the pattern for the few every request uses (bounded: any caller may name any action). */
+const validActions = new Set<string>();
+
+function checkAction(action: unknown): void {
+  if (typeof action === "string" && validActions.has(action)) return;
+  if (typeof action !== "string" || !ACTION_PATTERN.test(action)) {
+    throw new TypeError(`audit action must be letters and digits (1-64, leading letter), not ${JSON.stringify(action)}`);
+  }
+  if (validActions.size < 256) validActions.add(action);
 }
 
 function checkInteger(value: number, name: string): void {
@@ -57,10 +73,10 @@ function checkInteger(value: number, name: string): void {
 export function checkFields(fields: ChainedFields): void {
   checkInteger(fields.seq, "seq");
   checkInteger(fields.time, "time");
-  if (!AUDIT_OUTCOMES.includes(fields.outcome)) throw new TypeError(`audit outcome must be success, failure or denied, not ${String(fields.outcome)}`);
-  if (typeof fields.action !== "string" || !ACTION_PATTERN.test(fields.action)) {
-    throw new TypeError(`audit action must be letters and digits (1-64, leading letter), not ${JSON.stringify(fields.action)}`);
+  if (fields.outcome !== "success" && fields.outcome !== "failure" && fields.outcome !== "denied") {
+    throw new TypeError(`audit outcome must be success, failure or denied, not ${String(fields.outcome)}`);
   }
+  checkAction(fields.action);
   checkString(fields.requestId, "requestId");
   checkString(fields.source, "source");
   for (const name of ["projectId", "principalId", "keyId", "errorCode", "detail"] as const) {
@@ -105,6 +121,23 @@ function scratchFor(length: number): Buffer {
   return scratch;
 }
 
+/**
+ * Writes the body of `fields` at `offset` of `out` (which has room for maxEncodedLength); returns
+ * the end. For records whose seq is not known yet (the store encodes them before the writer
+ * numbers them): the u64 seq sits at offset + SEQ_OFFSET, for the writer to fill in.
+ */
+export function encodeBodyInto(out: Buffer, offset: number, fields: ChainedFields): number {
+  return writeBody(out, offset, fields);
+}
+
+/** Where a body's u64 seq starts (after the format byte). */
+export const SEQ_OFFSET = 1;
+
+/** Writes `seq` into the body at `offset` of `out`. */
+export function writeSeq(out: Buffer, offset: number, seq: number): void {
+  writeU64(out, offset + SEQ_OFFSET, seq);
+}
+
 /** Writes the body at `offset` of `out` (which has room for maxBodyLength); returns the end. */
 function writeBody(out: Buffer, offset: number, fields: ChainedFields): number {
   out[offset] = RECORD_FORMAT;
@@ -127,6 +160,89 @@ export function encodeRecord(fields: ChainedFields): Buffer {
   const out = scratchFor(maxBodyLength(fields));
   return Buffer.from(out.subarray(0, writeBody(out, 0, fields)));
 }
+
+/**
+ * encodeRecord without the field checks, for records that were stored before (a migration copying
+ * rows as they are: a doctored row must carry over for verify() to find, not stop the copy).
+ */
+export function encodeRecordUnchecked(fields: ChainedFields): Buffer {
+  const out = scratchFor(maxBodyLength(fields));
+  return Buffer.from(out.subarray(0, writeBody(out, 0, fields)));
+}
+
+/** Thrown by decodeRecord for bytes that are not a body of this format. */
+export class MalformedRecord extends Error {
+  constructor(readonly offset: number, reason: string) {
+    super(`audit record at byte ${offset}: ${reason}`);
+  }
+}
+
+/**
+ * Reads the body at `offset` of `bytes` (the inverse of encodeRecord); returns its fields and
+ * where the next body starts. Total: anything but a well-formed body throws MalformedRecord.
+ */
+export function decodeRecord(bytes: Buffer, offset: number): { fields: ChainedFields; end: number } {
+  const start = offset;
+  const fail = (reason: string): never => {
+    throw new MalformedRecord(start, reason);
+  };
+  let at = offset;
+  const need = (n: number): void => {
+    if (at + n > bytes.length) fail("truncated");
+  };
+  const u64 = (): number => {
+    need(8);
+    const high = bytes.readUInt32BE(at);
+    if (high > 0x1f_ffff) fail("integer beyond 2^53");
+    const value = high * 0x1_0000_0000 + bytes.readUInt32BE(at + 4);
+    at += 8;
+    return value;
+  };
+  const str = (): string => {
+    need(4);
+    const length = bytes.readUInt32BE(at);
+    at += 4;
+    need(length);
+    const value = bytes.toString("utf8", at, at + length);
+    at += length;
+    return value;
+  };
+  const opt = (): string | null => {
+    need(1);
+    const present = bytes[at++];
+    if (present === 0) return null;
+    if (present !== 1) fail("bad presence byte");
+    return str();
+  };
+  need(1);
+  if (bytes[at++] !== RECORD_FORMAT) fail("unknown format");
+  const seq = u64();
+  const time = u64();
+  const outcome = str() as AuditOutcome;
+  const action = str();
+  const requestId = str();
+  const source = str();
+  const projectId = opt();
+  const principalId = opt();
+  const keyId = opt();
+  const errorCode = opt();
+  const detail = opt();
+  return { fields: { seq, time, requestId, projectId, principalId, source, action, keyId, outcome, errorCode, detail }, end: at };
+}
+
+/**
+ * Encodes `fields` (checked by the caller) after `previous` in `out` and returns the chain value;
+ * the body is then at out[HASH_LENGTH, end) — the caller copies it where it keeps records. `out`
+ * needs room for HASH_LENGTH + maxEncodedLength(fields).
+ */
+export function chainHashInto(out: Buffer, previous: Buffer, fields: ChainedFields): { hash: Buffer; end: number } {
+  previous.copy(out, 0, 0, HASH_LENGTH);
+  const end = writeBody(out, HASH_LENGTH, fields);
+  return { hash: hash("sha256", out.subarray(0, end), "buffer"), end };
+}
+
+/** Bytes a body of `fields` can take at most. */
+export const maxEncodedLength = (fields: ChainedFields): number => maxBodyLength(fields);
 
 /** The chain value after `fields`, given the chain value before it. Throws if a field cannot be encoded. */
 export function chainHash(previous: Buffer, fields: ChainedFields): Buffer {

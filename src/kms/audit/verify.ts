@@ -229,6 +229,14 @@ export class ChainVerifier {
     return true;
   }
 
+  /**
+   * The stored log cannot be read back as records from here on (bytes that are no record): the
+   * next record expected is the first that cannot be trusted.
+   */
+  malformed(message: string): void {
+    this.#fail("malformed", this.#lastSeq + 1, null, `the log after record ${this.#lastSeq} cannot be read: ${message}`);
+  }
+
   /** The verdict over everything pushed. */
   finish(): AuditVerification {
     // Checkpoints beyond the last record: each must still be genuine, and then it proves a cut.

@@ -9,7 +9,9 @@
  * free of I/O outside the database, and give a new table STRICT typing like the others.
  */
 import type Database from "better-sqlite3";
+import { blockOf } from "../audit/blocks.js";
 import { StoreError } from "./errors.js";
+import { auditFromRow, type AuditRow } from "./rows.js";
 
 /** "HKMS" as a big-endian u32: this file is an hsmkit KMS store. */
 export const APPLICATION_ID = 0x484b4d53;
@@ -177,10 +179,62 @@ CREATE INDEX keys_rotation_due ON keys ((coalesce(last_rotated_at, created_at) +
   WHERE state = 2 AND rotation_enabled = 1 AND default_key = 0;
 `;
 
+/**
+ * The audit log in blocks (audit/blocks.ts): one row per group commit instead of one per record,
+ * and a table of search terms per block instead of three indexes per record. The records already
+ * there are copied as they are — bodies re-encoded from their columns, stored chain values kept,
+ * nothing checked — so a log doctored before the upgrade still fails verify() after it.
+ */
+const AUDIT_BLOCKS_V3 = `
+CREATE TABLE audit_blocks (
+  first_seq INTEGER PRIMARY KEY,
+  last_seq  INTEGER NOT NULL,
+  min_time  INTEGER NOT NULL,
+  -- The latest record time in this block and every block before it: never decreases along the
+  -- log, so the first block that can hold a record at or after a time is found by this index.
+  time_high INTEGER NOT NULL,
+  bodies    BLOB NOT NULL,
+  hashes    BLOB NOT NULL
+) STRICT;
+CREATE INDEX audit_blocks_by_time ON audit_blocks (time_high, first_seq);
+
+-- term: '' (any record of the project), 'k:' || key_id, 'a:' || action; project_id '' for records without one.
+CREATE TABLE audit_block_terms (
+  project_id TEXT NOT NULL,
+  term       TEXT NOT NULL,
+  first_seq  INTEGER NOT NULL,
+  PRIMARY KEY (project_id, term, first_seq)
+) STRICT, WITHOUT ROWID;
+`;
+
+/** Records per block when copying an existing log into blocks. */
+const MIGRATION_BLOCK_RECORDS = 1024;
+
+function auditBlocksV3(db: Database.Database): void {
+  db.exec(AUDIT_BLOCKS_V3);
+  const block = db.prepare("INSERT INTO audit_blocks (first_seq, last_seq, min_time, time_high, bodies, hashes) VALUES (?, ?, ?, ?, ?, ?)");
+  const term = db.prepare("INSERT OR IGNORE INTO audit_block_terms (project_id, term, first_seq) VALUES (?, ?, ?)");
+  // A page of rows at a time: the connection cannot insert while a statement iterates.
+  const page = db.prepare(`SELECT * FROM audit_log WHERE seq > ? ORDER BY seq LIMIT ${MIGRATION_BLOCK_RECORDS}`);
+  let timeHigh = 0;
+  let after = Number.MIN_SAFE_INTEGER;
+  for (;;) {
+    const records = (page.all(after) as AuditRow[]).map(auditFromRow);
+    if (records.length === 0) break;
+    const made = blockOf(records);
+    timeHigh = Math.max(timeHigh, made.maxTime);
+    block.run(made.firstSeq, made.lastSeq, made.minTime, timeHigh, made.bodies, made.hashes);
+    for (const [project, text] of made.terms) term.run(project, text, made.firstSeq);
+    after = made.lastSeq;
+  }
+  db.exec("DROP TABLE audit_log");
+}
+
 /** Every migration, in order. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: "initial schema", up: (db: Database.Database) => db.exec(SCHEMA_V1) },
   { version: 2, name: "index of keys due for rotation", up: (db: Database.Database) => db.exec(ROTATION_DUE_V2) },
+  { version: 3, name: "audit log in blocks", up: auditBlocksV3 },
 ]);
 
 export interface MigrationReport {

@@ -10,15 +10,17 @@ import { once } from "node:events";
 import { setImmediate as nextTurn } from "node:timers/promises";
 import { checkpointLine, headerLine, recordLine } from "../audit/export.js";
 import type { AuditMac } from "../audit/checkpoints.js";
+import { MalformedBlock } from "../audit/blocks.js";
 import { ChainVerifier, type AuditVerification, type VerifyOptions } from "../audit/verify.js";
+import { AuditBlockReader } from "./audit-reads.js";
 import { KmsError } from "../errors.js";
 import type {
   AuditCheckpoint, AuditRecord, CredentialRecord, GrantRecord, KeyRecord, KeyRef, KeyVersionRecord, PrincipalRecord,
   ProjectRecord, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
 import {
-  auditFromRow, checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
-  principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type AuditRow, type CheckpointRow,
+  checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
+  principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type CheckpointRow,
   type CredentialRow, type GrantRow, type KeyRaw, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
 } from "./rows.js";
 import type { AuditPage, AuditQuery, AuditSink, KeyForUse, KeyListRequest, Page, PageRequest } from "./store.js";
@@ -28,10 +30,11 @@ const GRANT_COLUMNS = "g.*, k.project_id, k.key_id";
 export class SqliteReader {
   readonly #db: Database.Database;
   readonly #s;
-  readonly #auditQueries = new Map<string, Database.Statement>();
+  readonly #audit: AuditBlockReader;
 
   constructor(db: Database.Database) {
     this.#db = db;
+    this.#audit = new AuditBlockReader(db);
     const prepare = (sql: string): Database.Statement => db.prepare(sql);
     this.#s = {
       key: prepare(`SELECT ${KEY_SELECT} FROM keys WHERE project_id = ? AND key_id = ?`).raw(),
@@ -256,25 +259,28 @@ export class SqliteReader {
 
   auditQuery(filter: AuditQuery): AuditPage {
     const limit = filter.limit === undefined ? 100 : checkLimit(filter.limit);
-    const { sql, values } = auditWhere(filter);
-    let statement = this.#auditQueries.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(`SELECT * FROM audit_log WHERE ${sql} ORDER BY seq LIMIT ?`);
-      this.#auditQueries.set(sql, statement);
-    }
-    const rows = statement.all(...values, limit + 1) as AuditRow[];
-    const records = rows.slice(0, limit).map(auditFromRow);
-    return { records, nextSeq: rows.length > limit ? records.at(-1)!.seq : null };
+    const records: AuditRecord[] = [];
+    let more = false;
+    // One snapshot for the page, however many blocks it reads.
+    this.#db.transaction(() => {
+      for (const record of this.#audit.records(filter)) {
+        if (records.length === limit) {
+          more = true;
+          break;
+        }
+        records.push(record);
+      }
+    })();
+    return { records, nextSeq: more ? records.at(-1)!.seq : null };
   }
 
   /** Audit records after `afterSeq` in seq order (the open-time checks). */
   auditAfter(afterSeq: number): IterableIterator<AuditRecord> {
-    return mapRows(this.#db.prepare("SELECT * FROM audit_log WHERE seq > ? ORDER BY seq").iterate(afterSeq) as IterableIterator<AuditRow>);
+    return this.#audit.records({ afterSeq });
   }
 
   auditRecord(seq: number): AuditRecord | undefined {
-    const row = this.#db.prepare("SELECT * FROM audit_log WHERE seq = ?").get(seq) as AuditRow | undefined;
-    return row === undefined ? undefined : auditFromRow(row);
+    return this.#audit.record(seq);
   }
 
   checkpoints(): AuditCheckpoint[] {
@@ -282,33 +288,10 @@ export class SqliteReader {
   }
 }
 
-function* mapRows(rows: IterableIterator<AuditRow>): Generator<AuditRecord> {
-  for (const row of rows) yield auditFromRow(row);
-}
-
 function page<Row, T>(rows: Row[], limit: number, total: number, seqOf: (row: Row) => number, map: (row: Row) => T): Page<T> {
   const truncated = rows.length > limit;
   const kept = truncated ? rows.slice(0, limit) : rows;
   return { items: kept.map(map), nextMarker: truncated ? String(seqOf(kept.at(-1)!)) : null, truncated, total };
-}
-
-/** WHERE clause for an audit filter: the SQL shape (a cache key) and its values. */
-function auditWhere(filter: Omit<AuditQuery, "limit">): { sql: string; values: Array<string | number> } {
-  const terms: string[] = [];
-  const values: Array<string | number> = [];
-  const add = (term: string, value: string | number | undefined): void => {
-    if (value === undefined) return;
-    terms.push(term);
-    values.push(value);
-  };
-  add("project_id = ?", filter.projectId);
-  add("key_id = ?", filter.keyId);
-  add("action = ?", filter.action);
-  add("outcome = ?", filter.outcome);
-  add("time >= ?", filter.from);
-  add("time < ?", filter.to);
-  add("seq > ?", filter.afterSeq ?? 0);
-  return { sql: terms.join(" AND "), values };
 }
 
 const CHUNK = 4096;
@@ -326,16 +309,23 @@ async function withAuditSnapshot<T>(
   db.exec("BEGIN");
   try {
     const checkpoints = (db.prepare("SELECT * FROM audit_checkpoints ORDER BY idx").all() as CheckpointRow[]).map(checkpointFromRow);
-    const { sql, values } = auditWhere({ ...filter, afterSeq: 0 });
-    const statement = db.prepare(`SELECT * FROM audit_log WHERE ${sql} ORDER BY seq LIMIT ${CHUNK}`);
+    const records = new AuditBlockReader(db).records(filter);
     async function* chunks(): AsyncGenerator<AuditRecord[]> {
-      let after = 0;
       for (;;) {
-        const rows = statement.all(...values.slice(0, -1), after) as AuditRow[];
-        if (rows.length === 0) return;
-        after = rows.at(-1)!.seq;
-        yield rows.map(auditFromRow);
-        if (rows.length < CHUNK) return;
+        const chunk: AuditRecord[] = [];
+        try {
+          for (let next = records.next(); !next.done; next = records.next()) {
+            chunk.push(next.value);
+            if (chunk.length === CHUNK) break;
+          }
+        } catch (error) {
+          // The records before a block that cannot be read are still the pass's.
+          if (chunk.length > 0) yield chunk;
+          throw error;
+        }
+        if (chunk.length === 0) return;
+        yield chunk;
+        if (chunk.length < CHUNK) return;
         await nextTurn();
       }
     }
@@ -349,8 +339,13 @@ async function withAuditSnapshot<T>(
 export async function verifyAuditLog(db: Database.Database, logId: Buffer, mac: AuditMac, options: VerifyOptions = {}): Promise<AuditVerification> {
   return withAuditSnapshot(db, undefined, async (checkpoints, chunks) => {
     const verifier = new ChainVerifier(logId, mac, checkpoints, options);
-    outer: for await (const chunk of chunks()) {
-      for (const record of chunk) if (!verifier.push(record)) break outer;
+    try {
+      outer: for await (const chunk of chunks()) {
+        for (const record of chunk) if (!verifier.push(record)) break outer;
+      }
+    } catch (error) {
+      if (!(error instanceof MalformedBlock)) throw error;
+      verifier.malformed(error.message);
     }
     return verifier.finish();
   });

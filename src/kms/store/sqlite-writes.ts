@@ -14,7 +14,8 @@
  */
 import Database from "better-sqlite3";
 import { performance } from "node:perf_hooks";
-import { chainHashUnchecked, genesisHash, HASH_LENGTH, LOG_ID_LENGTH, type ChainHead } from "../audit/chain.js";
+import { BlockBuilder } from "../audit/blocks.js";
+import { genesisHash, HASH_LENGTH, LOG_ID_LENGTH, type ChainHead } from "../audit/chain.js";
 import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../errors.js";
 import type {
   AuditCheckpoint, AuditOutcome, AuditRecord, CredentialStatus, GrantRecord, KeyPatch, KeyRecord, KeyState,
@@ -28,6 +29,7 @@ import {
   type ProjectRow, type RoleRow, type TagRow,
 } from "./rows.js";
 import type { KeyGuard } from "./store.js";
+import type { SealedAppends } from "./audit-appends.js";
 
 /** An audit record before the writer gives it a seq and a chain value. */
 export interface AuditDraft {
@@ -78,6 +80,7 @@ export type WriteOp =
   | ({ op: "role.add"; principalId: string; projectId: string; role: Role; now: number } & Audited)
   | ({ op: "role.remove"; principalId: string; projectId: string; role: Role } & Audited)
   | { op: "audit.append"; record: OutcomeDraft }
+  | { op: "audit.records"; appends: SealedAppends }
   | { op: "audit.checkpoint"; checkpoint: AuditCheckpoint }
   | { op: "usage.flush"; entries: UsageDelta[]; throughSeq: number };
 
@@ -161,6 +164,15 @@ export function expandResults(ops: readonly WriteOp[], result: Extract<BatchResu
   };
   return result.results.map((opResult, position): StoreResult => {
     const op = ops[position]!;
+    if (op.op === "audit.records" && opResult !== 1 && opResult.ok) {
+      // The records' chain values: skipped here, the store needs only the last (the new head).
+      const count = opResult.value as number;
+      const firstSeq = seq;
+      seq += count;
+      offset += count * HASH_LENGTH;
+      const last = Buffer.from(hashes.subarray(offset - HASH_LENGTH, offset));
+      return { ok: true, value: { firstSeq, count, lastHash: last }, audit: null };
+    }
     if (opResult === 1) {
       if (op.op !== "audit.append") throw new Error(`writer result 1 for a ${op.op}`);
       const record = next(op.record, op.record.outcome, op.record.errorCode);
@@ -266,8 +278,10 @@ export class WriteExecutor {
   readonly #db: Database.Database;
   #head: ChainHead;
   #lastCheckpoint: AuditCheckpoint | null;
-  /** Chain values of the records appended in the running batch, in order. */
-  #hashes: Buffer[] = [];
+  /** The records appended in the running batch: written as one audit block before COMMIT. */
+  readonly #block = new BlockBuilder();
+  /** The newest block's time_high (migrations.ts, audit_blocks). */
+  #timeHigh = 0;
   readonly #state: WriterState;
   readonly #s;
 
@@ -284,11 +298,11 @@ export class WriteExecutor {
       rollbackTo: prepare("ROLLBACK TO op"),
       meta: prepare("SELECT value FROM meta WHERE name = ?").pluck(),
       setMeta: prepare("UPDATE meta SET value = ? WHERE name = ?"),
-      lastAudit: prepare("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1"),
-      auditHash: prepare("SELECT hash FROM audit_log WHERE seq = ?").pluck(),
+      lastBlock: prepare("SELECT first_seq, last_seq, time_high, hashes FROM audit_blocks ORDER BY first_seq DESC LIMIT 1"),
+      blockOf: prepare("SELECT first_seq, hashes FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"),
       lastCheckpoint: prepare("SELECT * FROM audit_checkpoints ORDER BY idx DESC LIMIT 1"),
-      insertAudit: prepare(`INSERT INTO audit_log (seq, time, request_id, project_id, principal_id, source, action, key_id, outcome, error_code, detail, hash)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      insertBlock: prepare("INSERT INTO audit_blocks (first_seq, last_seq, min_time, time_high, bodies, hashes) VALUES (?, ?, ?, ?, ?, ?)"),
+      insertTerm: prepare("INSERT OR IGNORE INTO audit_block_terms (project_id, term, first_seq) VALUES (?, ?, ?)"),
       insertCheckpoint: prepare("INSERT INTO audit_checkpoints (idx, seq, hash, time, reason, mac) VALUES (?, ?, ?, ?, ?, ?)"),
       key: prepare("SELECT * FROM keys WHERE project_id = ? AND key_id = ?"),
       keyBySeq: prepare("SELECT * FROM keys WHERE seq = ?"),
@@ -333,8 +347,12 @@ export class WriteExecutor {
     };
     const logId = asBuffer(this.#s.meta.get("log_id") as Uint8Array);
     if (logId.length !== LOG_ID_LENGTH) throw new StoreError("ERR_KMS_STORE_FOREIGN", `${db.name}: the audit log id is damaged`);
-    const last = this.#s.lastAudit.get() as { seq: number; hash: Buffer } | undefined;
-    this.#head = last === undefined ? { seq: 0, hash: genesisHash(logId) } : { seq: last.seq, hash: last.hash };
+    const last = this.#s.lastBlock.get() as { first_seq: number; last_seq: number; time_high: number; hashes: Buffer } | undefined;
+    this.#timeHigh = last?.time_high ?? 0;
+    // The head is the newest block's last chain value (a doctored block shows in verify(), which open() runs over the log's end).
+    this.#head = last === undefined || last.hashes.length < HASH_LENGTH
+      ? { seq: last?.last_seq ?? 0, hash: genesisHash(logId) }
+      : { seq: last.last_seq, hash: Buffer.from(last.hashes.subarray(last.hashes.length - HASH_LENGTH)) };
     const checkpoint = this.#s.lastCheckpoint.get() as CheckpointRow | undefined;
     this.#lastCheckpoint = checkpoint === undefined ? null : checkpointFromRow(checkpoint);
     this.#state = { logId, head: this.#head, lastCheckpoint: this.#lastCheckpoint, usageSeq: Number(this.#s.meta.get("usage_seq")), migration };
@@ -365,17 +383,25 @@ export class WriteExecutor {
     };
     let truncateLog = false;
     const results: OpResult[] = [];
-    this.#hashes = [];
+    let timeHigh = this.#timeHigh;
+    this.#block.reset(head.seq + 1);
     try {
       this.#s.begin.run();
       for (const op of ops) {
         results.push(this.#run(op));
         if (op.op === "key.destroy") truncateLog = true;
       }
+      const block = this.#block.build();
+      if (block !== null) {
+        timeHigh = Math.max(timeHigh, block.maxTime);
+        this.#s.insertBlock.run(block.firstSeq, block.lastSeq, block.minTime, timeHigh, block.bodies, block.hashes);
+        for (const [project, term] of block.terms) this.#s.insertTerm.run(project, term, block.firstSeq);
+      }
       this.#s.commit.run();
     } catch (error) {
       return fail(error);
     }
+    this.#timeHigh = timeHigh;
     if (truncateLog) {
       // The destroyed versions' pages are zeroed in the database (secure_delete); move that into
       // the file now and empty the write-ahead log, whose older frames may still hold the material.
@@ -386,9 +412,7 @@ export class WriteExecutor {
       }
     }
     // Not from Buffer's shared pool: the array crosses to the main thread by transfer.
-    const hashes = new Uint8Array(this.#hashes.length * HASH_LENGTH);
-    this.#hashes.forEach((hash, index) => hashes.set(hash, index * HASH_LENGTH));
-    return { ok: true, results, firstSeq: head.seq + 1, hashes, ms: performance.now() - started };
+    return { ok: true, results, firstSeq: head.seq + 1, hashes: this.#block.hashes(), ms: performance.now() - started };
   }
 
   close(): void {
@@ -410,6 +434,8 @@ export class WriteExecutor {
           if (!this.#db.inTransaction) throw new TransactionLost(error);
           return { ok: false, error: serializeError(error), audited: false };
         }
+      case "audit.records":
+        return this.#appendEncoded(op.appends);
       case "audit.checkpoint":
         try {
           return { ok: true, value: this.#checkpoint(op.checkpoint), audited: false };
@@ -500,7 +526,7 @@ export class WriteExecutor {
   /** A write inside a savepoint, with its audit record (success inside, failure after a rollback). */
   #atomic(audit: AuditDraft | null, fn: () => unknown): OpResult {
     const head = this.#head;
-    const appended = this.#hashes.length;
+    const appended = this.#block.mark();
     this.#s.savepoint.run();
     try {
       const value = fn();
@@ -509,7 +535,7 @@ export class WriteExecutor {
       return { ok: true, value, audited: audit !== null };
     } catch (error) {
       this.#head = head;
-      this.#hashes.length = appended;
+      this.#block.truncate(appended);
       if (!this.#db.inTransaction) throw new TransactionLost(error);
       this.#s.rollbackTo.run();
       this.#s.release.run();
@@ -521,7 +547,7 @@ export class WriteExecutor {
           audited = true;
         } catch (appendError) {
           this.#head = head;
-          this.#hashes.length = appended;
+          this.#block.truncate(appended);
           if (!this.#db.inTransaction) throw new TransactionLost(appendError);
         }
       }
@@ -529,26 +555,62 @@ export class WriteExecutor {
     }
   }
 
-  /** Appends a record (fields checked by the store before queueing) and advances the head. */
+  /** Appends a record (fields checked by the store before queueing) to the batch's block and advances the head. */
   #append(draft: AuditDraft, outcome: AuditOutcome, errorCode: string | null): void {
     const seq = this.#head.seq + 1;
-    const hash = chainHashUnchecked(this.#head.hash, {
+    const hash = this.#block.append(this.#head.hash, {
       seq, time: draft.time, requestId: draft.requestId, projectId: draft.projectId, principalId: draft.principalId,
       source: draft.source, action: draft.action, keyId: draft.keyId, outcome, errorCode, detail: draft.detail,
     });
-    this.#s.insertAudit.run(
-      seq, draft.time, draft.requestId, draft.projectId, draft.principalId, draft.source, draft.action,
-      draft.keyId, outcome, errorCode, draft.detail, hash,
-    );
     this.#head = { seq, hash };
-    this.#hashes.push(hash);
+  }
+
+  /**
+   * Numbers, chains and adds records the store encoded (audit-appends.ts): all of them or, if one
+   * is malformed (a bug, never the data: the store checked every field), none. Its value is the
+   * number of records; their chain values are the batch's like any others.
+   */
+  #appendEncoded(appends: SealedAppends): OpResult {
+    const head = this.#head;
+    const mark = this.#block.mark();
+    try {
+      const bytes = appends.records;
+      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      let at = 0;
+      let seq = head.seq;
+      let hash = head.hash;
+      for (let i = 0; i < appends.count; i++) {
+        if (at + 4 > bytes.length) throw new RangeError("audit records: truncated frame");
+        const length = view.getUint32(at);
+        if (at + 4 + length > bytes.length) throw new RangeError("audit records: truncated body");
+        hash = this.#block.appendEncoded(hash, bytes.subarray(at + 4, at + 4 + length), ++seq);
+        at += 4 + length;
+      }
+      if (at !== bytes.length) throw new RangeError("audit records: bytes after the last record");
+      this.#block.include(appends.minTime, appends.maxTime, appends.terms);
+      this.#head = { seq, hash };
+      return { ok: true, value: appends.count, audited: false };
+    } catch (error) {
+      this.#head = head;
+      this.#block.truncate(mark);
+      return { ok: false, error: serializeError(error), audited: false };
+    }
+  }
+
+  /** The stored chain value of record `seq`, committed or appended in this batch. */
+  #auditHash(seq: number): Buffer | undefined {
+    if (seq === this.#head.seq) return this.#head.hash;
+    const block = this.#s.blockOf.get(seq) as { first_seq: number; hashes: Buffer } | undefined;
+    if (block === undefined) return undefined;
+    const offset = (seq - block.first_seq) * HASH_LENGTH;
+    return offset + HASH_LENGTH <= block.hashes.length ? block.hashes.subarray(offset, offset + HASH_LENGTH) : undefined;
   }
 
   #checkpoint(checkpoint: AuditCheckpoint): AuditCheckpoint {
     const expected = (this.#lastCheckpoint?.index ?? 0) + 1;
     if (checkpoint.index !== expected) throw new StoreError("ERR_KMS_STORE_WRITE_FAILED", `checkpoint ${checkpoint.index} out of turn (next is ${expected})`);
     const hash = asBuffer(checkpoint.hash);
-    const stored = this.#s.auditHash.get(checkpoint.seq) as Buffer | undefined;
+    const stored = this.#auditHash(checkpoint.seq);
     if (stored === undefined || !stored.equals(hash)) {
       throw new StoreError("ERR_KMS_STORE_WRITE_FAILED", `checkpoint ${checkpoint.index}: record ${checkpoint.seq} is not in the log with that chain value`);
     }

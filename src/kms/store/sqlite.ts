@@ -27,7 +27,7 @@ import {
 } from "../audit/checkpoints.js";
 import { ChainVerifier, type AuditVerification, type AuditVerifyFailure, type VerifyOptions, type VerifyStart } from "../audit/verify.js";
 import type {
-  AuditCheckpoint, AuditEvent, AuditInput, AuditRecord, CheckpointReason, CredentialRecord, GrantRecord, KeyRecord,
+  AuditCheckpoint, AuditEvent, AuditInput, AuditOutcome, AuditRecord, CheckpointReason, CredentialRecord, GrantRecord, KeyRecord,
   KeyVersionRecord, PrincipalRecord, ProjectRecord, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
 import { StoreError } from "./errors.js";
@@ -35,6 +35,7 @@ import { GroupCommitter, type GroupCommitOptions, type RunOutcome } from "./grou
 import { StoreLock } from "./lock.js";
 import type { Migration } from "./migrations.js";
 import { asBuffer, reviveCheckpoint, reviveCredential, reviveVersion } from "./rows.js";
+import { AuditAppends } from "./audit-appends.js";
 import { exportAuditLog, SqliteReader, verifyAuditLog } from "./sqlite-reads.js";
 import {
   openDatabase, reviveError, type AuditDraft, type OutcomeDraft, type StoreResult, type UsageDelta, type WriteOp,
@@ -115,6 +116,16 @@ function outcomeDraftOf(input: AuditInput): OutcomeDraft {
   return record;
 }
 
+/** What the store queues: the writer's ops, and encoded audit records not yet sealed (sealed when their batch starts). */
+type StoreOp = WriteOp | { op: "audit.pending"; pending: AuditAppends };
+
+/** An audit.records write's value, as expandResults reports it. */
+interface RecordsWritten {
+  firstSeq: number;
+  count: number;
+  lastHash: Buffer;
+}
+
 const optionalDraft = (event: AuditEvent | undefined): AuditDraft | null => (event === undefined ? null : draftOf(event));
 
 function unwrap(result: StoreResult): unknown {
@@ -179,7 +190,9 @@ export class SqliteStore implements KmsStore {
   readonly #lock: StoreLock;
   readonly #writer: Writer;
   readonly #reader: SqliteReader;
-  readonly #committer: GroupCommitter<WriteOp, StoreResult>;
+  readonly #committer: GroupCommitter<StoreOp, StoreResult>;
+  /** Encoded audit records waiting for their group commit (audit-appends.ts). */
+  #appends: AuditAppends | null = null;
   readonly #mac: AuditMac;
   readonly #policy: CheckpointPolicy;
   readonly #usageFlushMs: number;
@@ -218,7 +231,9 @@ export class SqliteStore implements KmsStore {
     this.#head = writer.state.head;
     this.#lastCheckpoint = writer.state.lastCheckpoint;
     this.#usageThroughSeq = writer.state.usageSeq;
-    this.#committer = new GroupCommitter(writer.run, options.groupCommit, (ops, outcome) => this.#afterBatch(ops, outcome));
+    // Encoded records are sealed the moment their batch goes to the writer: later ones start anew.
+    const run = (ops: StoreOp[]): ReturnType<Writer["run"]> => writer.run(ops.map((op) => (op.op === "audit.pending" ? { op: "audit.records", appends: op.pending.seal() } : op)));
+    this.#committer = new GroupCommitter(run, options.groupCommit, (ops, outcome) => this.#afterBatch(ops, outcome));
   }
 
   /** The database file. */
@@ -244,7 +259,7 @@ export class SqliteStore implements KmsStore {
   }
 
   /** Submits an internal write (allowed while closing). */
-  #submit(op: WriteOp): Promise<unknown> {
+  #submit(op: StoreOp): Promise<unknown> {
     return this.#committer.submit(op).then(unwrap);
   }
 
@@ -262,13 +277,17 @@ export class SqliteStore implements KmsStore {
   }
 
   /** Follows the committed chain head, usage and checkpoints from each batch's results. */
-  #afterBatch(ops: readonly WriteOp[], outcome: RunOutcome<StoreResult>): void {
+  #afterBatch(ops: readonly StoreOp[], outcome: RunOutcome<StoreResult>): void {
     if (!outcome.ok) {
       if (ops.some((op) => op.op === "usage.flush")) this.#usageFlushFailed();
       return;
     }
     outcome.results.forEach((result, position) => {
       const op = ops[position]!;
+      if (op.op === "audit.pending") {
+        if (result.ok) this.#recorded(op.pending, result.value as RecordsWritten);
+        return;
+      }
       if (result.audit !== null) {
         const record = result.audit;
         this.#head = { seq: record.seq, hash: record.hash };
@@ -287,6 +306,15 @@ export class SqliteStore implements KmsStore {
     work.catch((error: Error) => {
       if (!(error instanceof StoreError && error.code === "ERR_KMS_STORE_CLOSED")) this.#warn(`hsmkit KMS store: ${error.message}`);
     });
+  }
+
+  /** Takes in committed encoded records: the head moves to the last, their usage is counted. */
+  #recorded(pending: AuditAppends, written: RecordsWritten): void {
+    if (written.count === 0) return;
+    const lastSeq = written.firstSeq + written.count - 1;
+    this.#head = { seq: lastSeq, hash: written.lastHash };
+    if (lastSeq > this.#usageThroughSeq) this.#usageThroughSeq = lastSeq;
+    for (const sum of pending.usage()) this.#addUsage(sum.projectId, sum.keyId, sum.action, sum.count, sum.lastUsedAt);
   }
 
   /** Adds a committed audit record to the usage counts (successes on a key only). */
@@ -532,6 +560,7 @@ export class SqliteStore implements KmsStore {
         return Buffer.from(store.#logId);
       },
       append: (input: AuditInput) => this.#write<AuditRecord>(() => ({ op: "audit.append", record: outcomeDraftOf(input) })),
+      record: (event, outcome, errorCode) => this.#record(event, outcome, errorCode),
       query: async (filter) => this.#reads().auditQuery(filter),
       head: async () => ({ seq: this.#head.seq, hash: Buffer.from(this.#head.hash) }),
       checkpoint: () => (this.#closed ? Promise.reject(new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed")) : this.#checkpoint("manual")),
@@ -558,6 +587,27 @@ export class SqliteStore implements KmsStore {
         }
       },
     };
+  }
+
+  /** audit.record: joins the encoded records of the next group commit and awaits its commit. */
+  #record(event: AuditEvent, outcome: AuditOutcome, errorCode: string | null): Promise<void> {
+    if (this.#closed) return Promise.reject(new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed"));
+    let pending = this.#appends;
+    if (pending === null || !pending.open) {
+      const fresh = new AuditAppends();
+      fresh.done = this.#committer.submit({ op: "audit.pending", pending: fresh }).then((result) => {
+        unwrap(result);
+      });
+      // Every request awaits it; this keeps a batch whose only record was refused from an unhandled rejection.
+      fresh.done.catch(() => undefined);
+      this.#appends = pending = fresh;
+    }
+    try {
+      pending.add(event, outcome, errorCode);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return pending.done!;
   }
 
   async flush(): Promise<void> {

@@ -235,6 +235,13 @@ export interface AuditLog {
   readonly logId: Buffer;
   /** Appends one record (outcome given by the caller: denied requests, crypto operations). Resolves after its commit. */
   append(input: AuditInput): Promise<AuditRecord>;
+  /**
+   * Appends one record like append(), for the request path: resolves (with nothing) after the
+   * commit of the group holding it, which many records share (the record itself is not rebuilt
+   * for the caller). Rejects with TypeError/RangeError, nothing appended, for a field that cannot
+   * be encoded.
+   */
+  record(event: AuditEvent, outcome: AuditOutcome, errorCode: string | null): Promise<void>;
   /** Records matching every given filter, in seq order. */
   query(filter: AuditQuery): Promise<AuditPage>;
   /** The last committed record's seq and chain value (seq 0 and the genesis value for an empty log). */

@@ -105,7 +105,9 @@ export function startWorkerWriter(path: string): Promise<Writer> {
               return new Promise<BatchResult>((settle) => {
                 inFlight.set(id, settle);
                 worker.ref();
-                worker.postMessage({ type: "batch", id, ops: packOps(ops) });
+                // Encoded audit records move to the writer without a copy.
+                const transfer = ops.flatMap((op) => (op.op === "audit.records" ? [op.appends.records.buffer as ArrayBuffer] : []));
+                worker.postMessage({ type: "batch", id, ops: packOps(ops) }, transfer);
               }).then((result) => toOutcome(ops, result));
             },
             close: () => {

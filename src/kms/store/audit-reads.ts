@@ -1,0 +1,89 @@
+/**
+ * Reading the audit log out of its blocks (audit/blocks.ts, migrations.ts v3) on one connection:
+ * the records that match a filter, in seq order, decoding only the blocks that can hold one.
+ *
+ * Which blocks: with a project, the block terms of the most selective filter given (the key, else
+ * the action, else the project); without one, every block. Blocks start at the one holding the
+ * record after `afterSeq`, or later — the first whose time_high reaches `from` (time_high never
+ * decreases, so no earlier block holds a record that late). Each candidate block is skipped
+ * unless it can hold a time in [from, to). Every record of a block read is then checked against
+ * every filter: terms and times only narrow the search, they never decide a match.
+ */
+import type Database from "better-sqlite3";
+import { actionTerm, decodeBlock, keyTerm } from "../audit/blocks.js";
+import type { AuditRecord } from "../types.js";
+import type { AuditQuery } from "./store.js";
+
+export type AuditFilter = Omit<AuditQuery, "limit">;
+
+/** Blocks read per statement. */
+const BLOCKS_PER_READ = 32;
+
+interface BlockRow {
+  first_seq: number;
+  bodies: Buffer;
+  hashes: Buffer;
+}
+
+export class AuditBlockReader {
+  readonly #s;
+
+  constructor(db: Database.Database) {
+    const prepare = (sql: string): Database.Statement => db.prepare(sql);
+    const blockColumns = "b.first_seq, b.bodies, b.hashes";
+    const timeWindow = "b.time_high >= ? AND b.min_time < ?";
+    this.#s = {
+      startAt: prepare("SELECT coalesce(max(first_seq), 0) FROM audit_blocks WHERE first_seq <= ?").pluck(),
+      startAtTime: prepare("SELECT first_seq FROM audit_blocks WHERE time_high >= ? ORDER BY time_high, first_seq LIMIT 1").pluck(),
+      blocks: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq >= ? AND ${timeWindow} ORDER BY b.first_seq LIMIT ${BLOCKS_PER_READ}`),
+      blocksOfTerm: prepare(`SELECT ${blockColumns} FROM audit_block_terms t JOIN audit_blocks b ON b.first_seq = t.first_seq
+        WHERE t.project_id = ? AND t.term = ? AND t.first_seq >= ? AND ${timeWindow} ORDER BY t.first_seq LIMIT ${BLOCKS_PER_READ}`),
+      blockHolding: prepare("SELECT first_seq, bodies, hashes FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"),
+    };
+  }
+
+  /**
+   * The records matching `filter`, in seq order (block order; within a block, the order written).
+   * Throws MalformedBlock (audit/blocks.ts) on a block that does not decode.
+   */
+  *records(filter: AuditFilter = {}): Generator<AuditRecord> {
+    const afterSeq = filter.afterSeq ?? 0;
+    const from = filter.from ?? Number.MIN_SAFE_INTEGER;
+    const to = filter.to ?? Number.MAX_SAFE_INTEGER;
+    let start = this.#s.startAt.get(afterSeq + 1) as number;
+    if (filter.from !== undefined) {
+      const byTime = this.#s.startAtTime.get(filter.from) as number | undefined;
+      if (byTime === undefined) return;
+      start = Math.max(start, byTime);
+    }
+    const project = filter.projectId;
+    const term = filter.keyId !== undefined ? keyTerm(filter.keyId) : filter.action !== undefined ? actionTerm(filter.action) : "";
+    for (;;) {
+      const rows = (project === undefined
+        ? this.#s.blocks.all(start, from, to)
+        : this.#s.blocksOfTerm.all(project, term, start, from, to)) as BlockRow[];
+      for (const row of rows) {
+        for (const record of decodeBlock(row.first_seq, row.bodies, row.hashes)) if (matches(record, filter, afterSeq)) yield record;
+      }
+      if (rows.length < BLOCKS_PER_READ) return;
+      start = rows.at(-1)!.first_seq + 1;
+    }
+  }
+
+  /** Record `seq`, or undefined when the log holds none. */
+  record(seq: number): AuditRecord | undefined {
+    const row = this.#s.blockHolding.get(seq) as BlockRow | undefined;
+    if (row === undefined) return undefined;
+    return decodeBlock(row.first_seq, row.bodies, row.hashes).find((record) => record.seq === seq);
+  }
+}
+
+function matches(record: AuditRecord, filter: AuditFilter, afterSeq: number): boolean {
+  return record.seq > afterSeq
+    && (filter.projectId === undefined || record.projectId === filter.projectId)
+    && (filter.keyId === undefined || record.keyId === filter.keyId)
+    && (filter.action === undefined || record.action === filter.action)
+    && (filter.outcome === undefined || record.outcome === filter.outcome)
+    && (filter.from === undefined || record.time >= filter.from)
+    && (filter.to === undefined || record.time < filter.to);
+}
