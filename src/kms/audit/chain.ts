@@ -91,10 +91,29 @@ function writeU64(out: Buffer, offset: number, value: number): number {
   return offset + 8;
 }
 
+/** Strings up to this long are tried as ASCII in JavaScript first: ids, actions, sources — nearly every field. */
+const SHORT = 96;
+
 function writeStr(out: Buffer, offset: number, value: string): number {
-  const length = out.write(value, offset + 4, "utf8");
-  out.writeUInt32BE(length, offset);
+  let length = -1;
+  if (value.length <= SHORT) length = writeAscii(out, offset + 4, value);
+  // Not ASCII (or long): UTF-8 by Buffer.write, which a native call makes dearer for short strings.
+  if (length < 0) length = out.write(value, offset + 4, "utf8");
+  out[offset] = length >>> 24;
+  out[offset + 1] = (length >>> 16) & 0xff;
+  out[offset + 2] = (length >>> 8) & 0xff;
+  out[offset + 3] = length & 0xff;
   return offset + 4 + length;
+}
+
+/** Writes `value` at `offset` if it is all ASCII (then UTF-8 is the same bytes) and returns its length; -1 otherwise (bytes written so far are overwritten by the caller). */
+function writeAscii(out: Buffer, offset: number, value: string): number {
+  for (let i = 0; i < value.length; i++) {
+    const code = value.charCodeAt(i);
+    if (code > 0x7f) return -1;
+    out[offset + i] = code;
+  }
+  return value.length;
 }
 
 function writeOpt(out: Buffer, offset: number, value: string | null): number {
