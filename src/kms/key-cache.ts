@@ -1,6 +1,6 @@
 /**
  * The keys a Kms has used recently, in memory: the record, the versions loaded so far, and the
- * key's seal count — so that a request on a hot key reads nothing from the store. A bounded LRU
+ * key's seal count — so that a request on a hot key reads nothing from the store. A bounded cache
  * (config.ts keyCacheSize): the store is never held in memory, however many keys it has.
  *
  * Freshness: every change a Kms makes to a key (state, alias, versions, deletion) invalidates the
@@ -27,9 +27,19 @@ export interface KeyEntry {
   rotating: Promise<KeyEntry> | null;
 }
 
+/** An entry and its "used since the eviction hand last passed" bit (CLOCK, second chance). */
+interface Slot {
+  entry: KeyEntry;
+  used: boolean;
+}
+
+/**
+ * Eviction is CLOCK (second chance) rather than strict LRU: a hit only sets a bit, where moving the
+ * entry to the end of the Map on every hit (delete + set) cost more than the rest of the lookup.
+ */
 export class KeyCache {
   readonly #capacity: number;
-  readonly #entries = new Map<string, KeyEntry>();
+  readonly #entries = new Map<string, Slot>();
   readonly #aliases = new Map<string, string>();
   #epoch = 0;
 
@@ -47,14 +57,10 @@ export class KeyCache {
   }
 
   get(projectId: string, keyId: string): KeyEntry | undefined {
-    const id = `${projectId}\0${keyId}`;
-    const entry = this.#entries.get(id);
-    if (entry !== undefined) {
-      // Most recently used goes last.
-      this.#entries.delete(id);
-      this.#entries.set(id, entry);
-    }
-    return entry;
+    const slot = this.#entries.get(`${projectId}\0${keyId}`);
+    if (slot === undefined) return undefined;
+    slot.used = true;
+    return slot.entry;
   }
 
   /** The key id the cache knows `alias` by in the project, if it does. */
@@ -68,26 +74,40 @@ export class KeyCache {
     const { projectId, keyId, alias } = entry.record;
     const id = `${projectId}\0${keyId}`;
     const previous = this.#entries.get(id);
-    if (previous !== undefined) this.#dropAlias(previous);
+    if (previous !== undefined) this.#dropAlias(previous.entry);
     this.#entries.delete(id);
-    this.#entries.set(id, entry);
+    this.#entries.set(id, { entry, used: false });
     this.#aliases.set(`${projectId}\0${alias}`, keyId);
-    while (this.#entries.size > this.#capacity) {
-      const [oldest, evicted] = this.#entries.entries().next().value as [string, KeyEntry];
-      this.#entries.delete(oldest);
-      this.#dropAlias(evicted);
-    }
+    while (this.#entries.size > this.#capacity) this.#evictOne(id);
     return true;
+  }
+
+  /**
+   * The hand goes from the oldest entry on: a used one loses its bit and goes to the back; the
+   * first unused one other than `keep` (the entry just stored) is evicted.
+   */
+  #evictOne(keep: string): void {
+    for (const [id, slot] of this.#entries) {
+      if (id === keep) continue;
+      this.#entries.delete(id);
+      if (slot.used) {
+        slot.used = false;
+        this.#entries.set(id, slot);
+        continue;
+      }
+      this.#dropAlias(slot.entry);
+      return;
+    }
   }
 
   /** Forgets the key (after a change to it is committed). */
   invalidate(projectId: string, keyId: string): void {
     this.#epoch++;
     const id = `${projectId}\0${keyId}`;
-    const entry = this.#entries.get(id);
-    if (entry === undefined) return;
+    const slot = this.#entries.get(id);
+    if (slot === undefined) return;
     this.#entries.delete(id);
-    this.#dropAlias(entry);
+    this.#dropAlias(slot.entry);
   }
 
   clear(): void {

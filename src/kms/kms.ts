@@ -933,6 +933,9 @@ export class Kms {
 
   /** The key a reference names in the project (key id or alias), or undefined. KMS.0205 for a reference that can be neither. */
   async #resolve(projectId: string, ref: string): Promise<KeyEntry | undefined> {
+    // A hot key named by its id (lowercase, as cached): what the pattern below would find, without running it.
+    const hit = this.#cache.get(projectId, ref);
+    if (hit !== undefined) return hit;
     if (UUID.test(ref)) return this.#entry(projectId, ref.toLowerCase());
     if (!ALIAS_REF.test(ref)) throw new KmsError("KMS.0205", "key_id must be a key id (UUID) or an alias");
     const cachedId = this.#cache.aliasToKeyId(projectId, ref);
