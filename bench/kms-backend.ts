@@ -4,7 +4,8 @@
  *
  *   node dist/bench/kms-backend.js [--quick] [--json FILE]
  *
- * Rows (1 KiB unless named): backend GCM encrypt alone; encrypt-data shape (Envelope.seal with a
+ * Rows (1 KiB unless named): backend GCM encrypt and decrypt alone; random (32 bytes from the
+ * token, as create-datakey draws a key); encrypt-data shape (Envelope.seal with a
  * two-pair context: IV from the token in batches, GCM in the token); decrypt-data shape
  * (Envelope.open); create-datakey shape (32 random bytes from the token, sealed); decrypt with a
  * cold handle cache (every call unwraps the version again); a new version key (generate, wrap,
@@ -43,6 +44,7 @@ function trials(target: string, module: ModuleSource): { trials: Trial[]; close(
   const kib = backend.random(1024);
   const aad = Buffer.alloc(60, 7);
   const iv = backend.random(12);
+  const sealed = backend.encrypt(target1.key, iv, aad, kib);
   const blob = envelope.seal(target1, "data", kib, CONTEXT);
   const blobs = [blob, envelope.seal(target2, "data", kib, CONTEXT)];
   const checkpoint = backend.random(32);
@@ -51,6 +53,12 @@ function trials(target: string, module: ModuleSource): { trials: Trial[]; close(
     trials: [
       row("backend GCM encrypt", 1024, (n) => {
         for (let i = 0; i < n; i++) backend.encrypt(target1.key, iv, aad, kib);
+      }),
+      row("backend GCM decrypt", 1024, (n) => {
+        for (let i = 0; i < n; i++) backend.decrypt(target1.key, iv, aad, sealed);
+      }),
+      row("random (32 B)", 32, (n) => {
+        for (let i = 0; i < n; i++) backend.random(32);
       }),
       row("encrypt-data shape (seal)", 1024, (n) => {
         for (let i = 0; i < n; i++) envelope.seal(target1, "data", kib, CONTEXT);

@@ -2,6 +2,8 @@
  * Handles cross the pkcs11js surface as Buffers of sizeof(CK_ULONG) = 8 bytes, little-endian
  * (pkcs11js src/pkcs11.cpp get_args_handle). Inside, they are numbers.
  */
+// Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
+import { Buffer } from "node:buffer";
 import { CkrError } from "./errors.js";
 import { pkcs11 } from "./pkcs11.js";
 

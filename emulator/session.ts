@@ -12,6 +12,7 @@ import { CkrError } from "./errors.js";
 import { pkcs11 } from "./pkcs11.js";
 import type { Slot } from "./slot.js";
 import type { Viewer } from "./objects/access.js";
+import type { LoginState } from "./token.js";
 
 export type OperationKind = "encrypt" | "decrypt" | "digest" | "sign" | "verify" | "find";
 
@@ -20,8 +21,13 @@ export interface ActiveOperation {
   abort?(): void;
 }
 
-export class Session {
-  private readonly operations = new Map<OperationKind, ActiveOperation>();
+export class Session implements Viewer {
+  /**
+   * The active operation and its kind. One slot, not a map: begin() refuses a second operation of
+   * any kind, so there is never more than one (and this is read on every C_ call of an operation).
+   */
+  private kind: OperationKind | undefined;
+  private operation: ActiveOperation | undefined;
 
   constructor(
     readonly handle: number,
@@ -29,8 +35,13 @@ export class Session {
     readonly rw: boolean,
   ) {}
 
+  /** The login state of the session's token (the session is its own Viewer: no object per access check). */
+  get login(): LoginState {
+    return this.slot.token!.login;
+  }
+
   get viewer(): Viewer {
-    return { rw: this.rw, login: this.slot.token!.login };
+    return this;
   }
 
   /** CK_STATE (§5.6). */
@@ -42,28 +53,30 @@ export class Session {
   }
 
   begin<T extends ActiveOperation>(kind: OperationKind, operation: T): T {
-    if (this.operations.size > 0) {
+    if (this.kind !== undefined) {
       operation.abort?.();
-      throw new CkrError(pkcs11.CKR_OPERATION_ACTIVE, `a ${[...this.operations.keys()].join(", ")} operation is already active`);
+      throw new CkrError(pkcs11.CKR_OPERATION_ACTIVE, `a ${this.kind} operation is already active`);
     }
-    this.operations.set(kind, operation);
+    this.kind = kind;
+    this.operation = operation;
     return operation;
   }
 
   /** The active operation of this kind; CKR_OPERATION_NOT_INITIALIZED if none. */
   active<T extends ActiveOperation>(kind: OperationKind): T {
-    const operation = this.operations.get(kind);
-    if (operation === undefined) throw new CkrError(pkcs11.CKR_OPERATION_NOT_INITIALIZED, `no ${kind} operation`);
-    return operation as T;
+    if (this.kind !== kind) throw new CkrError(pkcs11.CKR_OPERATION_NOT_INITIALIZED, `no ${kind} operation`);
+    return this.operation as T;
   }
 
   end(kind: OperationKind): void {
-    const operation = this.operations.get(kind);
-    this.operations.delete(kind);
+    if (this.kind !== kind) return;
+    const operation = this.operation;
+    this.kind = undefined;
+    this.operation = undefined;
     operation?.abort?.();
   }
 
   endAll(): void {
-    for (const kind of [...this.operations.keys()]) this.end(kind);
+    if (this.kind !== undefined) this.end(this.kind);
   }
 }

@@ -2,6 +2,8 @@
  * Helpers the function files share: caller output buffers (pkcs11js passes one and returns the
  * written prefix), PIN and string arguments, the persistence hook.
  */
+// Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
+import { Buffer } from "node:buffer";
 import { CkrError } from "../errors.js";
 import { pkcs11 } from "../pkcs11.js";
 

@@ -42,14 +42,21 @@ function overlaps(a: Buffer, b: Buffer): boolean {
   return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.length && b.byteOffset < a.byteOffset + a.length;
 }
 
+/** C_Encrypt / C_Decrypt: run() written out, as every single-part message of the KMS comes this way. */
 export function cipherOnce(state: ModuleState, direction: Direction, sessionHandle: unknown, input: unknown, out: unknown): Buffer {
-  return run(state, direction, sessionHandle, (operation) => {
+  const session = state.session(sessionHandle);
+  const operation = session.active<CipherOperation>(direction);
+  try {
     const data = bufferArg(input, "input");
     const target = checkOutput(out, operation.onceLength(data.length));
     // Straight into the caller's buffer when the mechanism can (no copy), unless it aliases the input.
-    if (operation.onceInto !== undefined && !overlaps(data, target)) return operation.onceInto(data, target);
-    return deliver(target, operation.once(data));
-  }, true);
+    const result = operation.onceInto !== undefined && !overlaps(data, target) ? operation.onceInto(data, target) : deliver(target, operation.once(data));
+    session.end(direction);
+    return result;
+  } catch (error) {
+    if (!(error instanceof CkrError && error.rv === P.CKR_BUFFER_TOO_SMALL)) session.end(direction);
+    throw error;
+  }
 }
 
 export function cipherUpdate(state: ModuleState, direction: Direction, sessionHandle: unknown, input: unknown, out: unknown): Buffer {

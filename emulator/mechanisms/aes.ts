@@ -6,7 +6,9 @@
  * Under KWP, private keys (RSA, EC) are wrapped as their PKCS#8 PrivateKeyInfo DER, as SoftHSMv2
  * wraps them; KW wraps secret keys only.
  */
-import { gcmOpen, gcmSeal } from "../../src/crypto/aead.js";
+// Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
+import { Buffer } from "node:buffer";
+import { gcmOpen, gcmSeal, type GcmParams } from "../../src/crypto/aead.js";
 import { generateKey, importKey, type KeyHandle } from "../../src/crypto/keys.js";
 import { keyUnwrap, keyUnwrapKey, keyWrap, keyWrapKey, type KeyWrapMode } from "../../src/crypto/keywrap.js";
 import { CkrError } from "../errors.js";
@@ -16,8 +18,8 @@ import type { P11Object } from "../objects/object.js";
 import { pkcs11, type Mechanism } from "../pkcs11.js";
 import { privateKeyFromPkcs8, privateKeyToPkcs8 } from "./asymmetric.js";
 import type { CipherOperation, MechanismFamily, NewKey } from "./mechanism.js";
-import { native } from "./native-errors.js";
-import { gcmParameters, noParameter } from "./params.js";
+import { native, translate, type NativeErrorMeaning } from "./native-errors.js";
+import { gcmParameters, noParameter, type GcmParameters } from "./params.js";
 
 const P = pkcs11;
 const AES_KEY_LENGTHS = [16, 24, 32];
@@ -55,33 +57,77 @@ const aesKeyGen: MechanismFamily = {
   },
 };
 
-/** GCM buffers multi-part input and seals or opens it at C_*Final: decryption must verify the tag before releasing any plaintext. */
+const GCM_SEAL_ERRORS: NativeErrorMeaning = { invalidArgument: P.CKR_DATA_LEN_RANGE };
+const GCM_OPEN_ERRORS: NativeErrorMeaning = { invalidArgument: P.CKR_ENCRYPTED_DATA_LEN_RANGE, integrity: P.CKR_ENCRYPTED_DATA_INVALID };
+
+/**
+ * GCM buffers multi-part input and seals or opens it at C_*Final: decryption must verify the tag
+ * before releasing any plaintext. A class rather than an object of closures: one allocation per
+ * C_EncryptInit / C_DecryptInit, which the single-part calls of the KMS make for every message.
+ */
+class GcmOperation implements CipherOperation {
+  private readonly params: GcmParams;
+  private readonly tagBytes: number;
+  /** Multi-part input, made on the first C_*Update (single-part calls never need it). */
+  private parts: Buffer[] | undefined;
+  private buffered = 0;
+
+  constructor(private readonly key: KeyHandle, parameters: GcmParameters, private readonly encrypt: boolean) {
+    this.params = { iv: parameters.iv, aad: parameters.aad, tagLength: parameters.tagBytes };
+    this.tagBytes = parameters.tagBytes;
+  }
+
+  once(input: Buffer): Buffer {
+    return this.run(input, undefined);
+  }
+
+  /** A failed open zeroes what it wrote (the native core releases no unauthenticated plaintext). */
+  onceInto(input: Buffer, out: Buffer): Buffer {
+    return this.run(input, out);
+  }
+
+  onceLength(n: number): number {
+    return this.encrypt ? n + this.tagBytes : Math.max(0, n - this.tagBytes);
+  }
+
+  update(input: Buffer): Buffer {
+    (this.parts ??= []).push(Buffer.from(input));
+    this.buffered += input.length;
+    return Buffer.alloc(0);
+  }
+
+  updateLength(): number {
+    return 0;
+  }
+
+  final(): Buffer {
+    return this.run(Buffer.concat(this.parts ?? []), undefined);
+  }
+
+  finalLength(): number {
+    return this.onceLength(this.buffered);
+  }
+
+  private run(input: Buffer, out: Buffer | undefined): Buffer {
+    if (this.encrypt) {
+      try {
+        return gcmSeal(this.key, input, this.params, out);
+      } catch (error) {
+        throw translate(error, GCM_SEAL_ERRORS);
+      }
+    }
+    if (input.length < this.tagBytes) throw new CkrError(P.CKR_ENCRYPTED_DATA_LEN_RANGE, "shorter than the tag");
+    try {
+      return gcmOpen(this.key, input, this.params, out);
+    } catch (error) {
+      throw translate(error, GCM_OPEN_ERRORS);
+    }
+  }
+}
+
 function gcmOperation(key: P11Object, mechanism: Mechanism, encrypt: boolean): CipherOperation {
-  const { iv, aad, tagBytes } = gcmParameters(mechanism);
-  const slot = key.secretKey();
-  const params = { iv, aad, tagLength: tagBytes };
-  const parts: Buffer[] = [];
-  let buffered = 0;
-  const run = (input: Buffer, out?: Buffer): Buffer => {
-    if (encrypt) return native({ invalidArgument: P.CKR_DATA_LEN_RANGE }, () => gcmSeal(slot, input, params, out));
-    if (input.length < tagBytes) throw new CkrError(P.CKR_ENCRYPTED_DATA_LEN_RANGE, "shorter than the tag");
-    return native({ invalidArgument: P.CKR_ENCRYPTED_DATA_LEN_RANGE, integrity: P.CKR_ENCRYPTED_DATA_INVALID }, () => gcmOpen(slot, input, params, out));
-  };
-  const length = (n: number): number => (encrypt ? n + tagBytes : Math.max(0, n - tagBytes));
-  return {
-    once: (input) => run(input),
-    // A failed open zeroes what it wrote (the native core releases no unauthenticated plaintext).
-    onceInto: (input, out) => run(input, out),
-    onceLength: length,
-    update(input) {
-      parts.push(Buffer.from(input));
-      buffered += input.length;
-      return Buffer.alloc(0);
-    },
-    updateLength: () => 0,
-    final: () => run(Buffer.concat(parts)),
-    finalLength: () => length(buffered),
-  };
+  const parameters = gcmParameters(mechanism);
+  return new GcmOperation(key.secretKey(), parameters, encrypt);
 }
 
 const aesGcm: MechanismFamily = {

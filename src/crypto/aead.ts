@@ -9,6 +9,8 @@
  * The caller chooses the IV here because this is the primitive under PKCS#11, where the
  * application supplies it; an IV must never repeat under one key.
  */
+// Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
+import { Buffer } from "node:buffer";
 import { addon } from "./addon.js";
 import { argValueError, assertBytes, assertInteger } from "./errors.js";
 import { assertKey, type KeyHandle } from "./keys.js";

@@ -156,6 +156,44 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   {
+    title: "encrypt writes into the caller's buffer when given one (the same bytes, in place); every result is the caller's own",
+    run(t, harness) {
+      const backend = harness.open();
+      const v = version(backend, "k:1");
+      const aad = Buffer.from("aad");
+      const plaintext = backend.random(1024);
+      const iv = backend.random(12);
+      const fresh = backend.encrypt(v, iv, aad, plaintext);
+      // The envelope's use: the sealed bytes go after a header, inside a larger buffer.
+      const blob = Buffer.alloc(7 + fresh.length + 5, 0xa5);
+      const inPlace = backend.encrypt(v, iv, aad, plaintext, blob.subarray(7));
+      t.is(inPlace.buffer, blob.buffer);
+      t.is(inPlace.byteOffset, blob.byteOffset + 7);
+      t.deepEqual(inPlace, fresh);
+      t.deepEqual(blob.subarray(0, 7), Buffer.alloc(7, 0xa5), "nothing written before out");
+      t.deepEqual(blob.subarray(7 + fresh.length), Buffer.alloc(5, 0xa5), "nothing written past the sealed bytes");
+      t.deepEqual(backend.decrypt(v, iv, aad, inPlace), plaintext);
+      throwsKms(t, () => backend.encrypt(v, iv, aad, plaintext, Buffer.alloc(fresh.length - 1)), "KMS.0308");
+      throwsKms(t, () => backend.encrypt(v, iv, aad, plaintext, "out" as unknown as Buffer), "KMS.0308");
+      // No result shares bytes with another: overwriting one leaves the next call's untouched.
+      const results = [
+        ["encrypt", () => backend.encrypt(v, iv, aad, plaintext)],
+        ["decrypt", () => backend.decrypt(v, iv, aad, fresh)],
+        ["random", () => backend.random(32)],
+      ] as const;
+      for (const [what, call] of results) {
+        const first = call();
+        const kept = Buffer.from(first);
+        const second = call();
+        second.fill(0x5a);
+        t.deepEqual(first, kept, what);
+        first.fill(0xc3);
+        t.false(second.some((byte) => byte !== 0x5a), what);
+      }
+      t.deepEqual(backend.decrypt(v, iv, aad, fresh), plaintext);
+    },
+  },
+  {
     title: "the handle cache stays within its bound and evicted versions are unwrapped again",
     run(t, harness) {
       const backend = harness.open({ cacheSize: 2 });
@@ -194,6 +232,15 @@ export const SCENARIOS: Scenario[] = [
       throwsKms(t, () => backend.decrypt(b, iv, Buffer.alloc(0), sealedA), "KMS.2201");
       t.is(backend.decrypt(a, iv, Buffer.alloc(0), sealedA).toString(), "under a");
       t.is(harness.sessionKeys().length, 1, "the replaced object was destroyed");
+      // The cache compares the wrapping's bytes, not the object: equal bytes elsewhere are a hit,
+      // and the same array changed in place is a different wrapping.
+      const unwraps = backend.info().cache.unwraps;
+      const same = { id: "shared:1", wrapped: Buffer.from(a.wrapped) };
+      t.is(backend.decrypt(same, iv, Buffer.alloc(0), sealedA).toString(), "under a");
+      t.is(backend.info().cache.unwraps, unwraps);
+      same.wrapped.set(b.wrapped);
+      throwsKms(t, () => backend.decrypt(same, iv, Buffer.alloc(0), sealedA), "KMS.2201");
+      t.is(backend.info().cache.unwraps, unwraps + 1);
     },
   },
   {

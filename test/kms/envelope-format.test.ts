@@ -119,6 +119,65 @@ test("the bound context's encoding is byte-exact and canonical: pairs sorted by 
   t.deepEqual(encodeBoundContext("data", { encryptionContext: bare }), encodeBoundContext("data", { encryptionContext: { k: "v" } }));
 });
 
+/** The layout of context.ts written the plain way (Buffer.from for every string, Buffer.compare to sort): the fast encoder must agree. */
+function referenceEncoding(purpose: "data" | "datakey", aad: string | undefined, context: Record<string, string> | undefined): Buffer {
+  const u32 = (n: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(n);
+    return b;
+  };
+  const text = (s: string): Buffer => Buffer.concat([u32(Buffer.byteLength(s)), Buffer.from(s, "utf8")]);
+  const pairs = Object.entries(context ?? {}).sort(([x], [y]) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+  return Buffer.concat([Buffer.from([purpose === "data" ? 1 : 2]), text(aad ?? ""), u32(pairs.length), ...pairs.flatMap(([k, v]) => [text(k), text(v)])]);
+}
+
+test("fast-check: the encoding equals a plain reference for any well-formed text (ASCII, escapes, BMP, astral), up to 40 pairs", (t) => {
+  const unit = fc.constantFrom("a", "Z", "0", " ", '"', "\\", "\n", "\u0001", "\u007f", "\u0080", "é", "\u2028", "\uFF5E", "\uD7FF", "\uE000", "\u{1F511}", "\u{10FFFF}");
+  const text = fc.string({ unit, maxLength: 8 });
+  const input = fc.record({
+    purpose: fc.constantFrom("data" as const, "datakey" as const),
+    aad: fc.option(fc.string({ unit, maxLength: 20 }), { nil: undefined }),
+    context: fc.option(fc.dictionary(text.filter((k) => k.length > 0), text, { maxKeys: 40 }), { nil: undefined }),
+  });
+  fc.assert(fc.property(input, ({ purpose, aad, context }) => {
+    const expected = referenceEncoding(purpose, aad, context);
+    let actual: Buffer;
+    try {
+      actual = encodeBoundContext(purpose, { additionalAuthenticatedData: aad, encryptionContext: context });
+    } catch (error) {
+      // Only the documented limits may refuse it.
+      return error instanceof KmsError && (Buffer.byteLength(aad ?? "") > MAX_AAD_BYTES || JSON.stringify(context ?? {}).length > MAX_CONTEXT_CHARS);
+    }
+    return actual.equals(expected);
+  }), { numRuns: 3000 });
+  // A lone surrogate anywhere is refused, paired ones are not.
+  for (const lone of ["\uD800", "\uDBFF", "\uDC00", "a\uDFFFb", "\uD83D\uD83D", "\uDE00\uD83D"]) {
+    throwsKms(t, () => encodeBoundContext("data", { additionalAuthenticatedData: lone }), "KMS.0308");
+    throwsKms(t, () => encodeBoundContext("data", { encryptionContext: { [lone]: "v" } }), "KMS.0208");
+    throwsKms(t, () => encodeBoundContext("data", { encryptionContext: { k: lone } }), "KMS.0208");
+  }
+  t.deepEqual(encodeBoundContext("data", { encryptionContext: { "\uD83D\uDE00": "\uD83D\uDE00" } }), referenceEncoding("data", undefined, { "\u{1F600}": "\u{1F600}" }));
+});
+
+test("fast-check: the header takes exactly the key ids the UUID pattern takes (either case), and writes their bytes", (t) => {
+  const iv = Buffer.alloc(12, 9);
+  const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
+  const near = fc.string({ unit: fc.constantFrom("0", "9", "a", "f", "A", "F", "g", "G", "-", "/", ":", "@", "`", " ", "\u0660"), minLength: 34, maxLength: 38 });
+  const cased = fc.tuple(fc.uuid(), fc.boolean()).map(([u, upper]) => (upper ? u.toUpperCase() : u));
+  const odd = fc.constantFrom("-", "g", "G", "/", ":", "@", "`", "[", "{", " ", "\u0660", "\uFF10");
+  const mutated = fc.tuple(cased, fc.nat(35), odd).map(([u, at, c]) => u.slice(0, at) + c + u.slice(at + 1));
+  fc.assert(fc.property(fc.oneof(near, cased, mutated), (keyId) => {
+    let header: Buffer;
+    try {
+      header = encodeHeader({ keyId, version: 7, iv });
+    } catch (error) {
+      return !uuid.test(keyId) && error instanceof KmsError && error.code === "KMS.0205";
+    }
+    return uuid.test(keyId) && header.subarray(3, 19).equals(keyIdToBytes(keyId)) && parseBlob(Buffer.concat([header, Buffer.alloc(17)])).keyId === keyId.toLowerCase();
+  }), { numRuns: 3000 });
+  t.pass();
+});
+
 test("fast-check: the encoding is injective — different purposes, AADs or contexts never give the same bytes", (t) => {
   const text = fc.string({ unit: "grapheme", maxLength: 6 });
   const bound = fc.record({

@@ -103,8 +103,11 @@ export interface KmsBackend {
    * @param iv 12 bytes, never reused with this version (the envelope draws it from random()).
    * @param aad 0..MAX_DATA_BYTES bytes of additional authenticated data.
    * @param plaintext 1..MAX_DATA_BYTES bytes.
+   * @param out where to write the result, at its start (at least plaintext.length + 16 bytes, not
+   *   overlapping the inputs); the result is then `out` or a view of it. Without it, a new Buffer.
+   *   The envelope passes the rest of its blob, so the sealed bytes are written once, in place.
    */
-  encrypt(version: VersionRef, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer;
+  encrypt(version: VersionRef, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Buffer;
 
   /**
    * Opens what encrypt produced. Any mismatch of key, IV, AAD, ciphertext or tag, and a `sealed`

@@ -22,6 +22,8 @@
  * session and cached handle, reconnects (slot by label, login, token keys by label) and retries the
  * call once; if that fails too, the error is reported and the next call reconnects again.
  */
+// Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
+import { Buffer } from "node:buffer";
 import { KmsError } from "../errors.js";
 import {
   GCM_IV_BYTES, GCM_TAG_BYTES, MAC_BYTES, MAX_DATA_BYTES, MAX_RANDOM_BYTES, WRAPPED_VERSION_KEY_BYTES, VERSION_KEY_BYTES,
@@ -29,7 +31,7 @@ import {
 } from "./backend.js";
 import { HandleCache } from "./handle-cache.js";
 import { acquireModule, type ModuleLease, type ModuleSource } from "./module-loader.js";
-import { DECRYPT_REJECTED, ckrOf, graphene, isRecoverable, pkcs11, tokenError, type Key, type Slot } from "./pkcs11.js";
+import { DECRYPT_REJECTED, ckrOf, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Slot } from "./pkcs11.js";
 import { SessionPool } from "./session-pool.js";
 
 const P = pkcs11;
@@ -129,9 +131,26 @@ function isBroken(error: unknown): boolean {
   return !(error instanceof KmsError);
 }
 
+/**
+ * CK_MECHANISM for AES-GCM with a full tag, as graphene's AesGcmParams.toCKI() builds it for
+ * pkcs11js (CK_PARAMS_AES_GCM: CK_GCM_PARAMS with ulIvLen, ulIvBits, AAD and ulTagBits).
+ */
+function gcmMechanism(iv: Uint8Array, aad: Uint8Array): Pkcs11Mechanism {
+  const ivBytes = asBuffer(iv);
+  const parameter: Pkcs11AesGcm = { type: P.CK_PARAMS_AES_GCM, iv: ivBytes, ivBits: ivBytes.length * 8, aad: asBuffer(aad), tagBits: GCM_TAG_BYTES * 8 };
+  return { mechanism: P.CKM_AES_GCM, parameter };
+}
+
 /** A Buffer over the same bytes (pkcs11js takes Buffers only). */
 function asBuffer(bytes: Uint8Array): Buffer {
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** Byte equality of two short arrays (wrapped keys, 40 bytes): a loop costs less than a call into Buffer.compare. */
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function checkBytes(value: unknown, name: string, min: number, max: number): asserts value is Uint8Array {
@@ -163,6 +182,13 @@ function field(text: string): string {
 
 export class GrapheneBackend implements KmsBackend {
   private readonly lease: ModuleLease;
+  /**
+   * The pkcs11js-shaped object graphene wraps (the loaded library, or the emulator). The per-call
+   * operations (GCM, random) call it directly with graphene's session and key handles: graphene
+   * would make a parameter object, a Cipher and a copy of the input on every call, and the C_
+   * calls, their arguments and their errors are the same either way.
+   */
+  private readonly lib: PKCS11;
   private readonly options: Required<Omit<GrapheneBackendOptions, "module">>;
   private readonly cache: HandleCache<CachedVersion>;
   private connection: Connection | undefined;
@@ -191,6 +217,7 @@ export class GrapheneBackend implements KmsBackend {
     this.cache = new HandleCache<CachedVersion>(this.options.cacheSize, (entry) => this.destroyObject(entry.key));
     try {
       this.lease = acquireModule(options.module);
+      this.lib = this.lease.module.lib;
     } catch (error) {
       throw tokenError(error, "loading the PKCS#11 module");
     }
@@ -220,22 +247,32 @@ export class GrapheneBackend implements KmsBackend {
       }, isBroken));
   }
 
-  encrypt(version: VersionRef, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array): Buffer {
+  encrypt(version: VersionRef, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Buffer {
     checkVersion(version);
     checkBytes(iv, "iv", GCM_IV_BYTES, GCM_IV_BYTES);
     checkBytes(aad, "aad", 0, MAX_DATA_BYTES);
     checkBytes(plaintext, "plaintext", 1, MAX_DATA_BYTES);
+    const length = plaintext.length + GCM_TAG_BYTES;
+    if (out !== undefined) checkBytes(out, "out", length, Number.MAX_SAFE_INTEGER);
     return this.operation("encrypting", (c) => {
       const key = this.versionKey(c, version);
-      return c.pool.run((session) => {
-        const params = new graphene.AesGcmParams(asBuffer(iv), asBuffer(aad), GCM_TAG_BYTES * 8);
-        const out = Buffer.alloc(plaintext.length + GCM_TAG_BYTES);
-        const sealed = session.createCipher({ name: P.CKM_AES_GCM, params }, key).once(asBuffer(plaintext), out);
-        if (sealed.length !== plaintext.length + GCM_TAG_BYTES) {
+      const session = c.pool.take();
+      let healthy = true;
+      try {
+        // Written in full before it is returned: no need for zeroed memory.
+        const target = out === undefined ? Buffer.allocUnsafe(length) : asBuffer(out);
+        this.lib.C_EncryptInit(session.handle, gcmMechanism(iv, aad), key.handle);
+        const sealed = this.lib.C_Encrypt(session.handle, asBuffer(plaintext), target);
+        if (sealed.length !== length) {
           throw new KmsError("KMS.0101", `C_Encrypt (AES-GCM) returned ${sealed.length} bytes for ${plaintext.length}`);
         }
         return sealed;
-      }, isBroken);
+      } catch (error) {
+        healthy = !isBroken(error);
+        throw error;
+      } finally {
+        c.pool.give(session, healthy);
+      }
     });
   }
 
@@ -247,12 +284,14 @@ export class GrapheneBackend implements KmsBackend {
     if (sealed.length <= GCM_TAG_BYTES) throw new KmsError("KMS.2201", `sealed data of ${sealed.length} bytes is shorter than a tag and one byte`);
     return this.operation("decrypting", (c) => {
       const key = this.versionKey(c, version);
-      return c.pool.run((session) => {
-        const params = new graphene.AesGcmParams(asBuffer(iv), asBuffer(aad), GCM_TAG_BYTES * 8);
-        const decipher = session.createDecipher({ name: P.CKM_AES_GCM, params }, key);
-        const out = Buffer.alloc(sealed.length);
+      const session = c.pool.take();
+      let healthy = true;
+      try {
+        this.lib.C_DecryptInit(session.handle, gcmMechanism(iv, aad), key.handle);
+        // SoftHSMv2 wants room for the whole input (tag included) before it will decrypt.
+        const out = Buffer.allocUnsafe(sealed.length);
         try {
-          return decipher.once(asBuffer(sealed), out);
+          return this.lib.C_Decrypt(session.handle, asBuffer(sealed), out);
         } catch (error) {
           out.fill(0);
           const failure = ckrOf(error);
@@ -261,7 +300,12 @@ export class GrapheneBackend implements KmsBackend {
           }
           throw error;
         }
-      }, isBroken);
+      } catch (error) {
+        healthy = !isBroken(error);
+        throw error;
+      } finally {
+        c.pool.give(session, healthy);
+      }
     });
   }
 
@@ -274,7 +318,18 @@ export class GrapheneBackend implements KmsBackend {
     if (!Number.isInteger(length) || length < 1 || length > MAX_RANDOM_BYTES) {
       throw new KmsError("KMS.0308", `random length must be an integer 1..${MAX_RANDOM_BYTES}, got ${String(length)}`);
     }
-    return this.operation("generating random bytes", (c) => c.pool.run((session) => session.generateRandom(length), isBroken));
+    return this.operation("generating random bytes", (c) => {
+      const session = c.pool.take();
+      let healthy = true;
+      try {
+        return this.lib.C_GenerateRandom(session.handle, Buffer.allocUnsafe(length));
+      } catch (error) {
+        healthy = !isBroken(error);
+        throw error;
+      } finally {
+        c.pool.give(session, healthy);
+      }
+    });
   }
 
   mac(data: Uint8Array): Buffer {
@@ -369,7 +424,7 @@ export class GrapheneBackend implements KmsBackend {
   /** The unwrapped session object of a version: from the cache, or unwrapped now under the root key. */
   private versionKey(c: Connection, version: VersionRef): Key {
     const cached = this.cache.get(version.id);
-    if (cached !== undefined && cached.wrapped.equals(version.wrapped)) return cached.key;
+    if (cached !== undefined && sameBytes(cached.wrapped, version.wrapped)) return cached.key;
     const wrapped = Buffer.from(version.wrapped);
     let key: Key;
     try {

@@ -25,6 +25,8 @@ export interface HandleCacheStats {
 
 export class HandleCache<V> {
   private readonly entries = new Map<string, V>();
+  /** The id at the end of the order (most recently used): a hit on it need not move it. */
+  private newest: string | undefined;
   private hits = 0;
   private misses = 0;
   private evictions = 0;
@@ -46,8 +48,11 @@ export class HandleCache<V> {
       return undefined;
     }
     this.hits++;
-    this.entries.delete(id);
-    this.entries.set(id, value);
+    if (id !== this.newest) {
+      this.entries.delete(id);
+      this.entries.set(id, value);
+      this.newest = id;
+    }
     return value;
   }
 
@@ -59,6 +64,7 @@ export class HandleCache<V> {
       if (previous !== value) this.onEvict(previous, id);
     }
     this.entries.set(id, value);
+    this.newest = id;
     while (this.entries.size > this.capacity) {
       const [oldest, old] = this.entries.entries().next().value as [string, V];
       this.entries.delete(oldest);
@@ -72,6 +78,7 @@ export class HandleCache<V> {
     const value = this.entries.get(id);
     if (value === undefined) return false;
     this.entries.delete(id);
+    if (id === this.newest) this.newest = undefined;
     this.onEvict(value, id);
     return true;
   }
@@ -80,6 +87,7 @@ export class HandleCache<V> {
   clear(destroy: boolean): void {
     const all = [...this.entries];
     this.entries.clear();
+    this.newest = undefined;
     if (destroy) for (const [id, value] of all) this.onEvict(value, id);
   }
 

@@ -18,6 +18,8 @@ export const graphene = require("graphene-pk11") as typeof GrapheneTypes;
 export const pkcs11 = require("pkcs11js") as typeof Pkcs11Types;
 
 export type PKCS11 = Pkcs11Types.PKCS11;
+export type Pkcs11Mechanism = Pkcs11Types.Mechanism;
+export type Pkcs11AesGcm = Pkcs11Types.AesGCM;
 export type Module = GrapheneTypes.Module;
 export type Slot = GrapheneTypes.Slot;
 export type Session = GrapheneTypes.Session;

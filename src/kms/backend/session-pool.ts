@@ -67,13 +67,7 @@ export class SessionPool {
    * failed in a way that may leave it unusable (`isBroken`) is closed instead of returned.
    */
   run<T>(operation: (session: Session) => T, isBroken: (error: unknown) => boolean): T {
-    if (this.ownerSession === undefined) throw new Error("session pool is closed");
-    let session = this.idle.pop();
-    if (session === undefined) {
-      if (this.busy >= this.size) throw new Error(`all ${this.size} sessions are busy`);
-      session = this.slot.open(FLAGS);
-    }
-    this.busy++;
+    const session = this.take();
     let healthy = true;
     try {
       return operation(session);
@@ -81,10 +75,30 @@ export class SessionPool {
       healthy = !isBroken(error);
       throw error;
     } finally {
-      this.busy--;
-      if (healthy && this.ownerSession !== undefined) this.idle.push(session);
-      else closeQuietly(session);
+      this.give(session, healthy);
     }
+  }
+
+  /**
+   * The closure-free form of run() for the hot paths: take() a worker session, and give() it back
+   * exactly once — healthy, or not (then it is closed). An idle session is reused as it is.
+   */
+  take(): Session {
+    if (this.ownerSession === undefined) throw new Error("session pool is closed");
+    let session = this.idle.pop();
+    if (session === undefined) {
+      if (this.busy >= this.size) throw new Error(`all ${this.size} sessions are busy`);
+      session = this.slot.open(FLAGS);
+    }
+    this.busy++;
+    return session;
+  }
+
+  /** Returns a session that take() gave out; a broken one, or any after close(), is closed. */
+  give(session: Session, healthy: boolean): void {
+    this.busy--;
+    if (healthy && this.ownerSession !== undefined) this.idle.push(session);
+    else closeQuietly(session);
   }
 
   /** Closes every session, the owner's last (its session objects go with it). Idempotent; never throws. */

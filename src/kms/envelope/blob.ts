@@ -20,6 +20,8 @@
  * Parsing is bounds-checked and total: every malformed input, like every authentication failure,
  * is the one opaque KmsError KMS.2201 ("Invalid cipher_text"), whatever was wrong.
  */
+// Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
+import { Buffer } from "node:buffer";
 import { KmsError } from "../errors.js";
 import { GCM_IV_BYTES, GCM_TAG_BYTES, type KmsBackend, type VersionRef } from "../backend/backend.js";
 import { encodeBoundContextAfter, type BoundContext, type CiphertextPurpose } from "./context.js";
@@ -64,7 +66,6 @@ export interface ParsedBlob extends BlobHeader {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
-const UUID_GROUPS: ReadonlyArray<[number, number]> = [[0, 8], [9, 13], [14, 18], [19, 23], [24, 36]];
 
 /** The 16 bytes of a key id given as a UUID (any case). Error: KMS.0205 (invalid key ID). */
 export function keyIdToBytes(keyId: string): Buffer {
@@ -75,8 +76,17 @@ export function keyIdToBytes(keyId: string): Buffer {
 /** The lowercase UUID text of 16 key-id bytes. */
 export function keyIdFromBytes(bytes: Uint8Array): string {
   if (bytes.length !== KEY_ID_BYTES) throw new RangeError(`a key id is ${KEY_ID_BYTES} bytes`);
-  const hex = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  return keyIdAt(bytes, 0);
+}
+
+/** Two lowercase hex digits for each byte value. */
+const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
+
+/** The UUID text of bytes[at..at+16), from the table: every opened blob names its key this way. */
+function keyIdAt(b: Uint8Array, at: number): string {
+  const h = (i: number): string => HEX[b[at + i]!]!;
+  return h(0) + h(1) + h(2) + h(3) + "-" + h(4) + h(5) + "-" + h(6) + h(7) + "-" + h(8) + h(9) + "-" +
+    h(10) + h(11) + h(12) + h(13) + h(14) + h(15);
 }
 
 function checkVersionNumber(version: number): void {
@@ -96,15 +106,46 @@ export function encodeHeader(header: BlobHeader): Buffer {
 function writeHeader(out: Buffer, keyId: string, version: number, iv: Uint8Array): void {
   checkVersionNumber(version);
   if (!(iv instanceof Uint8Array) || iv.length !== GCM_IV_BYTES) throw new KmsError("KMS.0308", `the IV is ${GCM_IV_BYTES} bytes`);
-  if (typeof keyId !== "string" || !UUID.test(keyId)) throw new KmsError("KMS.0205", "a key id is a UUID");
+  if (typeof keyId !== "string" || !writeKeyId(out, OFFSET_KEY_ID, keyId)) throw new KmsError("KMS.0205", "a key id is a UUID");
   out[0] = BLOB_MAGIC[0]!;
   out[1] = BLOB_MAGIC[1]!;
   out[OFFSET_FORMAT] = BLOB_FORMAT_V1;
-  // The UUID's five hex groups, without the hyphens (the regular expression fixed their places).
-  let at = OFFSET_KEY_ID;
-  for (const [from, to] of UUID_GROUPS) at += out.write(keyId.slice(from, to), at, "hex");
   out.writeUInt32BE(version, OFFSET_VERSION);
   out.set(iv, OFFSET_IV);
+}
+
+const UUID_TEXT_LENGTH = 36;
+/** Where the UUID text has its hyphens (8-4-4-4-12 hex digits). */
+function isUuidHyphen(index: number): boolean {
+  return index === 8 || index === 13 || index === 18 || index === 23;
+}
+
+/** 0..15 for a hex digit's UTF-16 unit (either case), -1 for anything else. */
+function hexDigit(unit: number): number {
+  if (unit >= 0x30 && unit <= 0x39) return unit - 0x30;
+  const lower = unit | 0x20;
+  return lower >= 0x61 && lower <= 0x66 ? lower - 0x61 + 10 : -1;
+}
+
+/**
+ * Writes the 16 bytes of a UUID (the UUID regular expression's language: 8-4-4-4-12 hex digits of
+ * either case) at out[at..at+16), digit by digit: this runs for every sealed message, and the
+ * regular expression and five hex decodes cost more than the whole header otherwise. False when
+ * `text` is not a UUID (out[at..at+16) is then unspecified).
+ */
+function writeKeyId(out: Buffer, at: number, text: string): boolean {
+  if (text.length !== UUID_TEXT_LENGTH) return false;
+  for (let i = 0; i < UUID_TEXT_LENGTH; i++) {
+    if (isUuidHyphen(i)) {
+      if (text.charCodeAt(i) !== 0x2d) return false;
+      continue;
+    }
+    const high = hexDigit(text.charCodeAt(i));
+    const low = hexDigit(text.charCodeAt(++i));
+    if (high < 0 || low < 0) return false;
+    out[at++] = (high << 4) | low;
+  }
+  return true;
 }
 
 function invalid(detail: string): KmsError {
@@ -118,11 +159,11 @@ function invalid(detail: string): KmsError {
 export function parseBlob(blob: unknown): ParsedBlob {
   if (!(blob instanceof Uint8Array)) throw invalid("a ciphertext blob is bytes");
   if (blob.length < MIN_BLOB_BYTES || blob.length > MAX_BLOB_BYTES) throw invalid(`blob of ${blob.length} bytes is outside ${MIN_BLOB_BYTES}..${MAX_BLOB_BYTES}`);
-  const bytes = Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
+  const bytes = Buffer.isBuffer(blob) ? blob : Buffer.from(blob.buffer, blob.byteOffset, blob.byteLength);
   if (bytes[0] !== BLOB_MAGIC[0] || bytes[1] !== BLOB_MAGIC[1]) throw invalid("bad magic");
   if (bytes[OFFSET_FORMAT] !== BLOB_FORMAT_V1) throw invalid("unknown format");
   return {
-    keyId: keyIdFromBytes(bytes.subarray(OFFSET_KEY_ID, OFFSET_VERSION)),
+    keyId: keyIdAt(bytes, OFFSET_KEY_ID),
     version: bytes.readUInt32BE(OFFSET_VERSION),
     iv: bytes.subarray(OFFSET_IV, HEADER_BYTES),
     header: bytes.subarray(0, HEADER_BYTES),
@@ -195,8 +236,13 @@ export class Envelope {
     const aad = encodeBoundContextAfter(HEADER_BYTES, purpose, bound);
     const iv = this.nextIv();
     writeHeader(aad, target.keyId, target.version, iv);
-    const sealed = this.backend.encrypt(target.key, iv, aad, plaintext);
-    return Buffer.concat([aad.subarray(0, HEADER_BYTES), sealed], HEADER_BYTES + sealed.length);
+    const blob = Buffer.allocUnsafe(HEADER_BYTES + plaintext.length + GCM_TAG_BYTES);
+    aad.copy(blob, 0, 0, HEADER_BYTES);
+    const body = blob.subarray(HEADER_BYTES);
+    const sealed = this.backend.encrypt(target.key, iv, aad, plaintext, body);
+    // A backend that returned its own Buffer instead of writing into `body` is still served.
+    if (sealed.buffer !== body.buffer || sealed.byteOffset !== body.byteOffset) sealed.copy(body);
+    return blob;
   }
 
   /**
