@@ -27,10 +27,11 @@
  * (bench/kms-thread.ts; nothing measurable for lone calls, where the wake-ups dominate).
  *
  * Values are structured-cloned, which turns a Buffer into a Uint8Array on the other side; the Kms
- * takes Uint8Array inputs and the routes read results through bytes() (server/route.ts). Buffers
- * are copied, never transferred: a small Buffer shares Node's pool with unrelated Buffers, and a
- * result may still be referenced where it came from, so detaching it would be unsafe, and the
- * payloads here are a few KiB at most. A KmsError crosses as its code and detail and is rebuilt as
+ * takes Uint8Array inputs and the routes read results through bytes() (server/route.ts). A Buffer
+ * is never transferred itself (a small one shares Node's pool with unrelated Buffers, and it may
+ * still be referenced where it came from); one that views a larger buffer is replaced by an exact
+ * copy, which is transferred (ownBytes): cloning the view would copy the whole pool block, other
+ * requests' bytes included. A KmsError crosses as its code and detail and is rebuilt as
  * `new KmsError(code, detail)`; any other error as its name, message, string `code` and stack.
  *
  * Failure. If the KMS thread dies (an uncaught exception or unhandled rejection in it), every
@@ -129,15 +130,20 @@ export function reviveError(error: SerializedError): Error {
  */
 export class Outbox<T> {
   #queue: T[] = [];
+  /** The buffers of the exact copies ownBytes made for each queued message, transferred with it. */
+  #transfers: ArrayBuffer[][] = [];
   #scheduled = false;
 
   constructor(
-    private readonly port: { postMessage(value: unknown): void },
+    private readonly port: { postMessage(value: unknown, transfer?: readonly ArrayBuffer[]): void },
     private readonly undeliverable: (message: T, error: Error) => T | null,
   ) {}
 
   push(message: T): void {
+    const transfer: ArrayBuffer[] = [];
+    ownBytes(message, transfer, 0);
     this.#queue.push(message);
+    this.#transfers.push(transfer);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.flush());
@@ -149,22 +155,53 @@ export class Outbox<T> {
     this.#scheduled = false;
     const batch = this.#queue;
     if (batch.length === 0) return;
+    const transfers = this.#transfers;
     this.#queue = [];
+    this.#transfers = [];
     try {
-      this.port.postMessage(batch);
+      this.port.postMessage(batch, transfers.flat());
       return;
     } catch {
-      // Cloning failed before anything was posted: find the message at fault.
+      // Cloning failed before anything was posted (nothing was transferred): find the message at fault.
     }
-    for (const message of batch) {
+    for (const [position, message] of batch.entries()) {
       try {
-        this.port.postMessage([message]);
+        this.port.postMessage([message], transfers[position]);
       } catch (error) {
         const replacement = this.undeliverable(message, error as Error);
         if (replacement !== null) this.port.postMessage([replacement]);
       }
     }
   }
+}
+
+/**
+ * Gives every byte array among a message's values (the message, its elements, and theirs: a
+ * call's request fields, a result's fields) a buffer of its own, and lists those buffers for
+ * transfer. Structured clone copies a view's whole buffer, and a Buffer from Node's pool views 8 KiB
+ * shared with unrelated Buffers — other requests' plaintexts and data keys, which would otherwise
+ * be copied to the other thread with it. An array that already owns exactly its buffer is left to
+ * be copied (it may still be referenced where it came from).
+ */
+function ownBytes(value: unknown, transfer: ArrayBuffer[], depth: number): unknown {
+  if (value instanceof Uint8Array) {
+    if (value.byteOffset === 0 && value.byteLength === value.buffer.byteLength) return value;
+    // Not value.slice(): on a Buffer that is a view, not a copy.
+    const copy = new Uint8Array(value);
+    transfer.push(copy.buffer);
+    return copy;
+  }
+  if (depth >= 2 || typeof value !== "object" || value === null) return value;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) value[i] = ownBytes(value[i], transfer, depth + 1);
+  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) {
+      const item = record[key];
+      if (typeof item === "object" && item !== null) record[key] = ownBytes(item, transfer, depth + 1);
+    }
+  }
+  return value;
 }
 
 export interface ThreadServiceOptions {
