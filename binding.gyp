@@ -15,6 +15,7 @@
         "native/random.cc",
         "native/block_modes.cc",
         "native/mac.cc",
+        "native/audit_chain.cc",
         "native/binding/module.cc",
         "native/binding/keys.cc",
         "native/binding/aead.cc",
@@ -22,7 +23,8 @@
         "native/binding/pkey.cc",
         "native/binding/random.cc",
         "native/binding/block_modes.cc",
-        "native/binding/mac.cc"
+        "native/binding/mac.cc",
+        "native/binding/audit_chain.cc"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

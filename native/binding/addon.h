@@ -56,5 +56,6 @@ void init_pkey(Napi::Env env, Napi::Object exports);
 void init_random(Napi::Env env, Napi::Object exports);
 void init_block_modes(Napi::Env env, Napi::Object exports);
 void init_mac(Napi::Env env, Napi::Object exports);
+void init_audit_chain(Napi::Env env, Napi::Object exports);
 
 }  // namespace hsmkit::binding

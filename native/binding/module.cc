@@ -80,6 +80,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   init_random(env, exports);
   init_block_modes(env, exports);
   init_mac(env, exports);
+  init_audit_chain(env, exports);
   return exports;
 }
 

@@ -135,6 +135,9 @@ export interface NativeAddon {
   hmacSign(key: NativeKeyHandle, hash: number, data: Uint8Array, tagLength: number, out: Uint8Array): number;
   hmacVerify(key: NativeKeyHandle, hash: number, data: Uint8Array, tag: Uint8Array, tagLength: number): boolean;
   HmacOperation: new (key: NativeKeyHandle, hash: number, tagLength: number) => NativeHmacOperationHandle;
+
+  // The audit chain (native/binding/audit_chain.cc)
+  auditChain(previous: Uint8Array, framed: Uint8Array, count: number, firstSeq: number, bodiesOut: Uint8Array, hashesOut: Uint8Array): number;
 }
 
 const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));

@@ -12,8 +12,7 @@
  * with the records. Nothing about tamper evidence changes: the chain runs over the same bodies,
  * and verify() reads the records back one by one.
  */
-import { hash as digest } from "node:crypto";
-import { chainHashInto, decodeRecord, encodeRecordUnchecked, HASH_LENGTH, maxEncodedLength, writeSeq, type ChainedFields } from "./chain.js";
+import { chainHashInto, decodeRecord, encodeRecordUnchecked, HASH_LENGTH, maxEncodedLength, type ChainedFields } from "./chain.js";
 import type { AuditRecord } from "../types.js";
 
 /** A block as the store writes it. */
@@ -86,24 +85,17 @@ export class BlockBuilder {
   }
 
   /**
-   * Appends a body encoded without its seq (store/audit-appends.ts): numbers it `seq`, chains it
-   * after `previous`; returns its chain value. The caller adds the records' times and terms with
-   * include().
+   * Appends records numbered and chained already (src/crypto/audit-chain.ts): their bodies back to
+   * back and their chain values. The caller adds their times and terms with include().
    */
-  appendEncoded(previous: Buffer, body: Uint8Array, seq: number): Buffer {
-    const end = HASH_LENGTH + body.length;
-    if (this.#scratch.length < end) this.#scratch = Buffer.allocUnsafe(Math.max(end, this.#scratch.length * 2));
-    previous.copy(this.#scratch, 0, 0, HASH_LENGTH);
-    this.#scratch.set(body, HASH_LENGTH);
-    writeSeq(this.#scratch, HASH_LENGTH, seq);
-    const hash = sha256(this.#scratch.subarray(0, end));
-    this.#bodies = grow(this.#bodies, this.#length + body.length);
-    this.#scratch.copy(this.#bodies, this.#length, HASH_LENGTH, end);
-    this.#length += body.length;
-    this.#hashes = grow(this.#hashes, (this.#count + 1) * HASH_LENGTH);
-    hash.copy(this.#hashes, this.#count * HASH_LENGTH);
-    this.#count++;
-    return hash;
+  appendChained(bodies: Uint8Array, hashes: Uint8Array, count: number): void {
+    if (hashes.length !== count * HASH_LENGTH) throw new RangeError(`${count} records need ${count * HASH_LENGTH} bytes of chain values, not ${hashes.length}`);
+    this.#bodies = grow(this.#bodies, this.#length + bodies.length);
+    this.#bodies.set(bodies, this.#length);
+    this.#length += bodies.length;
+    this.#hashes = grow(this.#hashes, (this.#count + count) * HASH_LENGTH);
+    this.#hashes.set(hashes, this.#count * HASH_LENGTH);
+    this.#count += count;
   }
 
   /** Widens the block's time range and adds search terms (for records added by appendEncoded). */
@@ -153,8 +145,6 @@ export class BlockBuilder {
     if (!this.#terms.has(id)) this.#terms.set(id, [project, term]);
   }
 }
-
-const sha256 = (bytes: Buffer): Buffer => digest("sha256", bytes, "buffer");
 
 function grow(buffer: Buffer, needed: number): Buffer {
   if (buffer.length >= needed) return buffer;

@@ -15,6 +15,7 @@
 import Database from "better-sqlite3";
 import { performance } from "node:perf_hooks";
 import { BlockBuilder } from "../audit/blocks.js";
+import { chainRecords } from "../../crypto/audit-chain.js";
 import { genesisHash, HASH_LENGTH, LOG_ID_LENGTH, type ChainHead } from "../audit/chain.js";
 import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../errors.js";
 import type {
@@ -571,28 +572,16 @@ export class WriteExecutor {
    * number of records; their chain values are the batch's like any others.
    */
   #appendEncoded(appends: SealedAppends): OpResult {
-    const head = this.#head;
-    const mark = this.#block.mark();
+    if (appends.count === 0) return { ok: true, value: 0, audited: false };
     try {
-      const bytes = appends.records;
-      const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-      let at = 0;
-      let seq = head.seq;
-      let hash = head.hash;
-      for (let i = 0; i < appends.count; i++) {
-        if (at + 4 > bytes.length) throw new RangeError("audit records: truncated frame");
-        const length = view.getUint32(at);
-        if (at + 4 + length > bytes.length) throw new RangeError("audit records: truncated body");
-        hash = this.#block.appendEncoded(hash, bytes.subarray(at + 4, at + 4 + length), ++seq);
-        at += 4 + length;
-      }
-      if (at !== bytes.length) throw new RangeError("audit records: bytes after the last record");
+      const head = this.#head;
+      const { bodies, hashes } = chainRecords(head.hash, appends.records, appends.count, head.seq + 1);
+      this.#block.appendChained(bodies, hashes, appends.count);
       this.#block.include(appends.minTime, appends.maxTime, appends.terms);
-      this.#head = { seq, hash };
+      this.#head = { seq: head.seq + appends.count, hash: Buffer.from(hashes.subarray(hashes.length - HASH_LENGTH)) };
       return { ok: true, value: appends.count, audited: false };
     } catch (error) {
-      this.#head = head;
-      this.#block.truncate(mark);
+      // chainRecords checks the framing before it writes anything: nothing was appended.
       return { ok: false, error: serializeError(error), audited: false };
     }
   }
