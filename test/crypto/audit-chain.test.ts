@@ -25,7 +25,7 @@ const record = fc.record({
 
 test("chain values and bodies equal the JavaScript definition, for any records", (t) => {
   fc.assert(fc.property(fc.array(record, { minLength: 1, maxLength: 40 }), fc.integer({ min: 1, max: 2 ** 40 }), (records, firstSeq) => {
-    const appends = new AuditAppends();
+    const appends = new AuditAppends(1000);
     for (const { outcome, errorCode, ...event } of records) appends.add(event as AuditEvent, outcome, errorCode);
     const sealed = appends.seal();
     const previous = genesisHash(Buffer.alloc(16, 7));
@@ -45,7 +45,7 @@ test("chain values and bodies equal the JavaScript definition, for any records",
 });
 
 test("framing that does not hold exactly count bodies is refused", (t) => {
-  const appends = new AuditAppends();
+  const appends = new AuditAppends(1000);
   appends.add({ requestId: "r", projectId: "p", principalId: "u", source: "s", action: "genRandom", keyId: null }, "success", null);
   const { records } = appends.seal();
   const previous = Buffer.alloc(32);

@@ -41,6 +41,21 @@ test.serial("writes of one event-loop turn share a batch; writes made while it r
   t.like(committer.stats(), { transactions: 2, writes: 5, largestBatch: 3, queued: 0 });
 });
 
+test.serial("with a weight, a batch takes writes up to maxWeight (always at least one); kick() starts one at once", async (t) => {
+  const runner = fakeRunner(10);
+  // A write's weight is its value: 5 + 3 fit in 8, the 4 after them does not; a 9 alone still goes.
+  const committer = new GroupCommitter<number, number>(runner.run, { maxWeight: 8, maxInFlight: 4 }, undefined, (op) => op);
+  const writes = [5, 3, 4, 9, 1].map((n) => committer.submit(n));
+  await Promise.all(writes);
+  t.deepEqual(runner.runs, [[5, 3], [4], [9], [1]]);
+  // kick(): no waiting for the next turn of the event loop.
+  const kicked = committer.submit(2);
+  committer.kick();
+  t.is(runner.runs.length, 5, "started synchronously");
+  t.is(await kicked, 20);
+  t.throws(() => new GroupCommitter(runner.run, { maxWeight: 0 }), { instanceOf: RangeError });
+});
+
 test.serial("at most maxInFlight batches are with the runner; later writes wait and then go together", async (t) => {
   let concurrent = 0;
   let most = 0;

@@ -15,8 +15,6 @@ import { checkFields, encodeBodyInto, maxEncodedLength, type ChainedFields } fro
 import { actionTerm, keyTerm, termProject } from "../audit/blocks.js";
 import type { AuditEvent, AuditOutcome } from "../types.js";
 
-/** Records per batch before a new one starts (one group commit may carry several). */
-const MAX_RECORDS = 8192;
 
 /** What crosses to the writer: the op "audit.records" (sqlite-writes.ts). */
 export interface SealedAppends {
@@ -51,9 +49,12 @@ export class AuditAppends {
   /** Settles after the commit of the write carrying these records (set by the store). */
   done: Promise<void> | null = null;
 
+  /** `limit`: records before this batch is full and a new one starts. */
+  constructor(private readonly limit: number) {}
+
   /** Whether more records may join (not yet handed to the writer, not full). */
   get open(): boolean {
-    return !this.#sealed && this.#count < MAX_RECORDS;
+    return !this.#sealed && this.#count < this.limit;
   }
 
   get count(): number {

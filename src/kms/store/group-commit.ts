@@ -29,9 +29,16 @@ export interface GroupCommitOptions {
    * commit one after the other, in order.
    */
   maxInFlight: number;
+  /**
+   * Most total weight per transaction when the committer was given a `weigh` function (the store
+   * weighs encoded audit records by their number; default Infinity). A batch always takes at
+   * least one write. Smaller transactions under load let one commit while the event loop prepares
+   * the next: with everything in one, the loop and the disk took turns.
+   */
+  maxWeight: number;
 }
 
-export const DEFAULT_GROUP_COMMIT: Readonly<GroupCommitOptions> = Object.freeze({ maxBatch: 1024, maxDelayMs: 0, maxInFlight: 2 });
+export const DEFAULT_GROUP_COMMIT: Readonly<GroupCommitOptions> = Object.freeze({ maxBatch: 1024, maxDelayMs: 0, maxInFlight: 2, maxWeight: Infinity });
 
 /** The outcome of one transaction: a result per write (in order), or one error for all. */
 export type RunOutcome<R> = { ok: true; results: R[]; ms: number } | { ok: false; error: Error; ms: number };
@@ -63,21 +70,41 @@ export class GroupCommitter<Op, R> {
   #scheduled: NodeJS.Immediate | NodeJS.Timeout | null = null;
   readonly #stats = { transactions: 0, writes: 0, failedTransactions: 0, largestBatch: 0, commitMs: 0 };
   readonly #afterBatch: ((ops: readonly Op[], outcome: RunOutcome<R>) => void) | undefined;
+  readonly #weigh: ((op: Op) => number) | undefined;
 
   /**
    * `afterBatch` sees every batch's outcome before any of its promises settles (the store updates
    * its view of the audit chain there).
    */
-  constructor(runner: BatchRunner<Op, R>, options: Partial<GroupCommitOptions> = {}, afterBatch?: (ops: readonly Op[], outcome: RunOutcome<R>) => void) {
+  constructor(
+    runner: BatchRunner<Op, R>,
+    options: Partial<GroupCommitOptions> = {},
+    afterBatch?: (ops: readonly Op[], outcome: RunOutcome<R>) => void,
+    weigh?: (op: Op) => number,
+  ) {
     const maxBatch = options.maxBatch ?? DEFAULT_GROUP_COMMIT.maxBatch;
     const maxDelayMs = options.maxDelayMs ?? DEFAULT_GROUP_COMMIT.maxDelayMs;
     const maxInFlight = options.maxInFlight ?? DEFAULT_GROUP_COMMIT.maxInFlight;
     if (!Number.isSafeInteger(maxBatch) || maxBatch < 1) throw new RangeError(`groupCommit.maxBatch must be a positive integer, not ${maxBatch}`);
     if (!Number.isFinite(maxDelayMs) || maxDelayMs < 0) throw new RangeError(`groupCommit.maxDelayMs must be >= 0, not ${maxDelayMs}`);
     if (!Number.isSafeInteger(maxInFlight) || maxInFlight < 1) throw new RangeError(`groupCommit.maxInFlight must be a positive integer, not ${maxInFlight}`);
+    const maxWeight = options.maxWeight ?? DEFAULT_GROUP_COMMIT.maxWeight;
+    if (!(maxWeight >= 1)) throw new RangeError(`groupCommit.maxWeight must be >= 1, not ${maxWeight}`);
     this.#runner = runner;
-    this.#options = { maxBatch, maxDelayMs, maxInFlight };
+    this.#options = { maxBatch, maxDelayMs, maxInFlight, maxWeight };
     this.#afterBatch = afterBatch;
+    this.#weigh = weigh;
+  }
+
+  /**
+   * Starts a batch now if the runner has room, rather than on the next turn: for a caller whose
+   * queued write just became big enough to be worth a transaction of its own (the store's encoded
+   * audit records), so that committing it overlaps with preparing the next.
+   */
+  kick(): void {
+    if (this.#inFlight >= this.#options.maxInFlight || this.#queue.length === 0) return;
+    this.#cancelScheduled();
+    void this.#runBatch();
   }
 
   /** Queues a write; resolves with its result after the COMMIT of the transaction holding it. */
@@ -122,9 +149,21 @@ export class GroupCommitter<Op, R> {
     if (this.#inFlight < this.#options.maxInFlight && this.#queue.length > 0) void this.#runBatch();
   }
 
+  /** How many queued writes the next batch takes: at most maxBatch, and no more weight than maxWeight (at least one write). */
+  #batchLength(): number {
+    const limit = Math.min(this.#queue.length, this.#options.maxBatch);
+    if (this.#weigh === undefined) return limit;
+    let weight = 0;
+    for (let take = 0; take < limit; take++) {
+      weight += this.#weigh(this.#queue[take]!.op);
+      if (take > 0 && weight > this.#options.maxWeight) return take;
+    }
+    return limit;
+  }
+
   async #runBatch(): Promise<void> {
     this.#inFlight++;
-    const batch = this.#queue.splice(0, this.#options.maxBatch);
+    const batch = this.#queue.splice(0, this.#batchLength());
     const ops = batch.map((entry) => entry.op);
     let outcome: RunOutcome<R>;
     const started = performance.now();

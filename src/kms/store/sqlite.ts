@@ -57,6 +57,12 @@ export interface SqliteStoreOptions {
   writer?: WriterMode;
   /** Batch size and delay (group-commit.ts). */
   groupCommit?: Partial<GroupCommitOptions>;
+  /**
+   * Audit records (audit.record) per batch before it is handed to the writer without waiting for
+   * the next turn of the event loop; a transaction carries at most twice that (default 128; see
+   * docs/kms-store.md "Audit blocks").
+   */
+  auditBatch?: number;
   /** When checkpoints are written (audit/checkpoints.ts). */
   checkpoints?: Partial<CheckpointPolicy>;
   /** How often accumulated usage counts are written, ms (default 1000). */
@@ -115,6 +121,8 @@ function outcomeDraftOf(input: AuditInput): OutcomeDraft {
   checkFields({ seq: 0, ...record });
   return record;
 }
+
+const DEFAULT_AUDIT_BATCH = 128;
 
 /** What the store queues: the writer's ops, and encoded audit records not yet sealed (sealed when their batch starts). */
 type StoreOp = WriteOp | { op: "audit.pending"; pending: AuditAppends };
@@ -193,6 +201,7 @@ export class SqliteStore implements KmsStore {
   readonly #committer: GroupCommitter<StoreOp, StoreResult>;
   /** Encoded audit records waiting for their group commit (audit-appends.ts). */
   #appends: AuditAppends | null = null;
+  readonly #auditBatch: number;
   readonly #mac: AuditMac;
   readonly #policy: CheckpointPolicy;
   readonly #usageFlushMs: number;
@@ -233,7 +242,10 @@ export class SqliteStore implements KmsStore {
     this.#usageThroughSeq = writer.state.usageSeq;
     // Encoded records are sealed the moment their batch goes to the writer: later ones start anew.
     const run = (ops: StoreOp[]): ReturnType<Writer["run"]> => writer.run(ops.map((op) => (op.op === "audit.pending" ? { op: "audit.records", appends: op.pending.seal() } : op)));
-    this.#committer = new GroupCommitter(run, options.groupCommit, (ops, outcome) => this.#afterBatch(ops, outcome));
+    this.#auditBatch = options.auditBatch ?? DEFAULT_AUDIT_BATCH;
+    if (!Number.isSafeInteger(this.#auditBatch) || this.#auditBatch < 1) throw new RangeError("auditBatch must be a positive integer");
+    this.#committer = new GroupCommitter(run, { maxWeight: 2 * this.#auditBatch, ...options.groupCommit }, (ops, outcome) => this.#afterBatch(ops, outcome),
+      (op) => (op.op === "audit.pending" ? op.pending.count : 1));
   }
 
   /** The database file. */
@@ -594,7 +606,7 @@ export class SqliteStore implements KmsStore {
     if (this.#closed) return Promise.reject(new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed"));
     let pending = this.#appends;
     if (pending === null || !pending.open) {
-      const fresh = new AuditAppends();
+      const fresh = new AuditAppends(this.#auditBatch);
       fresh.done = this.#committer.submit({ op: "audit.pending", pending: fresh }).then((result) => {
         unwrap(result);
       });
@@ -607,6 +619,7 @@ export class SqliteStore implements KmsStore {
     } catch (error) {
       return Promise.reject(error);
     }
+    if (!pending.open) this.#committer.kick();
     return pending.done!;
   }
 
