@@ -160,7 +160,9 @@ export function isDenial(error: unknown): boolean {
 export class Access {
   readonly #store: KmsStore;
   readonly #cacheMs: number;
-  readonly #callers = new Map<string, CachedCaller>();
+  /** By principal, then project: a lookup joins no strings, and a principal's entries go together. */
+  readonly #callers = new Map<string, Map<string, CachedCaller>>();
+  #cachedCount = 0;
 
   /** `cacheMs` is measured on the monotonic clock (performance.now), not the Kms's business clock. */
   constructor(store: KmsStore, cacheMs: number) {
@@ -170,9 +172,8 @@ export class Access {
 
   /** The principal and their roles in `projectId`; KMS.0306 for an unknown or disabled principal. */
   async caller(principalId: string, projectId: string): Promise<Caller> {
-    const id = `${projectId}\0${principalId}`;
     const now = performance.now();
-    const cached = this.#callers.get(id);
+    const cached = this.#callers.get(principalId)?.get(projectId);
     let caller: Caller | null;
     if (cached !== undefined && now - cached.at < this.#cacheMs) {
       caller = cached.caller;
@@ -183,13 +184,26 @@ export class Access {
         roles: new Set((await this.#store.principals.listRoles(principalId, projectId)).map((role) => role.role)),
       };
       if (this.#cacheMs > 0) {
-        if (this.#callers.size >= 10_000) this.#callers.clear();
-        this.#callers.set(id, { caller, at: now });
+        if (this.#cachedCount >= 10_000) this.invalidate();
+        let projects = this.#callers.get(principalId);
+        if (projects === undefined) this.#callers.set(principalId, (projects = new Map()));
+        if (!projects.has(projectId)) this.#cachedCount++;
+        projects.set(projectId, { caller, at: now });
       }
     }
     if (caller === null) throw denied(`unknown principal ${principalId}`);
     if (caller.principal.disabled) throw denied(`principal ${principalId} is disabled`);
     return caller;
+  }
+
+  /**
+   * The caller when the cache holds them, fresh, known and enabled — without a promise, for the
+   * request path; undefined otherwise (then caller() decides, refusals included).
+   */
+  cached(principalId: string, projectId: string): Caller | undefined {
+    const cached = this.#callers.get(principalId)?.get(projectId);
+    if (cached === undefined || cached.caller === null || cached.caller.principal.disabled) return undefined;
+    return performance.now() - cached.at < this.#cacheMs ? cached.caller : undefined;
   }
 
   /** Whether one of the caller's roles allows `operation`. */
@@ -230,8 +244,12 @@ export class Access {
   invalidate(principalId?: string): void {
     if (principalId === undefined) {
       this.#callers.clear();
+      this.#cachedCount = 0;
       return;
     }
-    for (const id of this.#callers.keys()) if (id.endsWith(`\0${principalId}`)) this.#callers.delete(id);
+    const projects = this.#callers.get(principalId);
+    if (projects === undefined) return;
+    this.#cachedCount -= projects.size;
+    this.#callers.delete(principalId);
   }
 }

@@ -33,13 +33,18 @@ interface Slot {
   used: boolean;
 }
 
+/** The slots by project and key id: a hit looks up two strings the caller already holds, where one joined key made a new string per lookup. */
+type Index = Map<string, Map<string, Slot>>;
+
 /**
  * Eviction is CLOCK (second chance) rather than strict LRU: a hit only sets a bit, where moving the
  * entry to the end of the Map on every hit (delete + set) cost more than the rest of the lookup.
  */
 export class KeyCache {
   readonly #capacity: number;
+  /** Every slot, in the order the eviction hand meets them. */
   readonly #entries = new Map<string, Slot>();
+  readonly #index: Index = new Map();
   readonly #aliases = new Map<string, string>();
   #epoch = 0;
 
@@ -57,7 +62,7 @@ export class KeyCache {
   }
 
   get(projectId: string, keyId: string): KeyEntry | undefined {
-    const slot = this.#entries.get(`${projectId}\0${keyId}`);
+    const slot = this.#index.get(projectId)?.get(keyId);
     if (slot === undefined) return undefined;
     slot.used = true;
     return slot.entry;
@@ -76,7 +81,11 @@ export class KeyCache {
     const previous = this.#entries.get(id);
     if (previous !== undefined) this.#dropAlias(previous.entry);
     this.#entries.delete(id);
-    this.#entries.set(id, { entry, used: false });
+    const slot: Slot = { entry, used: false };
+    this.#entries.set(id, slot);
+    let keys = this.#index.get(projectId);
+    if (keys === undefined) this.#index.set(projectId, (keys = new Map()));
+    keys.set(keyId, slot);
     this.#aliases.set(`${projectId}\0${alias}`, keyId);
     while (this.#entries.size > this.#capacity) this.#evictOne(id);
     return true;
@@ -95,9 +104,16 @@ export class KeyCache {
         this.#entries.set(id, slot);
         continue;
       }
+      this.#unindex(slot.entry);
       this.#dropAlias(slot.entry);
       return;
     }
+  }
+
+  #unindex(entry: KeyEntry): void {
+    const keys = this.#index.get(entry.record.projectId);
+    keys?.delete(entry.record.keyId);
+    if (keys?.size === 0) this.#index.delete(entry.record.projectId);
   }
 
   /** Forgets the key (after a change to it is committed). */
@@ -107,12 +123,14 @@ export class KeyCache {
     const slot = this.#entries.get(id);
     if (slot === undefined) return;
     this.#entries.delete(id);
+    this.#unindex(slot.entry);
     this.#dropAlias(slot.entry);
   }
 
   clear(): void {
     this.#epoch++;
     this.#entries.clear();
+    this.#index.clear();
     this.#aliases.clear();
   }
 

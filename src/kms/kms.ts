@@ -879,7 +879,7 @@ export class Kms {
 
   /** The caller (cached on the request). */
   async #caller(op: Op): Promise<Caller> {
-    op.caller ??= await this.#access.caller(op.ctx.principalId, op.ctx.projectId);
+    op.caller ??= this.#access.cached(op.ctx.principalId, op.ctx.projectId) ?? await this.#access.caller(op.ctx.principalId, op.ctx.projectId);
     return op.caller;
   }
 
@@ -909,9 +909,12 @@ export class Kms {
     }
     if (typeof reference !== "string") throw new KmsError("KMS.0205");
     op.keyId = reference;
-    const caller = await this.#caller(op);
+    // The cached caller and key without awaiting anything (a hot request's usual case); the
+    // asynchronous paths otherwise.
+    const caller = op.caller ?? this.#access.cached(op.ctx.principalId, projectId) ?? await this.#caller(op);
+    op.caller = caller;
     if (this.#access.roleAllows(caller, op.operation)) {
-      let entry = await this.#resolve(projectId, reference);
+      let entry = this.#cache.get(projectId, reference) ?? await this.#resolve(projectId, reference);
       if (entry === undefined && options.createDefault === true && !UUID.test(reference)) {
         const defaultService = defaultKeyService(reference);
         if (defaultService !== undefined) entry = await this.#createDefaultKey(op, caller, defaultService);
