@@ -16,7 +16,7 @@
  *   sent (not trimmed). SignedHeaders: the lowercased names joined with ';'.
  * - X-Sdk-Date: `YYYYMMDDTHHmmssZ` (UTC).
  */
-import { createHash, createHmac } from "node:crypto";
+import { createHmac, hash } from "node:crypto";
 
 export const ALGORITHM = "SDK-HMAC-SHA256";
 /** SHA-256 of the empty string: the payload hash of a request without a body. */
@@ -91,7 +91,8 @@ export interface CanonicalInput {
 
 /** hex(SHA-256(data)). */
 export function sha256Hex(data: string | Uint8Array): string {
-  return createHash("sha256").update(data).digest("hex");
+  // One-shot (Node 20.12+): no Hash object per request.
+  return hash("sha256", data, "hex");
 }
 
 /**
