@@ -80,3 +80,13 @@ test("a refused first record leaves its write empty, and a closed store refuses 
   await store.close();
   await t.throwsAsync(store.audit.record({ requestId: "y", projectId: P, principalId: "u", source: "s", action: "genRandom", keyId: null }, "success", null), { message: /closed/ });
 });
+
+test("records still land when the committer starts a batch the moment it is submitted (maxBatch 1)", async (t) => {
+  const store = await openStore(t, { writer: "worker", groupCommit: { maxBatch: 1 }, auditBatch: 4 });
+  const head = (await store.audit.head()).seq;
+  await Promise.all(Array.from({ length: 50 }, (_, i) =>
+    store.audit.record({ requestId: `one-${i}`, projectId: P, principalId: "u", source: "s", action: "genRandom", keyId: null }, "success", null)));
+  const { records } = await store.audit.query({ afterSeq: head, limit: 100 });
+  t.deepEqual(records.map((r) => r.requestId), Array.from({ length: 50 }, (_, i) => `one-${i}`));
+  t.true((await store.audit.verify()).ok);
+});

@@ -604,20 +604,21 @@ export class SqliteStore implements KmsStore {
   /** audit.record: joins the encoded records of the next group commit and awaits its commit. */
   #record(event: AuditEvent, outcome: AuditOutcome, errorCode: string | null): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed"));
-    let pending = this.#appends;
-    if (pending === null || !pending.open) {
-      const fresh = new AuditAppends(this.#auditBatch);
-      fresh.done = this.#committer.submit({ op: "audit.pending", pending: fresh }).then((result) => {
-        unwrap(result);
-      });
-      // Every request awaits it; this keeps a batch whose only record was refused from an unhandled rejection.
-      fresh.done.catch(() => undefined);
-      this.#appends = pending = fresh;
-    }
+    const current = this.#appends;
+    const joining = current !== null && current.open;
+    const pending = joining ? current : new AuditAppends(this.#auditBatch);
     try {
       pending.add(event, outcome, errorCode);
     } catch (error) {
       return Promise.reject(error);
+    }
+    if (!joining) {
+      // Submitted with its first record in: the committer may start (and seal) it at once, when
+      // its queue is full or it commits every write alone.
+      this.#appends = pending;
+      pending.done = this.#committer.submit({ op: "audit.pending", pending }).then((result) => {
+        unwrap(result);
+      });
     }
     if (!pending.open) this.#committer.kick();
     return pending.done!;
