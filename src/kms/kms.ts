@@ -1088,9 +1088,9 @@ export class Kms {
       entry = await this.#authorizeKey(op, parsed.keyId, { ...access, missing: "KMS.2201" });
     }
     checkGuard(entry.record, GUARDS.use);
-    const version = await this.#version(entry, parsed.version);
-    const opened = this.#envelope.open(blob, purpose, () => version, context);
-    return { entry, plaintext: opened.plaintext };
+    const version = entry.versions.get(parsed.version) ?? await this.#version(entry, parsed.version);
+    if (version === undefined) throw new KmsError("KMS.2201", "the blob names no version available to the caller");
+    return { entry, plaintext: this.#envelope.openParsed(parsed, purpose, version, context).plaintext };
   }
 
   /** create-datakey's work: the size, the key, a DEK from the token, sealed. */

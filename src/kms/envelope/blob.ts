@@ -252,10 +252,24 @@ export class Envelope {
    * bit — is the one opaque KMS.2201.
    */
   open(blob: Uint8Array, purpose: CiphertextPurpose, resolve: VersionResolver, bound?: BoundContext): OpenedBlob {
+    // The caller's context is checked before anything of the blob.
     const aad = encodeBoundContextAfter(HEADER_BYTES, purpose, bound);
     const parsed = parseBlob(blob);
     const version = resolve({ keyId: parsed.keyId, version: parsed.version, iv: parsed.iv });
     if (version === undefined) throw invalid("the blob names no version available to the caller");
+    return this.#decrypt(parsed, version, aad);
+  }
+
+  /**
+   * open() for a blob the caller parsed already (parseBlob) and whose version it found: the Kms
+   * parses first to learn the key to authorize. Same failures (KMS.2201).
+   */
+  openParsed(parsed: ParsedBlob, purpose: CiphertextPurpose, version: VersionRef, bound?: BoundContext): OpenedBlob {
+    return this.#decrypt(parsed, version, encodeBoundContextAfter(HEADER_BYTES, purpose, bound));
+  }
+
+  /** Opens with `aad` = room for the header ‖ the encoded bound context. */
+  #decrypt(parsed: ParsedBlob, version: VersionRef, aad: Buffer): OpenedBlob {
     aad.set(parsed.header, 0);
     const plaintext = this.backend.decrypt(version, parsed.iv, aad, parsed.sealed);
     return { keyId: parsed.keyId, version: parsed.version, plaintext };
