@@ -380,9 +380,10 @@ export class Kms {
         throw new KmsError("KMS.2101", `plain_text must be ${MIN_PLAINTEXT_BYTES}..${MAX_PLAINTEXT_BYTES} bytes`);
       }
       checkAlgorithm(request.encryptionAlgorithm);
-      const entry = await this.#authorizeKey(op, request.keyId, { createDefault: true });
+      const entry = this.#authorizeKeyNow(op, request.keyId) ?? await this.#authorizeKey(op, request.keyId, { createDefault: true });
       checkGuard(entry.record, GUARDS.use);
-      const cipherText = await this.#seal(op, entry, "data", plaintext, bound(request.additionalAuthenticatedData, request.encryptionContext));
+      const context = bound(request.additionalAuthenticatedData, request.encryptionContext);
+      const cipherText = this.#sealNow(entry, "data", plaintext, context) ?? await this.#seal(op, entry, "data", plaintext, context);
       return { keyId: entry.record.keyId, cipherText };
     }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
   }
@@ -934,6 +935,22 @@ export class Kms {
     throw denied(`neither a role nor a grant of ${caller.principal.principalId} allows ${op.operation} on this key`);
   }
 
+  /**
+   * #authorizeKey's answer without a promise when everything is at hand — the caller cached and
+   * allowed by a role, the key cached under the id the request names — as for nearly every request
+   * on a hot key; undefined otherwise (then #authorizeKey decides, refusals included).
+   */
+  #authorizeKeyNow(op: Op, ref: unknown): KeyEntry | undefined {
+    if (typeof ref !== "string" || ref === "") return undefined;
+    const caller = op.caller ?? this.#access.cached(op.ctx.principalId, op.ctx.projectId);
+    if (caller === undefined || !this.#access.roleAllows(caller, op.operation)) return undefined;
+    const entry = this.#cache.get(op.ctx.projectId, ref);
+    if (entry === undefined) return undefined;
+    op.caller = caller;
+    op.keyId = entry.record.keyId;
+    return entry;
+  }
+
   /** The key a reference names in the project (key id or alias), or undefined. KMS.0205 for a reference that can be neither. */
   async #resolve(projectId: string, ref: string): Promise<KeyEntry | undefined> {
     // A hot key named by its id (lowercase, as cached): what the pattern below would find, without running it.
@@ -1079,13 +1096,13 @@ export class Kms {
     let entry: KeyEntry;
     let parsed: ReturnType<typeof parseBlob>;
     if (named !== undefined && named !== "") {
-      entry = await this.#authorizeKey(op, named, access);
+      entry = this.#authorizeKeyNow(op, named) ?? await this.#authorizeKey(op, named, access);
       parsed = parseBlob(blob);
       if (parsed.keyId !== entry.record.keyId) throw new KmsError("KMS.2201", "the ciphertext is not the named key's");
     } else {
       parsed = parseBlob(blob);
       op.keyId = parsed.keyId;
-      entry = await this.#authorizeKey(op, parsed.keyId, { ...access, missing: "KMS.2201" });
+      entry = this.#authorizeKeyNow(op, parsed.keyId) ?? await this.#authorizeKey(op, parsed.keyId, { ...access, missing: "KMS.2201" });
     }
     checkGuard(entry.record, GUARDS.use);
     const version = entry.versions.get(parsed.version) ?? await this.#version(entry, parsed.version);
@@ -1106,12 +1123,12 @@ export class Kms {
       if (size === undefined) throw new KmsError("KMS.1902");
       bytes = size;
     }
-    const entry = await this.#authorizeKey(op, request.keyId, { createDefault: true });
+    const entry = this.#authorizeKeyNow(op, request.keyId) ?? await this.#authorizeKey(op, request.keyId, { createDefault: true });
     checkGuard(entry.record, GUARDS.use);
     const context = bound(request.additionalAuthenticatedData, request.encryptionContext);
     const dek = this.#backend.random(bytes);
     try {
-      const cipherText = await this.#seal(op, entry, "datakey", dek, context);
+      const cipherText = this.#sealNow(entry, "datakey", dek, context) ?? await this.#seal(op, entry, "datakey", dek, context);
       return { keyId: entry.record.keyId, dek, cipherText };
     } catch (error) {
       dek.fill(0);
@@ -1146,6 +1163,15 @@ export class Kms {
       checkGuard(entry.record, GUARDS.use);
     }
     throw new KmsError("KMS.0101", "the key's current version reached its seal limit and no new version could be added");
+  }
+
+  /** #seal without a promise when the key's seal count is known and its current version has room: the usual case. */
+  #sealNow(entry: KeyEntry, purpose: CiphertextPurpose, plaintext: Uint8Array, context: BoundContext): Buffer | undefined {
+    const current = entry.current;
+    if (entry.seals === undefined || current === undefined || entry.seals - current.sealBaseline >= this.#config.tunables.sealsPerVersion) return undefined;
+    const blob = this.#envelope.seal({ keyId: entry.record.keyId, version: entry.record.currentVersion, key: current }, purpose, plaintext, context);
+    entry.seals++;
+    return blob;
   }
 
   /** A version added by the service (seal limit, schedule): one at a time per key; resolves with the key's fresh entry. */
