@@ -35,6 +35,23 @@ export interface UsageSum {
   lastUsedAt: number;
 }
 
+/** The record an event makes with its outcome — seq 0, for the writer to number; not checked. */
+export function eventFields(event: AuditEvent, outcome: AuditOutcome, errorCode: string | null): ChainedFields {
+  return {
+    seq: 0,
+    time: event.time ?? Date.now(),
+    requestId: event.requestId,
+    projectId: event.projectId ?? null,
+    principalId: event.principalId ?? null,
+    source: event.source,
+    action: event.action,
+    keyId: event.keyId ?? null,
+    outcome,
+    errorCode,
+    detail: event.detail ?? null,
+  };
+}
+
 export class AuditAppends {
   #buffer = Buffer.allocUnsafeSlow(16384);
   #length = 0;
@@ -67,19 +84,7 @@ export class AuditAppends {
    */
   add(event: AuditEvent, outcome: AuditOutcome, errorCode: string | null): void {
     if (this.#sealed) throw new Error("these audit records were handed to the writer");
-    const fields: ChainedFields = {
-      seq: 0,
-      time: event.time ?? Date.now(),
-      requestId: event.requestId,
-      projectId: event.projectId ?? null,
-      principalId: event.principalId ?? null,
-      source: event.source,
-      action: event.action,
-      keyId: event.keyId ?? null,
-      outcome,
-      errorCode,
-      detail: event.detail ?? null,
-    };
+    const fields = eventFields(event, outcome, errorCode);
     checkFields(fields);
     const room = 4 + maxEncodedLength(fields);
     if (this.#length + room > this.#buffer.length) {

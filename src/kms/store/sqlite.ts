@@ -35,7 +35,7 @@ import { GroupCommitter, type GroupCommitOptions, type RunOutcome } from "./grou
 import { StoreLock } from "./lock.js";
 import type { Migration } from "./migrations.js";
 import { asBuffer, reviveCheckpoint, reviveCredential, reviveVersion } from "./rows.js";
-import { AuditAppends } from "./audit-appends.js";
+import { AuditAppends, eventFields } from "./audit-appends.js";
 import { exportAuditLog, SqliteReader, verifyAuditLog } from "./sqlite-reads.js";
 import {
   openDatabase, reviveError, type AuditDraft, type OutcomeDraft, type StoreResult, type UsageDelta, type WriteOp,
@@ -89,36 +89,18 @@ function tampered(verification: AuditVerifyFailure): StoreError {
 }
 
 function draftOf(event: AuditEvent): AuditDraft {
-  const draft: AuditDraft = {
-    time: event.time ?? Date.now(),
-    requestId: event.requestId,
-    projectId: event.projectId ?? null,
-    principalId: event.principalId ?? null,
-    source: event.source,
-    action: event.action,
-    keyId: event.keyId ?? null,
-    detail: event.detail ?? null,
-  };
+  const fields = eventFields(event, "success", null);
   // Refuse a record that cannot be encoded before anything is written (the writer trusts these).
-  checkFields({ ...draft, seq: 0, outcome: "success", errorCode: null });
+  checkFields(fields);
+  const { seq: _seq, outcome: _outcome, errorCode: _errorCode, ...draft } = fields;
   return draft;
 }
 
 /** An audit.append's record: the caller's event and outcome, checked. */
 function outcomeDraftOf(input: AuditInput): OutcomeDraft {
-  const record: OutcomeDraft = {
-    time: input.time ?? Date.now(),
-    requestId: input.requestId,
-    projectId: input.projectId ?? null,
-    principalId: input.principalId ?? null,
-    source: input.source,
-    action: input.action,
-    keyId: input.keyId ?? null,
-    detail: input.detail ?? null,
-    outcome: input.outcome,
-    errorCode: input.errorCode ?? null,
-  };
-  checkFields({ seq: 0, ...record });
+  const fields = eventFields(input, input.outcome, input.errorCode ?? null);
+  checkFields(fields);
+  const { seq: _seq, ...record } = fields;
   return record;
 }
 
