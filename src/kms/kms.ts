@@ -910,12 +910,9 @@ export class Kms {
     }
     if (typeof reference !== "string") throw new KmsError("KMS.0205");
     op.keyId = reference;
-    // The cached caller and key without awaiting anything (a hot request's usual case); the
-    // asynchronous paths otherwise.
-    const caller = op.caller ?? this.#access.cached(op.ctx.principalId, projectId) ?? await this.#caller(op);
-    op.caller = caller;
+    const caller = await this.#caller(op);
     if (this.#access.roleAllows(caller, op.operation)) {
-      let entry = this.#cache.get(projectId, reference) ?? await this.#resolve(projectId, reference);
+      let entry = await this.#resolve(projectId, reference);
       if (entry === undefined && options.createDefault === true && !UUID.test(reference)) {
         const defaultService = defaultKeyService(reference);
         if (defaultService !== undefined) entry = await this.#createDefaultKey(op, caller, defaultService);
@@ -953,9 +950,6 @@ export class Kms {
 
   /** The key a reference names in the project (key id or alias), or undefined. KMS.0205 for a reference that can be neither. */
   async #resolve(projectId: string, ref: string): Promise<KeyEntry | undefined> {
-    // A hot key named by its id (lowercase, as cached): what the pattern below would find, without running it.
-    const hit = this.#cache.get(projectId, ref);
-    if (hit !== undefined) return hit;
     if (UUID.test(ref)) return this.#entry(projectId, ref.toLowerCase());
     if (!ALIAS_REF.test(ref)) throw new KmsError("KMS.0205", "key_id must be a key id (UUID) or an alias");
     const cachedId = this.#cache.aliasToKeyId(projectId, ref);

@@ -35,6 +35,48 @@ export const actionTerm = (action: string): string => `a:${action}`;
 export const termProject = (projectId: string | null): string => projectId ?? "";
 
 /**
+ * The search terms of a block's records. Records are noted by their fields into nested sets (no
+ * string is joined per record: the request path notes one per request); terms listed elsewhere
+ * (the records of another thread) are taken as they are; list() gives each term once.
+ */
+export class BlockTerms {
+  readonly #named = new Map<string, { keys: Set<string>; actions: Set<string> }>();
+  #listed: Array<readonly [string, string]> = [];
+
+  note(projectId: string | null, keyId: string | null, action: string): void {
+    const project = termProject(projectId);
+    let named = this.#named.get(project);
+    if (named === undefined) this.#named.set(project, (named = { keys: new Set(), actions: new Set() }));
+    named.actions.add(action);
+    if (keyId !== null) named.keys.add(keyId);
+  }
+
+  take(terms: ReadonlyArray<readonly [string, string]>): void {
+    this.#listed = this.#listed.concat(terms);
+  }
+
+  clear(): void {
+    this.#named.clear();
+    this.#listed = [];
+  }
+
+  list(): Array<[string, string]> {
+    const terms = new Map<string, [string, string]>();
+    const add = (project: string, term: string): void => {
+      const id = `${project}\u0000${term}`;
+      if (!terms.has(id)) terms.set(id, [project, term]);
+    };
+    for (const [project, { keys, actions }] of this.#named) {
+      add(project, "");
+      for (const keyId of keys) add(project, keyTerm(keyId));
+      for (const action of actions) add(project, actionTerm(action));
+    }
+    for (const [project, term] of this.#listed) add(project, term);
+    return [...terms.values()];
+  }
+}
+
+/**
  * Collects the records of one transaction. Appends chain each record to the previous one; mark()
  * and truncate() undo the records of a write rolled back to its savepoint.
  */
@@ -47,7 +89,7 @@ export class BlockBuilder {
   #firstSeq = 0;
   #minTime = Infinity;
   #maxTime = -Infinity;
-  readonly #terms = new Map<string, [string, string]>();
+  readonly #terms = new BlockTerms();
 
   get count(): number {
     return this.#count;
@@ -77,10 +119,7 @@ export class BlockBuilder {
     this.#count++;
     if (fields.time < this.#minTime) this.#minTime = fields.time;
     if (fields.time > this.#maxTime) this.#maxTime = fields.time;
-    const project = termProject(fields.projectId);
-    this.#term(project, "");
-    if (fields.keyId !== null) this.#term(project, keyTerm(fields.keyId));
-    this.#term(project, actionTerm(fields.action));
+    this.#terms.note(fields.projectId, fields.keyId, fields.action);
     return hash;
   }
 
@@ -102,7 +141,7 @@ export class BlockBuilder {
   include(minTime: number, maxTime: number, terms: ReadonlyArray<readonly [string, string]>): void {
     if (minTime < this.#minTime) this.#minTime = minTime;
     if (maxTime > this.#maxTime) this.#maxTime = maxTime;
-    for (const [project, term] of terms) this.#term(project, term);
+    this.#terms.take(terms);
   }
 
   /** Where the block stands, for truncate(). */
@@ -136,14 +175,10 @@ export class BlockBuilder {
       maxTime: this.#maxTime,
       bodies: Buffer.from(this.#bodies.subarray(0, this.#length)),
       hashes: Buffer.from(this.#hashes.subarray(0, this.#count * HASH_LENGTH)),
-      terms: [...this.#terms.values()],
+      terms: this.#terms.list(),
     };
   }
 
-  #term(project: string, term: string): void {
-    const id = `${project}\u0000${term}`;
-    if (!this.#terms.has(id)) this.#terms.set(id, [project, term]);
-  }
 }
 
 function grow(buffer: Buffer, needed: number): Buffer {
@@ -155,18 +190,9 @@ function grow(buffer: Buffer, needed: number): Buffer {
 
 /** The block's terms for records given as fields (a migration or a rewrite building blocks from rows). */
 export function termsOf(records: readonly ChainedFields[]): Array<[string, string]> {
-  const seen = new Map<string, [string, string]>();
-  const add = (project: string, term: string): void => {
-    const id = `${project}\u0000${term}`;
-    if (!seen.has(id)) seen.set(id, [project, term]);
-  };
-  for (const fields of records) {
-    const project = termProject(fields.projectId);
-    add(project, "");
-    if (fields.keyId !== null) add(project, keyTerm(fields.keyId));
-    add(project, actionTerm(fields.action));
-  }
-  return [...seen.values()];
+  const terms = new BlockTerms();
+  for (const fields of records) terms.note(fields.projectId, fields.keyId, fields.action);
+  return terms.list();
 }
 
 /**

@@ -143,18 +143,10 @@ function scratchFor(length: number): Buffer {
 /**
  * Writes the body of `fields` at `offset` of `out` (which has room for maxEncodedLength); returns
  * the end. For records whose seq is not known yet (the store encodes them before the writer
- * numbers them): the u64 seq sits at offset + SEQ_OFFSET, for the writer to fill in.
+ * numbers them): the u64 seq sits right after the format byte, for the writer to fill in.
  */
 export function encodeBodyInto(out: Buffer, offset: number, fields: ChainedFields): number {
   return writeBody(out, offset, fields);
-}
-
-/** Where a body's u64 seq starts (after the format byte). */
-export const SEQ_OFFSET = 1;
-
-/** Writes `seq` into the body at `offset` of `out`. */
-export function writeSeq(out: Buffer, offset: number, seq: number): void {
-  writeU64(out, offset + SEQ_OFFSET, seq);
 }
 
 /** Writes the body at `offset` of `out` (which has room for maxBodyLength); returns the end. */
@@ -266,17 +258,7 @@ export const maxEncodedLength = (fields: ChainedFields): number => maxBodyLength
 /** The chain value after `fields`, given the chain value before it. Throws if a field cannot be encoded. */
 export function chainHash(previous: Buffer, fields: ChainedFields): Buffer {
   checkFields(fields);
-  return chainHashUnchecked(previous, fields);
-}
-
-/**
- * chainHash for fields already checked with checkFields (the writer: the store checked every
- * record before queueing it). One SHA-256 over `previous || body`, encoded in a reused buffer.
- */
-export function chainHashUnchecked(previous: Buffer, fields: ChainedFields): Buffer {
-  const out = scratchFor(HASH_LENGTH + maxBodyLength(fields));
-  previous.copy(out, 0, 0, HASH_LENGTH);
-  return hash("sha256", out.subarray(0, writeBody(out, HASH_LENGTH, fields)), "buffer");
+  return chainHashInto(scratchFor(HASH_LENGTH + maxBodyLength(fields)), previous, fields).hash;
 }
 
 /** The chain's head: the last record's seq and chain value (seq 0 and the genesis for an empty log). */

@@ -12,7 +12,7 @@
  * the write has committed.
  */
 import { checkFields, encodeBodyInto, maxEncodedLength, type ChainedFields } from "../audit/chain.js";
-import { actionTerm, keyTerm, termProject } from "../audit/blocks.js";
+import { BlockTerms } from "../audit/blocks.js";
 import type { AuditEvent, AuditOutcome } from "../types.js";
 
 
@@ -58,8 +58,7 @@ export class AuditAppends {
   #count = 0;
   #minTime = Infinity;
   #maxTime = -Infinity;
-  /** Per project (termProject): the keys and actions its records name. Nested maps, no string building per record. */
-  readonly #projects = new Map<string, { keys: Set<string>; actions: Set<string> }>();
+  readonly #terms = new BlockTerms();
   /** Successes per project, key and action. */
   readonly #usage = new Map<string, Map<string, Map<string, UsageSum>>>();
   #sealed = false;
@@ -98,14 +97,8 @@ export class AuditAppends {
     this.#count++;
     if (fields.time < this.#minTime) this.#minTime = fields.time;
     if (fields.time > this.#maxTime) this.#maxTime = fields.time;
-    const project = termProject(fields.projectId);
-    let named = this.#projects.get(project);
-    if (named === undefined) this.#projects.set(project, (named = { keys: new Set(), actions: new Set() }));
-    named.actions.add(fields.action);
-    if (fields.keyId !== null) {
-      named.keys.add(fields.keyId);
-      if (outcome === "success" && fields.projectId !== null) this.#countUse(fields.projectId, fields.keyId, fields.action, fields.time);
-    }
+    this.#terms.note(fields.projectId, fields.keyId, fields.action);
+    if (fields.keyId !== null && outcome === "success" && fields.projectId !== null) this.#countUse(fields.projectId, fields.keyId, fields.action, fields.time);
   }
 
   /** Hands the records over: no more may join. The buffer is the writer's from now on. */
@@ -116,23 +109,13 @@ export class AuditAppends {
       count: this.#count,
       minTime: this.#minTime,
       maxTime: this.#maxTime,
-      terms: this.#termList(),
+      terms: this.#terms.list(),
     };
   }
 
   /** The usage counts these records add. */
   *usage(): Generator<UsageSum> {
     for (const keys of this.#usage.values()) for (const actions of keys.values()) yield* actions.values();
-  }
-
-  #termList(): Array<[string, string]> {
-    const terms: Array<[string, string]> = [];
-    for (const [project, { keys, actions }] of this.#projects) {
-      terms.push([project, ""]);
-      for (const keyId of keys) terms.push([project, keyTerm(keyId)]);
-      for (const action of actions) terms.push([project, actionTerm(action)]);
-    }
-    return terms;
   }
 
   #countUse(projectId: string, keyId: string, action: string, time: number): void {
