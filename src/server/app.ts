@@ -134,10 +134,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       const id = req.headers["x-request-id"];
       return typeof id === "string" && REQUEST_ID.test(id) ? id : randomUUID();
     },
-    // unicode: false — lengths count UTF-16 units, not code points (a whole-string scan per field).
-    // Never looser: every maximum here stands for a byte limit, and UTF-8 takes at least as many
-    // bytes as UTF-16 units; every minimum is 0 or 1, where both counts agree.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false, unicode: false } },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
   };
   if (options.logger === undefined) fastifyOptions.logger = { level: config.log.level, redact: REDACT_PATHS };
   else if (options.logger === false) fastifyOptions.logger = false;
