@@ -42,14 +42,20 @@ export interface RequestContext {
 const MAX_CONTEXT_FIELD = 256;
 
 /** Checks the request context's shape; a malformed one is the caller's programming error (KMS.0308). */
+function checkContextField(value: unknown, name: string): void {
+  if (typeof value !== "string" || value.length === 0 || value.length > MAX_CONTEXT_FIELD) {
+    throw new KmsError("KMS.0308", `request context ${name} must be a string of 1..${MAX_CONTEXT_FIELD} characters`);
+  }
+}
+
 export function checkRequestContext(ctx: RequestContext): void {
   if (typeof ctx !== "object" || ctx === null) throw new KmsError("KMS.0308", "the request context must be an object");
-  for (const name of ["projectId", "principalId", "requestId", "source"] as const) {
-    const value = ctx[name];
-    if (typeof value !== "string" || value.length === 0 || value.length > MAX_CONTEXT_FIELD) {
-      throw new KmsError("KMS.0308", `request context ${name} must be a string of 1..${MAX_CONTEXT_FIELD} characters`);
-    }
-  }
+  // Written out, not looped over the names: every request passes here, and a keyed load by a
+  // name from a list is a megamorphic lookup where a property load is a fixed-offset read.
+  checkContextField(ctx.projectId, "projectId");
+  checkContextField(ctx.principalId, "principalId");
+  checkContextField(ctx.requestId, "requestId");
+  checkContextField(ctx.source, "source");
   if (ctx.service !== undefined && !isDefaultKeyService(ctx.service)) {
     throw new KmsError("KMS.0308", `request context service must be one of ${DEFAULT_KEY_SERVICES.join(", ")}`);
   }

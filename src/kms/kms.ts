@@ -36,7 +36,7 @@ import { resolveKmsConfig, type KmsConfig, type KmsLimits, type KmsTunables } fr
 import { defaultAlias, defaultKeyDescription, defaultKeyService, type DefaultKeyService } from "./default-keys.js";
 import { checkPendingDays, deletionDate } from "./deletion.js";
 import { grantDetails, keyDetails, type KeyDetails } from "./details.js";
-import { Envelope, MAX_PLAINTEXT_BYTES, MIN_PLAINTEXT_BYTES, parseBlob, type EnvelopeOptions } from "./envelope/blob.js";
+import { Envelope, MAX_PLAINTEXT_BYTES, MIN_PLAINTEXT_BYTES, parseBlob, type EnvelopeOptions, type ParsedBlob } from "./envelope/blob.js";
 import type { BoundContext, CiphertextPurpose } from "./envelope/context.js";
 import { checkDatakeyCipherLength, dekDigest, splitDekAndDigest } from "./envelope/datakey.js";
 import { KmsError, type KmsErrorCode } from "./errors.js";
@@ -135,8 +135,27 @@ function asKmsError(error: unknown): KmsError {
 
 function bytesOf(value: unknown, code: KmsErrorCode, name: string): Buffer {
   if (typeof value === "string") return Buffer.from(value, "utf8");
+  if (Buffer.isBuffer(value)) return value;
   if (value instanceof Uint8Array) return Buffer.from(value.buffer, value.byteOffset, value.byteLength);
   throw new KmsError(code, `${name} must be bytes or a string`);
+}
+
+/** What #open gives: the blob's key and its plaintext. */
+interface Opened {
+  entry: KeyEntry;
+  plaintext: Buffer;
+}
+
+/** What #newDataKey gives: the DEK in plaintext and sealed. */
+interface NewDataKey {
+  keyId: string;
+  dek: Buffer;
+  cipherText: Buffer;
+}
+
+/** fn(value) at once for a value, after it for a promise: the synchronous hot paths stay synchronous. */
+function andThen<T, U>(value: T | Promise<T>, fn: (value: T) => U | Promise<U>): U | Promise<U> {
+  return value instanceof Promise ? value.then(fn) : fn(value);
 }
 
 function blobOf(value: unknown): Uint8Array {
@@ -374,17 +393,19 @@ export class Kms {
 
   /** encrypt-data: blob v1 of 1..4096 bytes under the key's newest version. KMS.2101 plaintext, KMS.0209/0210/1301 state. */
   encryptData(ctx: RequestContext, request: Api.EncryptDataRequest): Promise<Api.EncryptDataResult> {
-    return this.#run(ctx, "encrypt-data", async (op) => {
+    return this.#run(ctx, "encrypt-data", (op) => {
       const plaintext = bytesOf(request.plainText, "KMS.2101", "plain_text");
       if (plaintext.length < MIN_PLAINTEXT_BYTES || plaintext.length > MAX_PLAINTEXT_BYTES) {
         throw new KmsError("KMS.2101", `plain_text must be ${MIN_PLAINTEXT_BYTES}..${MAX_PLAINTEXT_BYTES} bytes`);
       }
       checkAlgorithm(request.encryptionAlgorithm);
-      const entry = this.#authorizeKeyNow(op, request.keyId) ?? await this.#authorizeKey(op, request.keyId, { createDefault: true });
-      checkGuard(entry.record, GUARDS.use);
-      const context = bound(request.additionalAuthenticatedData, request.encryptionContext);
-      const cipherText = this.#sealNow(entry, "data", plaintext, context) ?? await this.#seal(op, entry, "data", plaintext, context);
-      return { keyId: entry.record.keyId, cipherText };
+      const seal = (entry: KeyEntry): Api.EncryptDataResult | Promise<Api.EncryptDataResult> => {
+        checkGuard(entry.record, GUARDS.use);
+        const context = bound(request.additionalAuthenticatedData, request.encryptionContext);
+        const keyId = entry.record.keyId;
+        return andThen(this.#sealNow(entry, "data", plaintext, context) ?? this.#seal(op, entry, "data", plaintext, context), (cipherText) => ({ keyId, cipherText }));
+      };
+      return andThen(this.#authorizeKeyNow(op, request.keyId) ?? this.#authorizeKey(op, request.keyId, { createDefault: true }), seal);
     }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
   }
 
@@ -394,29 +415,27 @@ export class Kms {
    * bit — is the opaque KMS.2201; the key's state (KMS.0209/0210) only for a key of the project.
    */
   decryptData(ctx: RequestContext, request: Api.DecryptDataRequest): Promise<Api.DecryptDataResult> {
-    return this.#run(ctx, "decrypt-data", async (op) => {
+    return this.#run(ctx, "decrypt-data", (op) => {
       checkAlgorithm(request.encryptionAlgorithm);
       const blob = blobOf(request.cipherText);
-      const { entry, plaintext } = await this.#open(op, blob, "data", request.keyId, bound(request.additionalAuthenticatedData, request.encryptionContext));
-      return { keyId: entry.record.keyId, plainText: plaintext };
+      const opened = this.#open(op, blob, "data", request.keyId, bound(request.additionalAuthenticatedData, request.encryptionContext));
+      return andThen(opened, ({ entry, plaintext }) => ({ keyId: entry.record.keyId, plainText: plaintext }));
     }, request?.keyId);
   }
 
   /** create-datakey: a data key from the token, in plaintext and sealed. KMS.1901/1902/1903 size. */
   createDataKey(ctx: RequestContext, request: Api.CreateDataKeyRequest): Promise<Api.CreateDataKeyResult> {
-    return this.#run(ctx, "create-datakey", async (op) => {
-      const { keyId, dek, cipherText } = await this.#newDataKey(op, request);
-      return { keyId, plainText: dek, cipherText };
-    }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
+    return this.#run(ctx, "create-datakey", (op) =>
+      andThen(this.#newDataKey(op, request), ({ keyId, dek, cipherText }) => ({ keyId, plainText: dek, cipherText })), request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
   }
 
   /** create-datakey-without-plaintext: the sealed data key only. */
   createDataKeyWithoutPlaintext(ctx: RequestContext, request: Api.CreateDataKeyRequest): Promise<Api.CreateDataKeyWithoutPlaintextResult> {
-    return this.#run(ctx, "create-datakey-without-plaintext", async (op) => {
-      const { keyId, dek, cipherText } = await this.#newDataKey(op, request);
-      dek.fill(0);
-      return { keyId, cipherText };
-    }, request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
+    return this.#run(ctx, "create-datakey-without-plaintext", (op) =>
+      andThen(this.#newDataKey(op, request), ({ keyId, dek, cipherText }) => {
+        dek.fill(0);
+        return { keyId, cipherText };
+      }), request?.keyId ?? (ctx?.service === undefined ? undefined : defaultAlias(ctx.service)));
   }
 
   /** encrypt-datakey: takes DEK ‖ SHA-256(DEK) and seals the DEK. KMS.2103 digest, KMS.2104 length. */
@@ -824,35 +843,56 @@ export class Kms {
    * Runs one request: the body decides, then the audit record is appended (unless the store
    * appended it with the request's write) and committed before the promise settles. A request whose
    * success record cannot be committed fails (its result is not released).
+   *
+   * A body may answer synchronously (the hot paths: a cached key, a cached caller): the request
+   * then costs one promise, the audit commit's, instead of an async body's and its await.
    */
-  async #run<T>(ctx: RequestContext, operation: KmsOperation, body: (op: Op) => Promise<T>, ref?: unknown): Promise<T> {
-    this.#checkOpen();
-    checkRequestContext(ctx);
-    const op = new Op(ctx, operation, this.#now());
+  #run<T>(ctx: RequestContext, operation: KmsOperation, body: (op: Op) => T | Promise<T>, ref?: unknown): Promise<T> {
+    let op: Op;
+    try {
+      this.#checkOpen();
+      checkRequestContext(ctx);
+      op = new Op(ctx, operation, this.#now());
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // The key as the request names it, until it is resolved: failures before that are recorded with it.
     if (typeof ref === "string" && ref.length > 0 && ref.length <= 255) op.keyId = ref;
-    let result: T;
+    let value: T | Promise<T>;
     try {
-      result = await body(op);
+      value = body(op);
     } catch (error) {
-      const failure = asKmsError(error);
-      if (!op.audited) {
-        try {
-          await this.#record(op, isDenial(failure) ? "denied" : "failure", failure.code);
-        } catch (auditError) {
-          this.#warn(`hsmkit KMS: the audit record of a failed ${op.action} (request ${ctx.requestId}) was not written: ${(auditError as Error).message}`);
-        }
-      }
-      throw failure;
+      return this.#failed(op, error);
     }
+    if (value instanceof Promise) return value.then((result: T) => this.#succeeded(op, result), (error: unknown) => this.#failed(op, error));
+    return this.#succeeded(op, value);
+  }
+
+  /** The request's result, once its success record has committed. */
+  #succeeded<T>(op: Op, result: T): Promise<T> {
+    if (op.audited) return Promise.resolve(result);
+    let committed: Promise<void>;
+    try {
+      committed = this.#record(op, "success", null);
+    } catch (error) {
+      return Promise.reject(asKmsError(error));
+    }
+    return committed.then(() => result, (error: unknown) => {
+      throw asKmsError(error);
+    });
+  }
+
+  /** The request's failure, as a KmsError, after its record (denied or failed) was written if it could be. */
+  async #failed(op: Op, error: unknown): Promise<never> {
+    const failure = asKmsError(error);
     if (!op.audited) {
       try {
-        await this.#record(op, "success", null);
-      } catch (error) {
-        throw asKmsError(error);
+        await this.#record(op, isDenial(failure) ? "denied" : "failure", failure.code);
+      } catch (auditError) {
+        this.#warn(`hsmkit KMS: the audit record of a failed ${op.action} (request ${op.ctx.requestId}) was not written: ${(auditError as Error).message}`);
       }
     }
-    return result;
+    throw failure;
   }
 
   /** Appends the request's record (and those of further keys it used). */
@@ -1083,29 +1123,34 @@ export class Kms {
    * must then be that key's; otherwise the blob's own key is used, and a missing one is the opaque
    * KMS.2201 like every other fault of the blob (see decryptData).
    */
-  async #open(
+  #open(
     op: Op, blob: Uint8Array, purpose: CiphertextPurpose, named: string | undefined, context: BoundContext, grant?: GrantOperation,
-  ): Promise<{ entry: KeyEntry; plaintext: Buffer }> {
+  ): Opened | Promise<Opened> {
     const access = grant === undefined ? {} : { grant };
-    let entry: KeyEntry;
-    let parsed: ReturnType<typeof parseBlob>;
     if (named !== undefined && named !== "") {
-      entry = this.#authorizeKeyNow(op, named) ?? await this.#authorizeKey(op, named, access);
-      parsed = parseBlob(blob);
-      if (parsed.keyId !== entry.record.keyId) throw new KmsError("KMS.2201", "the ciphertext is not the named key's");
-    } else {
-      parsed = parseBlob(blob);
-      op.keyId = parsed.keyId;
-      entry = this.#authorizeKeyNow(op, parsed.keyId) ?? await this.#authorizeKey(op, parsed.keyId, { ...access, missing: "KMS.2201" });
+      return andThen(this.#authorizeKeyNow(op, named) ?? this.#authorizeKey(op, named, access), (entry) => {
+        const parsed = parseBlob(blob);
+        if (parsed.keyId !== entry.record.keyId) throw new KmsError("KMS.2201", "the ciphertext is not the named key's");
+        return this.#openWith(entry, parsed, purpose, context);
+      });
     }
+    const parsed = parseBlob(blob);
+    op.keyId = parsed.keyId;
+    return andThen(this.#authorizeKeyNow(op, parsed.keyId) ?? this.#authorizeKey(op, parsed.keyId, { ...access, missing: "KMS.2201" }),
+      (entry) => this.#openWith(entry, parsed, purpose, context));
+  }
+
+  /** Opens a parsed blob with its (authorized) key's version. */
+  #openWith(entry: KeyEntry, parsed: ParsedBlob, purpose: CiphertextPurpose, context: BoundContext): Opened | Promise<Opened> {
     checkGuard(entry.record, GUARDS.use);
-    const version = entry.versions.get(parsed.version) ?? await this.#version(entry, parsed.version);
-    if (version === undefined) throw new KmsError("KMS.2201", "the blob names no version available to the caller");
-    return { entry, plaintext: this.#envelope.openParsed(parsed, purpose, version, context).plaintext };
+    return andThen(entry.versions.get(parsed.version) ?? this.#version(entry, parsed.version), (version) => {
+      if (version === undefined) throw new KmsError("KMS.2201", "the blob names no version available to the caller");
+      return { entry, plaintext: this.#envelope.openParsed(parsed, purpose, version, context).plaintext };
+    });
   }
 
   /** create-datakey's work: the size, the key, a DEK from the token, sealed. */
-  async #newDataKey(op: Op, request: Api.CreateDataKeyRequest): Promise<{ keyId: string; dek: Buffer; cipherText: Buffer }> {
+  #newDataKey(op: Op, request: Api.CreateDataKeyRequest): NewDataKey | Promise<NewDataKey> {
     const hasLength = request.datakeyLength !== undefined && request.datakeyLength !== "";
     // Huawei's model: with both, datakey_length decides.
     let bytes: number;
@@ -1117,18 +1162,25 @@ export class Kms {
       if (size === undefined) throw new KmsError("KMS.1902");
       bytes = size;
     }
-    const entry = this.#authorizeKeyNow(op, request.keyId) ?? await this.#authorizeKey(op, request.keyId, { createDefault: true });
-    checkGuard(entry.record, GUARDS.use);
-    const context = bound(request.additionalAuthenticatedData, request.encryptionContext);
-    const dek = this.#backend.random(bytes);
-    try {
-      const cipherText = this.#sealNow(entry, "datakey", dek, context) ?? await this.#seal(op, entry, "datakey", dek, context);
-      return { keyId: entry.record.keyId, dek, cipherText };
-    } catch (error) {
-      dek.fill(0);
-      throw error;
-    }
+    return andThen(this.#authorizeKeyNow(op, request.keyId) ?? this.#authorizeKey(op, request.keyId, { createDefault: true }), (entry) => {
+      checkGuard(entry.record, GUARDS.use);
+      const context = bound(request.additionalAuthenticatedData, request.encryptionContext);
+      const dek = this.#backend.random(bytes);
+      const keyId = entry.record.keyId;
+      const forget = (error: unknown): never => {
+        dek.fill(0);
+        throw error;
+      };
+      let sealed: Buffer | Promise<Buffer>;
+      try {
+        sealed = this.#sealNow(entry, "datakey", dek, context) ?? this.#seal(op, entry, "datakey", dek, context);
+      } catch (error) {
+        return forget(error);
+      }
+      return sealed instanceof Promise ? sealed.then((cipherText) => ({ keyId, dek, cipherText }), forget) : { keyId, dek, cipherText: sealed };
+    });
   }
+
 
   /**
    * Seals under the key's current version, adding a version first when the current one has made

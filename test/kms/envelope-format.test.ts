@@ -101,6 +101,32 @@ test("header arguments: a key id is a UUID (KMS.0205), a version a u32 and the I
   fc.assert(fc.property(fc.uuid(), (uuid) => keyIdFromBytes(keyIdToBytes(uuid)) === uuid.toLowerCase()));
 });
 
+test("a blob's key id is read right whatever ids came before, ids sharing a last byte, and callers reusing their buffers", (t) => {
+  // The parser remembers recent ids by their last byte: few distinct last bytes force collisions.
+  const id = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((bytes) => {
+    bytes[15] = bytes[15]! % 3;
+    return bytes;
+  });
+  const text = (bytes: Uint8Array): string => {
+    const hex = Buffer.from(bytes).toString("hex");
+    return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  };
+  fc.assert(fc.property(fc.array(fc.tuple(id, fc.boolean()), { minLength: 1, maxLength: 40 }), (steps) => {
+    const blob = Buffer.concat([encodeHeader({ keyId: KEY_ID, version: 1, iv: Buffer.alloc(12) }), Buffer.alloc(17)]);
+    for (const [bytes, viaBlob] of steps) {
+      if (viaBlob) {
+        // The same buffer, rewritten in place between parses.
+        blob.set(bytes, 3);
+        if (parseBlob(blob).keyId !== text(bytes)) return false;
+      } else if (keyIdFromBytes(bytes) !== text(bytes)) {
+        return false;
+      }
+    }
+    return true;
+  }));
+  t.pass();
+});
+
 test("the bound context's encoding is byte-exact and canonical: pairs sorted by UTF-8 bytes, length-prefixed", (t) => {
   t.is(encodeBoundContext("data").toString("hex"), "01" + "00000000" + "00000000");
   t.is(encodeBoundContext("datakey").toString("hex"), "02" + "00000000" + "00000000");

@@ -78,6 +78,8 @@ const NO_USAGE = { encrypt: false, decrypt: false, wrap: false, unwrap: false, s
 
 const KWP = { name: P.CKM_AES_KEY_WRAP_PAD, params: null };
 const HMAC = { name: P.CKM_SHA256_HMAC, params: null };
+/** HMAC as pkcs11js takes it (mac() calls the module directly, as the GCM path does). */
+const HMAC_MECHANISM = { mechanism: P.CKM_SHA256_HMAC };
 
 const VERSION_GENERATE_TEMPLATE = {
   keyType: P.CKK_AES, valueLen: VERSION_KEY_BYTES, token: false, private: true, sensitive: true, extractable: true, ...NO_USAGE,
@@ -334,14 +336,24 @@ export class GrapheneBackend implements KmsBackend {
 
   mac(data: Uint8Array): Buffer {
     checkBytes(data, "data", 0, MAX_DATA_BYTES);
-    return this.operation("computing a MAC", (c) =>
-      c.pool.run((session) => {
-        const signer = session.createSign(HMAC, c.macKey);
+    return this.operation("computing a MAC", (c) => {
+      const session = c.pool.take();
+      let healthy = true;
+      try {
+        this.lib.C_SignInit(session.handle, HMAC_MECHANISM, c.macKey.handle);
+        // A buffer larger than the tag: a token that wanted more would say CKR_BUFFER_TOO_SMALL, not truncate.
+        const out = Buffer.alloc(2 * MAC_BYTES);
         // pkcs11js passes an empty Buffer as a NULL pointer, which SoftHSMv2's C_Sign refuses (CKR_ARGUMENTS_BAD): empty input goes straight to C_SignFinal.
-        const tag = data.length === 0 ? signer.final() : signer.once(asBuffer(data));
+        const tag = data.length === 0 ? this.lib.C_SignFinal(session.handle, out) : this.lib.C_Sign(session.handle, asBuffer(data), out);
         if (tag.length !== MAC_BYTES) throw new KmsError("KMS.0101", `C_Sign (HMAC-SHA256) returned ${tag.length} bytes`);
         return Buffer.from(tag);
-      }, isBroken));
+      } catch (error) {
+        healthy = !isBroken(error);
+        throw error;
+      } finally {
+        c.pool.give(session, healthy);
+      }
+    });
   }
 
   verifyMac(data: Uint8Array, mac: Uint8Array): boolean {

@@ -82,11 +82,35 @@ export function keyIdFromBytes(bytes: Uint8Array): string {
 /** Two lowercase hex digits for each byte value. */
 const HEX = Array.from({ length: 256 }, (_, byte) => byte.toString(16).padStart(2, "0"));
 
-/** The UUID text of bytes[at..at+16), from the table: every opened blob names its key this way. */
-function keyIdAt(b: Uint8Array, at: number): string {
+/** The UUID text of bytes[at..at+16), from the table. */
+function uuidText(b: Uint8Array, at: number): string {
   const h = (i: number): string => HEX[b[at + i]!]!;
   return h(0) + h(1) + h(2) + h(3) + "-" + h(4) + h(5) + "-" + h(6) + h(7) + "-" + h(8) + h(9) + "-" +
     h(10) + h(11) + h(12) + h(13) + h(14) + h(15);
+}
+
+/**
+ * Key ids named by recent blobs, direct-mapped by their last byte (random in a UUID v4). Every
+ * opened blob names its key; for a hot key the text is then found, not built — and it is the same
+ * string each time, whose hash the key cache's maps have computed already, where a freshly built
+ * string is a rope to flatten and hash on every lookup.
+ */
+const recentKeyIds: Array<{ bytes: Uint8Array; text: string } | undefined> = new Array(256).fill(undefined);
+
+/** The UUID text of bytes[at..at+16): every opened blob names its key this way. */
+function keyIdAt(b: Uint8Array, at: number): string {
+  const slot = b[at + KEY_ID_BYTES - 1]!;
+  const recent = recentKeyIds[slot];
+  if (recent !== undefined) {
+    const known = recent.bytes;
+    let i = 0;
+    while (i < KEY_ID_BYTES && known[i] === b[at + i]) i++;
+    if (i === KEY_ID_BYTES) return recent.text;
+  }
+  const text = uuidText(b, at);
+  // A copy (Buffer#slice would be a view): the caller may reuse its bytes.
+  recentKeyIds[slot] = { bytes: new Uint8Array(b.subarray(at, at + KEY_ID_BYTES)), text };
+  return text;
 }
 
 function checkVersionNumber(version: number): void {

@@ -159,7 +159,7 @@ function contextPairs(context: unknown): readonly ContextPair[] {
   const prototype = Object.getPrototypeOf(context) as unknown;
   if (prototype !== Object.prototype && prototype !== null) throw new KmsError("KMS.0208", "encryption_context must be a plain object");
   const keys = Object.keys(context);
-  const pairs: ContextPair[] = [];
+  const pairs: ContextPair[] = new Array<ContextPair>(keys.length);
   // The object's JSON text: braces, a colon per pair, commas between pairs, the strings.
   let chars = 2 + Math.max(0, keys.length - 1);
   for (let i = 0; i < keys.length; i++) {
@@ -171,7 +171,7 @@ function contextPairs(context: unknown): readonly ContextPair[] {
     const valueFound = scan(value);
     if (((keyFound | valueFound) & LONE_SURROGATE) !== 0) throw new KmsError("KMS.0208", "encryption_context must be well-formed Unicode");
     chars += jsonLength(key, keyFound) + 1 + jsonLength(value, valueFound);
-    pairs.push({ key, value, keyBytes: utf8Length(key, keyFound), valueBytes: utf8Length(value, valueFound) });
+    pairs[i] = { key, value, keyBytes: utf8Length(key, keyFound), valueBytes: utf8Length(value, valueFound) };
   }
   if (chars > MAX_CONTEXT_CHARS) throw new KmsError("KMS.0208", `encryption_context is ${chars} characters, more than ${MAX_CONTEXT_CHARS}`);
   return sortPairs(pairs);

@@ -193,7 +193,8 @@ export class SqliteStore implements KmsStore {
   #lastCheckpoint: AuditCheckpoint | null;
   #checkpointing: Promise<AuditCheckpoint | null> | null = null;
   /** Usage counts not yet written, by key (JSON [projectId, keyId]) and action. */
-  #usage = new Map<string, { projectId: string; keyId: string; actions: Map<string, { count: number; lastUsedAt: number }> }>();
+  /** By project, then key id: a batch's sums are added without building a joined key per sum. */
+  #usage = new Map<string, Map<string, Map<string, { count: number; lastUsedAt: number }>>>();
   /** Counts in a usage write not yet acknowledged, and the seq that write records as usage_seq. */
   #usageInFlight: UsageDelta[] | null = null;
   #usageInFlightSeq = 0;
@@ -319,10 +320,10 @@ export class SqliteStore implements KmsStore {
   }
 
   #addUsage(projectId: string, keyId: string, action: string, count: number, lastUsedAt: number): void {
-    const id = JSON.stringify([projectId, keyId]);
-    let key = this.#usage.get(id);
-    if (key === undefined) this.#usage.set(id, (key = { projectId, keyId, actions: new Map() }));
-    const actions = key.actions;
+    let keys = this.#usage.get(projectId);
+    if (keys === undefined) this.#usage.set(projectId, (keys = new Map()));
+    let actions = keys.get(keyId);
+    if (actions === undefined) keys.set(keyId, (actions = new Map()));
     const entry = actions.get(action);
     if (entry === undefined) actions.set(action, { count, lastUsedAt });
     else {
@@ -340,8 +341,10 @@ export class SqliteStore implements KmsStore {
     if (this.#usageFlushing !== null) return this.#usageFlushing.then(() => this.#flushUsage());
     if (this.#usage.size === 0) return Promise.resolve();
     const entries: UsageDelta[] = [];
-    for (const { projectId, keyId, actions } of this.#usage.values()) {
-      for (const [action, { count, lastUsedAt }] of actions) entries.push({ projectId, keyId, action, count, lastUsedAt });
+    for (const [projectId, keys] of this.#usage) {
+      for (const [keyId, actions] of keys) {
+        for (const [action, { count, lastUsedAt }] of actions) entries.push({ projectId, keyId, action, count, lastUsedAt });
+      }
     }
     this.#usage = new Map();
     this.#usageInFlight = entries;
@@ -533,7 +536,7 @@ export class SqliteStore implements KmsStore {
           record.lastUsedAt = Math.max(record.lastUsedAt, lastUsedAt);
         }
       };
-      for (const [action, entry] of this.#usage.get(JSON.stringify([projectId, keyId]))?.actions ?? []) add(action, entry.count, entry.lastUsedAt);
+      for (const [action, entry] of this.#usage.get(projectId)?.get(keyId) ?? []) add(action, entry.count, entry.lastUsedAt);
       // A usage write the writer has committed but whose acknowledgement has not arrived yet is in
       // the rows read above already: its usage_seq shows it.
       const inFlight = this.#usageInFlight !== null && written.throughSeq < this.#usageInFlightSeq ? this.#usageInFlight : [];

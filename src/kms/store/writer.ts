@@ -106,7 +106,8 @@ export function startWorkerWriter(path: string): Promise<Writer> {
                 inFlight.set(id, settle);
                 worker.ref();
                 // Encoded audit records move to the writer without a copy.
-                const transfer = ops.flatMap((op) => (op.op === "audit.records" ? [op.appends.records.buffer as ArrayBuffer] : []));
+                const transfer: ArrayBuffer[] = [];
+                for (const op of ops) if (op.op === "audit.records") transfer.push(op.appends.records.buffer as ArrayBuffer);
                 worker.postMessage({ type: "batch", id, ops: packOps(ops) }, transfer);
               }).then((result) => toOutcome(ops, result));
             },
