@@ -35,12 +35,23 @@ export class P11Object {
     public session: number | undefined,
   ) {}
 
+  /**
+   * CKA_CLASS and CKA_KEY_TYPE cannot change once the object exists (no footnote 8: neither
+   * C_SetAttributeValue nor C_CopyObject may set them), so they are decoded once; every
+   * C_*Init reads the key's type.
+   */
+  #objectClass: number | undefined;
+  #keyType: number | null | undefined;
+
   get objectClass(): number {
-    return readUlong(this.attrs.get(P.CKA_CLASS)!);
+    return (this.#objectClass ??= readUlong(this.attrs.get(P.CKA_CLASS)!));
   }
   get keyType(): number | undefined {
-    const value = this.attrs.get(P.CKA_KEY_TYPE);
-    return value === undefined ? undefined : readUlong(value);
+    if (this.#keyType === undefined) {
+      const value = this.attrs.get(P.CKA_KEY_TYPE);
+      this.#keyType = value === undefined ? null : readUlong(value);
+    }
+    return this.#keyType ?? undefined;
   }
   get isToken(): boolean {
     return readBool(this.attrs.get(P.CKA_TOKEN));
