@@ -10,7 +10,8 @@ import { pkcs11 } from "./pkcs11.js";
 export const HANDLE_BYTES = 8;
 
 export function toHandle(value: number): Buffer {
-  const buffer = Buffer.allocUnsafe(HANDLE_BYTES);
+  // Not from the shared pool: a handle lives as long as its session or object (see attributes.ts retained()).
+  const buffer = Buffer.allocUnsafeSlow(HANDLE_BYTES);
   buffer.writeUInt32LE(value % 0x100000000, 0);
   buffer.writeUInt32LE(Math.floor(value / 0x100000000), 4);
   return buffer;

@@ -47,8 +47,20 @@ export const FALSE = Buffer.from([0]);
 
 // CK_ULONG values as two 32-bit halves: BigInt conversions cost more than the rest of a lookup
 // on the hot path (handles and CKA_CLASS / CKA_KEY_TYPE are read on every call).
+/**
+ * `bytes` in memory of its own. Attribute values and handles live as long as their object — a
+ * cached key, a token object — and a small Buffer cut from Node's shared 8 KiB pool keeps the
+ * whole pool alive with it: a thousand cached keys held megabytes of pools that way.
+ */
+export function retained(bytes: Buffer): Buffer {
+  if (bytes === TRUE || bytes === FALSE || (bytes.byteOffset === 0 && bytes.buffer.byteLength === bytes.length)) return bytes;
+  const own = Buffer.allocUnsafeSlow(bytes.length);
+  bytes.copy(own);
+  return own;
+}
+
 export function ulong(value: number): Buffer {
-  const out = Buffer.allocUnsafe(8);
+  const out = Buffer.allocUnsafeSlow(8);
   out.writeUInt32LE(value % 0x100000000, 0);
   out.writeUInt32LE(Math.floor(value / 0x100000000), 4);
   return out;
@@ -72,6 +84,10 @@ const invalid = (type: number, why: string): CkrError =>
  * wrong shape (as a real token does when pkcs11js passes, say, a CK_ULONG for a CK_BBOOL).
  */
 export function encodeValue(type: number, value: Attribute["value"] | unknown): Buffer {
+  return retained(encodeValueBytes(type, value));
+}
+
+function encodeValueBytes(type: number, value: Attribute["value"] | unknown): Buffer {
   const kind = attributeKind(type);
   if (kind === undefined) throw new CkrError(pkcs11.CKR_ATTRIBUTE_TYPE_INVALID, `attribute 0x${type.toString(16)}`);
   if (value === undefined || value === null) throw invalid(type, "no value");

@@ -437,7 +437,9 @@ export class GrapheneBackend implements KmsBackend {
   private versionKey(c: Connection, version: VersionRef): Key {
     const cached = this.cache.get(version.id);
     if (cached !== undefined && sameBytes(cached.wrapped, version.wrapped)) return cached.key;
-    const wrapped = Buffer.from(version.wrapped);
+    // Its own memory, not a slice of Node's shared pool, which the cache entry would keep alive whole.
+    const wrapped = Buffer.allocUnsafeSlow(version.wrapped.length);
+    wrapped.set(version.wrapped);
     let key: Key;
     try {
       key = c.pool.owner.unwrapKey(KWP, c.root, wrapped, { ...VERSION_UNWRAP_TEMPLATE });
