@@ -6,7 +6,7 @@ import test from "ava";
 import fc from "fast-check";
 import { chainRecords } from "../../src/crypto/audit-chain.js";
 import { chainHash, decodeRecord, genesisHash } from "../../src/kms/audit/chain.js";
-import { AuditAppends } from "../../src/kms/store/audit-appends.js";
+import { AuditAppends, frameRecords } from "../../src/kms/store/audit-appends.js";
 import type { AuditEvent, AuditOutcome } from "../../src/kms/types.js";
 
 const text = (max: number): fc.Arbitrary<string> => fc.string({ unit: "binary", maxLength: max }).filter((s) => !/[\uD800-\uDFFF]/u.test(s));
@@ -28,8 +28,9 @@ test("chain values and bodies equal the JavaScript definition, for any records",
     const appends = new AuditAppends(1000);
     for (const { outcome, errorCode, ...event } of records) appends.add(event as AuditEvent, outcome, errorCode);
     const sealed = appends.seal();
+    const framed = frameRecords(sealed);
     const previous = genesisHash(Buffer.alloc(16, 7));
-    const { bodies, hashes } = chainRecords(previous, sealed.records, sealed.count, firstSeq);
+    const { bodies, hashes } = chainRecords(previous, framed.framed, sealed.count, firstSeq);
     let chain = previous;
     let at = 0;
     records.forEach((r, i) => {
@@ -41,13 +42,61 @@ test("chain values and bodies equal the JavaScript definition, for any records",
       t.deepEqual(hashes.subarray(i * 32, (i + 1) * 32), chain);
     });
     t.is(at, bodies.length);
+    // What the block and the usage counters get, against the records themselves.
+    t.is(framed.minTime, Math.min(...records.map((r) => r.time)));
+    t.is(framed.maxTime, Math.max(...records.map((r) => r.time)));
+    const terms = new Set<string>();
+    const usage = new Map<string, { count: number; lastUsedAt: number }>();
+    for (const r of records) {
+      const project = r.projectId ?? "";
+      terms.add(`${project}\0`).add(`${project}\0a:${r.action}`);
+      if (r.keyId !== null) terms.add(`${project}\0k:${r.keyId}`);
+      if (r.outcome !== "success" || r.keyId === null || r.projectId === null) continue;
+      const id = JSON.stringify([r.projectId, r.keyId, r.action]);
+      const sum = usage.get(id) ?? { count: 0, lastUsedAt: -1 };
+      usage.set(id, { count: sum.count + 1, lastUsedAt: Math.max(sum.lastUsedAt, r.time) });
+    }
+    t.deepEqual(framed.terms.map(([project, term]) => `${project}\0${term}`).sort(), [...terms].sort());
+    t.deepEqual(
+      framed.usage.map((u) => [JSON.stringify([u.projectId, u.keyId, u.action]), { count: u.count, lastUsedAt: u.lastUsedAt }] as const).sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+      [...usage].sort((a, b) => (a[0] < b[0] ? -1 : 1)),
+    );
   }), { numRuns: 60 });
+});
+
+test("a record that cannot be encoded is refused as it is added, and nothing of it stays", (t) => {
+  const appends = new AuditAppends(10);
+  const good = { requestId: "r", projectId: "p", principalId: "u", source: "s", action: "genRandom", keyId: null };
+  appends.add(good, "success", null);
+  t.throws(() => appends.add({ ...good, time: -1 }, "success", null), { instanceOf: RangeError });
+  t.throws(() => appends.add({ ...good, time: 1.5 }, "success", null), { instanceOf: RangeError });
+  t.throws(() => appends.add(good, "maybe" as AuditOutcome, null), { instanceOf: TypeError });
+  t.throws(() => appends.add({ ...good, action: "not an action" }, "success", null), { instanceOf: TypeError });
+  t.throws(() => appends.add({ ...good, requestId: 7 as unknown as string }, "success", null), { instanceOf: TypeError });
+  t.throws(() => appends.add({ ...good, keyId: "\uD800" }, "success", null), { instanceOf: TypeError });
+  t.throws(() => appends.add({ ...good, detail: "\uDC00x" }, "success", null), { instanceOf: TypeError });
+  t.is(appends.count, 1);
+  const framed = frameRecords(appends.seal());
+  const { fields } = decodeRecord(chainRecords(Buffer.alloc(32), framed.framed, 1, 1).bodies, 0);
+  t.like(fields, { requestId: "r", keyId: null, outcome: "success" });
+});
+
+test("sealed records that do not hold together are refused before anything is framed", (t) => {
+  const appends = new AuditAppends(4);
+  appends.add({ requestId: "r", projectId: "p", principalId: "u", source: "s", action: "genRandom", keyId: "k" }, "success", null);
+  const sealed = appends.seal();
+  t.throws(() => frameRecords({ ...sealed, strings: sealed.strings.slice(0, 2) }), { instanceOf: RangeError }, "an id beyond the strings");
+  t.throws(() => frameRecords({ ...sealed, count: 5 }), { instanceOf: RangeError }, "more records than the buffer holds");
+  t.throws(() => frameRecords({ ...sealed, timesOffset: 4 }), { instanceOf: RangeError }, "times overlapping the ids");
+  const times = new Float64Array(sealed.records.buffer, sealed.timesOffset, 1);
+  times[0] = -5;
+  t.throws(() => frameRecords(sealed), { instanceOf: RangeError }, "a time out of range");
 });
 
 test("framing that does not hold exactly count bodies is refused", (t) => {
   const appends = new AuditAppends(1000);
   appends.add({ requestId: "r", projectId: "p", principalId: "u", source: "s", action: "genRandom", keyId: null }, "success", null);
-  const { records } = appends.seal();
+  const records = frameRecords(appends.seal()).framed;
   const previous = Buffer.alloc(32);
   const invalid = { code: "ERR_NATIVE_INVALID_ARGUMENT" };
   t.throws(() => chainRecords(previous, records, 2, 1), invalid);

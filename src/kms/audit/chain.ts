@@ -49,7 +49,7 @@ const wellFormed: (value: string) => boolean = typeof (String.prototype as { isW
   ? (value) => (value as unknown as { isWellFormed(): boolean }).isWellFormed()
   : (value) => !LONE_SURROGATE.test(value);
 
-function checkString(value: string, name: string): void {
+export function checkString(value: string, name: string): void {
   if (typeof value !== "string") throw new TypeError(`audit field ${name} must be a string`);
   if (!wellFormed(value)) throw new TypeError(`audit field ${name} holds a lone surrogate, which UTF-8 cannot encode`);
 }
@@ -57,7 +57,7 @@ function checkString(value: string, name: string): void {
 /** Actions seen valid, to skip the pattern for the few every request uses (bounded: any caller may name any action). */
 const validActions = new Set<string>();
 
-function checkAction(action: unknown): void {
+export function checkAction(action: unknown): void {
   if (typeof action === "string" && validActions.has(action)) return;
   if (typeof action !== "string" || !ACTION_PATTERN.test(action)) {
     throw new TypeError(`audit action must be letters and digits (1-64, leading letter), not ${JSON.stringify(action)}`);
@@ -65,7 +65,7 @@ function checkAction(action: unknown): void {
   if (validActions.size < 256) validActions.add(action);
 }
 
-function checkInteger(value: number, name: string): void {
+export function checkInteger(value: number, name: string): void {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`audit field ${name} must be an integer in [0, 2^53), not ${value}`);
 }
 

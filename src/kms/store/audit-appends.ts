@@ -1,29 +1,45 @@
 /**
- * The audit records of requests on their way to the writer, already encoded. Every request the
- * Kms serves appends one record; sending each as an object (structured clone to the writer
- * thread, a promise and a rebuilt record each) was a third of a request's time on the event loop.
- * Instead the store encodes each record's canonical body (audit/chain.ts) into one buffer per
- * group commit, with its seq left blank for the writer to number, and the whole buffer travels as
- * one write — transferred, not copied — whose single promise every request in it awaits.
+ * The audit records of requests on their way to the writer. Every request the Kms serves appends
+ * one record; sending each as an object (structured clone to the writer thread, a promise and a
+ * rebuilt record each) was a third of a request's time on the event loop, and encoding each
+ * record's canonical body on the event loop still cost ~1.5 µs a record (string by string,
+ * character by character). So the event loop keeps only what the writer cannot know: each
+ * record's time and its fields as numbers into a table of the batch's distinct strings — the
+ * project, principal, source, action and key of a busy service repeat from record to record, and
+ * a repeated string costs one map lookup. The writer thread turns them into canonical bodies
+ * (frameRecords, below: each distinct string encoded once), numbers and chains them.
  *
- * The buffer is framed as u32 length ‖ body, repeated. Alongside it travel what the writer needs
- * without decoding: the records' time range and the block search terms they add (audit/blocks.ts).
- * The usage counts the records add (successes on a key) are summed here, for the store to add once
- * the write has committed.
+ * Fields are validated here, as the record is added, so that a caller still learns synchronously
+ * that a record cannot be written (TypeError/RangeError, as audit.append throws).
+ *
+ * The numbers travel in one array's own buffer (transferred, not copied): per record 9 u32 string
+ * ids (0 for null) — outcome, action, requestId, source, projectId, principalId, keyId, errorCode,
+ * detail — then, 8-aligned, the f64 times. The strings travel as an array (structured clone).
  */
-import { checkFields, encodeBodyInto, maxEncodedLength, type ChainedFields } from "../audit/chain.js";
 import { BlockTerms } from "../audit/blocks.js";
+import { checkAction, checkInteger, checkString, RECORD_FORMAT, type ChainedFields } from "../audit/chain.js";
 import type { AuditEvent, AuditOutcome } from "../types.js";
 
+/** String ids per record. */
+const FIELDS = 9;
+const OUTCOME = 0;
+const ACTION = 1;
+const REQUEST_ID = 2;
+const SOURCE = 3;
+const PROJECT_ID = 4;
+const PRINCIPAL_ID = 5;
+const KEY_ID = 6;
+const ERROR_CODE = 7;
+const DETAIL = 8;
 
 /** What crosses to the writer: the op "audit.records" (sqlite-writes.ts). */
 export interface SealedAppends {
-  /** u32 length ‖ body per record; the bytes are this array's own buffer (transferable). */
+  /** The string ids, then the times (at timesOffset); the bytes are this array's own buffer (transferable). */
   records: Uint8Array;
   count: number;
-  minTime: number;
-  maxTime: number;
-  terms: Array<[string, string]>;
+  timesOffset: number;
+  /** Id i (from 1) is strings[i - 1]. */
+  strings: string[];
 }
 
 /** Usage a batch adds: per key and action, count and last use. */
@@ -33,6 +49,15 @@ export interface UsageSum {
   action: string;
   count: number;
   lastUsedAt: number;
+}
+
+/** Records ready for the chain: u32 length ‖ body (seq blank) per record, and what the block and the usage counters need. */
+export interface FramedRecords {
+  framed: Buffer;
+  minTime: number;
+  maxTime: number;
+  terms: Array<[string, string]>;
+  usage: UsageSum[];
 }
 
 /** The record an event makes with its outcome — seq 0, for the writer to number; not checked. */
@@ -53,20 +78,24 @@ export function eventFields(event: AuditEvent, outcome: AuditOutcome, errorCode:
 }
 
 export class AuditAppends {
-  #buffer = Buffer.allocUnsafeSlow(16384);
-  #length = 0;
+  readonly #ids = new Map<string, number>();
+  readonly #strings: string[] = [];
+  readonly #buffer: ArrayBuffer;
+  readonly #fields: Uint32Array;
+  readonly #times: Float64Array;
+  readonly #timesOffset: number;
   #count = 0;
-  #minTime = Infinity;
-  #maxTime = -Infinity;
-  readonly #terms = new BlockTerms();
-  /** Successes per project, key and action. */
-  readonly #usage = new Map<string, Map<string, Map<string, UsageSum>>>();
   #sealed = false;
   /** Settles after the commit of the write carrying these records (set by the store). */
   done: Promise<void> | null = null;
 
   /** `limit`: records before this batch is full and a new one starts. */
-  constructor(private readonly limit: number) {}
+  constructor(private readonly limit: number) {
+    this.#timesOffset = Math.ceil((limit * FIELDS * 4) / 8) * 8;
+    this.#buffer = new ArrayBuffer(this.#timesOffset + limit * 8);
+    this.#fields = new Uint32Array(this.#buffer, 0, limit * FIELDS);
+    this.#times = new Float64Array(this.#buffer, this.#timesOffset, limit);
+  }
 
   /** Whether more records may join (not yet handed to the writer, not full). */
   get open(): boolean {
@@ -78,56 +107,171 @@ export class AuditAppends {
   }
 
   /**
-   * Encodes a record. Throws TypeError/RangeError (nothing added) when a field cannot be encoded,
+   * Takes a record in. Throws TypeError/RangeError (nothing added) when a field cannot be encoded,
    * as audit.append does.
    */
   add(event: AuditEvent, outcome: AuditOutcome, errorCode: string | null): void {
     if (this.#sealed) throw new Error("these audit records were handed to the writer");
-    const fields = eventFields(event, outcome, errorCode);
-    checkFields(fields);
-    const room = 4 + maxEncodedLength(fields);
-    if (this.#length + room > this.#buffer.length) {
-      const bigger = Buffer.allocUnsafeSlow(Math.max(this.#length + room, this.#buffer.length * 2));
-      this.#buffer.copy(bigger, 0, 0, this.#length);
-      this.#buffer = bigger;
+    if (this.#count >= this.limit) throw new RangeError("this batch of audit records is full");
+    const time = event.time ?? Date.now();
+    checkInteger(time, "time");
+    if (outcome !== "success" && outcome !== "failure" && outcome !== "denied") {
+      throw new TypeError(`audit outcome must be success, failure or denied, not ${String(outcome)}`);
     }
-    const end = encodeBodyInto(this.#buffer, this.#length + 4, fields);
-    this.#buffer.writeUInt32BE(end - this.#length - 4, this.#length);
-    this.#length = end;
-    this.#count++;
-    if (fields.time < this.#minTime) this.#minTime = fields.time;
-    if (fields.time > this.#maxTime) this.#maxTime = fields.time;
-    this.#terms.note(fields.projectId, fields.keyId, fields.action);
-    if (fields.keyId !== null && outcome === "success" && fields.projectId !== null) this.#countUse(fields.projectId, fields.keyId, fields.action, fields.time);
+    checkAction(event.action);
+    // Every id is found (or the string checked and added) before any is stored: a field that
+    // throws leaves no record behind (at most an unused string in the table).
+    const outcomeId = this.#id(outcome, "outcome");
+    const actionId = this.#id(event.action, "action");
+    const requestId = this.#id(event.requestId, "requestId");
+    const sourceId = this.#id(event.source, "source");
+    const projectId = this.#optional(event.projectId, "projectId");
+    const principalId = this.#optional(event.principalId, "principalId");
+    const keyId = this.#optional(event.keyId, "keyId");
+    const errorId = this.#optional(errorCode, "errorCode");
+    const detailId = this.#optional(event.detail, "detail");
+    const fields = this.#fields;
+    const at = this.#count * FIELDS;
+    fields[at + OUTCOME] = outcomeId;
+    fields[at + ACTION] = actionId;
+    fields[at + REQUEST_ID] = requestId;
+    fields[at + SOURCE] = sourceId;
+    fields[at + PROJECT_ID] = projectId;
+    fields[at + PRINCIPAL_ID] = principalId;
+    fields[at + KEY_ID] = keyId;
+    fields[at + ERROR_CODE] = errorId;
+    fields[at + DETAIL] = detailId;
+    this.#times[this.#count++] = time;
   }
 
   /** Hands the records over: no more may join. The buffer is the writer's from now on. */
   seal(): SealedAppends {
     this.#sealed = true;
-    return {
-      records: new Uint8Array(this.#buffer.buffer, this.#buffer.byteOffset, this.#length),
-      count: this.#count,
-      minTime: this.#minTime,
-      maxTime: this.#maxTime,
-      terms: this.#terms.list(),
-    };
+    return { records: new Uint8Array(this.#buffer), count: this.#count, timesOffset: this.#timesOffset, strings: this.#strings };
   }
 
-  /** The usage counts these records add. */
-  *usage(): Generator<UsageSum> {
-    for (const keys of this.#usage.values()) for (const actions of keys.values()) yield* actions.values();
+  /** A required string's id. */
+  #id(value: unknown, name: string): number {
+    const known = this.#ids.get(value as string);
+    if (known !== undefined) return known;
+    checkString(value as string, name);
+    const id = this.#strings.push(value as string);
+    this.#ids.set(value as string, id);
+    return id;
   }
 
-  #countUse(projectId: string, keyId: string, action: string, time: number): void {
-    let keys = this.#usage.get(projectId);
-    if (keys === undefined) this.#usage.set(projectId, (keys = new Map()));
-    let actions = keys.get(keyId);
-    if (actions === undefined) keys.set(keyId, (actions = new Map()));
-    const sum = actions.get(action);
-    if (sum === undefined) actions.set(action, { projectId, keyId, action, count: 1, lastUsedAt: time });
-    else {
-      sum.count++;
-      if (time > sum.lastUsedAt) sum.lastUsedAt = time;
+  /** An optional string's id: 0 for null or absent. */
+  #optional(value: string | null | undefined, name: string): number {
+    return value === null || value === undefined ? 0 : this.#id(value, name);
+  }
+}
+
+/**
+ * The writer's half: the canonical bodies (audit/chain.ts's layout, seq left blank) of sealed
+ * records, framed as u32 length ‖ body for chainRecords; their time range and block search terms;
+ * the usage they add (successes on a key). Each distinct string is encoded once. Throws
+ * RangeError if the records do not hold together (nothing is written from them then).
+ */
+export function frameRecords(sealed: SealedAppends): FramedRecords {
+  const { count, strings, timesOffset, records } = sealed;
+  if (records.byteOffset % 8 !== 0 || timesOffset % 8 !== 0 || timesOffset < count * FIELDS * 4 || records.length < timesOffset + count * 8) {
+    throw new RangeError("audit records do not hold together");
+  }
+  const fields = new Uint32Array(records.buffer, records.byteOffset, count * FIELDS);
+  const times = new Float64Array(records.buffer, records.byteOffset + timesOffset, count);
+  // Each string once, as str (u32 length ‖ UTF-8): starts[id]..starts[id + 1].
+  const starts = new Array<number>(strings.length + 2);
+  starts[1] = 0;
+  for (let id = 1; id <= strings.length; id++) starts[id + 1] = starts[id]! + 4 + Buffer.byteLength(strings[id - 1]!, "utf8");
+  const encoded = Buffer.allocUnsafe(starts[strings.length + 1]!);
+  for (let id = 1; id <= strings.length; id++) {
+    const at = starts[id]!;
+    const length = starts[id + 1]! - at - 4;
+    encoded.writeUInt32BE(length, at);
+    encoded.write(strings[id - 1]!, at + 4, length, "utf8");
+  }
+  const size = (id: number): number => {
+    if (!(id >= 1 && id <= strings.length)) throw new RangeError(`audit record names string ${id} of ${strings.length}`);
+    return starts[id + 1]! - starts[id]!;
+  };
+  const optionalSize = (id: number): number => (id === 0 ? 1 : 1 + size(id));
+  let total = 0;
+  for (let r = 0; r < count; r++) {
+    const at = r * FIELDS;
+    total += 4 + 17 + size(fields[at + OUTCOME]!) + size(fields[at + ACTION]!) + size(fields[at + REQUEST_ID]!) + size(fields[at + SOURCE]!) +
+      optionalSize(fields[at + PROJECT_ID]!) + optionalSize(fields[at + PRINCIPAL_ID]!) + optionalSize(fields[at + KEY_ID]!) +
+      optionalSize(fields[at + ERROR_CODE]!) + optionalSize(fields[at + DETAIL]!);
+  }
+  const framed = Buffer.allocUnsafe(total);
+  const put = (id: number, at: number): number => {
+    const end = starts[id + 1]!;
+    for (let i = starts[id]!; i < end; i++) framed[at++] = encoded[i]!;
+    return at;
+  };
+  const putOptional = (id: number, at: number): number => {
+    if (id === 0) {
+      framed[at] = 0;
+      return at + 1;
+    }
+    framed[at] = 1;
+    return put(id, at + 1);
+  };
+  const terms = new BlockTerms();
+  // (project, key, action) as one number, for the terms noted and the usage summed.
+  const ids = strings.length + 1;
+  const seen = new Set<number>();
+  const usage = new Map<number, UsageSum>();
+  let minTime = Infinity;
+  let maxTime = -Infinity;
+  let at = 0;
+  for (let r = 0; r < count; r++) {
+    const f = r * FIELDS;
+    const time = times[r]!;
+    checkInteger(time, "time");
+    const start = at;
+    at += 4;
+    framed[at++] = RECORD_FORMAT;
+    for (let i = 0; i < 8; i++) framed[at++] = 0; // seq: the writer's to number
+    const high = Math.floor(time / 0x1_0000_0000);
+    const low = time >>> 0;
+    framed[at++] = high >>> 24;
+    framed[at++] = (high >>> 16) & 0xff;
+    framed[at++] = (high >>> 8) & 0xff;
+    framed[at++] = high & 0xff;
+    framed[at++] = low >>> 24;
+    framed[at++] = (low >>> 16) & 0xff;
+    framed[at++] = (low >>> 8) & 0xff;
+    framed[at++] = low & 0xff;
+    at = put(fields[f + OUTCOME]!, at);
+    at = put(fields[f + ACTION]!, at);
+    at = put(fields[f + REQUEST_ID]!, at);
+    at = put(fields[f + SOURCE]!, at);
+    at = putOptional(fields[f + PROJECT_ID]!, at);
+    at = putOptional(fields[f + PRINCIPAL_ID]!, at);
+    at = putOptional(fields[f + KEY_ID]!, at);
+    at = putOptional(fields[f + ERROR_CODE]!, at);
+    at = putOptional(fields[f + DETAIL]!, at);
+    framed.writeUInt32BE(at - start - 4, start);
+    if (time < minTime) minTime = time;
+    if (time > maxTime) maxTime = time;
+    const project = fields[f + PROJECT_ID]!;
+    const key = fields[f + KEY_ID]!;
+    const action = fields[f + ACTION]!;
+    const triple = (project * ids + key) * ids + action;
+    const projectId = project === 0 ? null : strings[project - 1]!;
+    const keyId = key === 0 ? null : strings[key - 1]!;
+    if (!seen.has(triple)) {
+      seen.add(triple);
+      terms.note(projectId, keyId, strings[action - 1]!);
+    }
+    if (projectId !== null && keyId !== null && strings[fields[f + OUTCOME]! - 1] === "success") {
+      const sum = usage.get(triple);
+      if (sum === undefined) usage.set(triple, { projectId, keyId, action: strings[action - 1]!, count: 1, lastUsedAt: time });
+      else {
+        sum.count++;
+        if (time > sum.lastUsedAt) sum.lastUsedAt = time;
+      }
     }
   }
+  return { framed, minTime, maxTime, terms: terms.list(), usage: [...usage.values()] };
 }

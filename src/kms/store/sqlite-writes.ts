@@ -30,7 +30,14 @@ import {
   type ProjectRow, type RoleRow, type TagRow,
 } from "./rows.js";
 import type { KeyGuard } from "./store.js";
-import type { SealedAppends } from "./audit-appends.js";
+import { frameRecords, type SealedAppends, type UsageSum } from "./audit-appends.js";
+
+/** What the writer reports for an "audit.records" write. */
+export interface EncodedWritten {
+  count: number;
+  /** The usage the records add, for the store to count once the write has committed. */
+  usage: UsageSum[];
+}
 
 /** An audit record before the writer gives it a seq and a chain value. */
 export interface AuditDraft {
@@ -167,12 +174,12 @@ export function expandResults(ops: readonly WriteOp[], result: Extract<BatchResu
     const op = ops[position]!;
     if (op.op === "audit.records" && opResult !== 1 && opResult.ok) {
       // The records' chain values: skipped here, the store needs only the last (the new head).
-      const count = opResult.value as number;
+      const { count, usage } = opResult.value as EncodedWritten;
       const firstSeq = seq;
       seq += count;
       offset += count * HASH_LENGTH;
       const last = Buffer.from(hashes.subarray(offset - HASH_LENGTH, offset));
-      return { ok: true, value: { firstSeq, count, lastHash: last }, audit: null };
+      return { ok: true, value: { firstSeq, count, lastHash: last, usage }, audit: null };
     }
     if (opResult === 1) {
       if (op.op !== "audit.append") throw new Error(`writer result 1 for a ${op.op}`);
@@ -572,16 +579,18 @@ export class WriteExecutor {
    * number of records; their chain values are the batch's like any others.
    */
   #appendEncoded(appends: SealedAppends): OpResult {
-    if (appends.count === 0) return { ok: true, value: 0, audited: false };
+    if (appends.count === 0) return { ok: true, value: { count: 0, usage: [] } satisfies EncodedWritten, audited: false };
     try {
       const head = this.#head;
-      const { bodies, hashes } = chainRecords(head.hash, appends.records, appends.count, head.seq + 1);
+      const records = frameRecords(appends);
+      const { bodies, hashes } = chainRecords(head.hash, records.framed, appends.count, head.seq + 1);
       this.#block.appendChained(bodies, hashes, appends.count);
-      this.#block.include(appends.minTime, appends.maxTime, appends.terms);
+      this.#block.include(records.minTime, records.maxTime, records.terms);
       this.#head = { seq: head.seq + appends.count, hash: Buffer.from(hashes.subarray(hashes.length - HASH_LENGTH)) };
-      return { ok: true, value: appends.count, audited: false };
+      const value: EncodedWritten = { count: appends.count, usage: records.usage };
+      return { ok: true, value, audited: false };
     } catch (error) {
-      // chainRecords checks the framing before it writes anything: nothing was appended.
+      // frameRecords and chainRecords check the records before anything is written: nothing was appended.
       return { ok: false, error: serializeError(error), audited: false };
     }
   }
