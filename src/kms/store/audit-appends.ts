@@ -57,7 +57,21 @@ export interface FramedRecords {
   minTime: number;
   maxTime: number;
   terms: Array<[string, string]>;
-  usage: UsageSum[];
+  /**
+   * Per (project, key, action) with successes: project id, key id, action (string ids of the
+   * batch), count, last use — five numbers each. Numbers, not objects: the list travels back to
+   * the event loop, where structured clone reads an object's every property name.
+   */
+  usage: number[];
+}
+
+/** The usage sums of flat `usage` (FramedRecords) with the batch's strings. */
+export function usageSums(usage: readonly number[], strings: readonly string[]): UsageSum[] {
+  const sums: UsageSum[] = [];
+  for (let i = 0; i + 4 < usage.length; i += 5) {
+    sums.push({ projectId: strings[usage[i]! - 1]!, keyId: strings[usage[i + 1]! - 1]!, action: strings[usage[i + 2]! - 1]!, count: usage[i + 3]!, lastUsedAt: usage[i + 4]! });
+  }
+  return sums;
 }
 
 /** The record an event makes with its outcome — seq 0, for the writer to number; not checked. */
@@ -144,6 +158,11 @@ export class AuditAppends {
     this.#times[this.#count++] = time;
   }
 
+  /** The batch's strings (id i is strings[i - 1]): to read what the writer reports back. */
+  get strings(): readonly string[] {
+    return this.#strings;
+  }
+
   /** Hands the records over: no more may join. The buffer is the writer's from now on. */
   seal(): SealedAppends {
     this.#sealed = true;
@@ -220,7 +239,9 @@ export function frameRecords(sealed: SealedAppends): FramedRecords {
   // (project, key, action) as one number, for the terms noted and the usage summed.
   const ids = strings.length + 1;
   const seen = new Set<number>();
-  const usage = new Map<number, UsageSum>();
+  /** Where each triple's sum sits in `usage`. */
+  const sums = new Map<number, number>();
+  const usage: number[] = [];
   let minTime = Infinity;
   let maxTime = -Infinity;
   let at = 0;
@@ -265,13 +286,15 @@ export function frameRecords(sealed: SealedAppends): FramedRecords {
       terms.note(projectId, keyId, strings[action - 1]!);
     }
     if (projectId !== null && keyId !== null && strings[fields[f + OUTCOME]! - 1] === "success") {
-      const sum = usage.get(triple);
-      if (sum === undefined) usage.set(triple, { projectId, keyId, action: strings[action - 1]!, count: 1, lastUsedAt: time });
-      else {
-        sum.count++;
-        if (time > sum.lastUsedAt) sum.lastUsedAt = time;
+      const sum = sums.get(triple);
+      if (sum === undefined) {
+        sums.set(triple, usage.length);
+        usage.push(project, key, action, 1, time);
+      } else {
+        usage[sum + 3] = usage[sum + 3]! + 1;
+        if (time > usage[sum + 4]!) usage[sum + 4] = time;
       }
     }
   }
-  return { framed, minTime, maxTime, terms: terms.list(), usage: [...usage.values()] };
+  return { framed, minTime, maxTime, terms: terms.list(), usage };
 }

@@ -30,13 +30,13 @@ import {
   type ProjectRow, type RoleRow, type TagRow,
 } from "./rows.js";
 import type { KeyGuard } from "./store.js";
-import { frameRecords, type SealedAppends, type UsageSum } from "./audit-appends.js";
+import { frameRecords, type SealedAppends } from "./audit-appends.js";
 
 /** What the writer reports for an "audit.records" write. */
 export interface EncodedWritten {
   count: number;
-  /** The usage the records add, for the store to count once the write has committed. */
-  usage: UsageSum[];
+  /** The usage the records add (FramedRecords.usage: string ids and numbers), for the store to count once the write has committed. */
+  usage: number[];
 }
 
 /** An audit record before the writer gives it a seq and a chain value. */

@@ -35,7 +35,7 @@ import { GroupCommitter, type GroupCommitOptions, type RunOutcome } from "./grou
 import { StoreLock } from "./lock.js";
 import type { Migration } from "./migrations.js";
 import { asBuffer, reviveCheckpoint, reviveCredential, reviveVersion } from "./rows.js";
-import { AuditAppends, eventFields, type UsageSum } from "./audit-appends.js";
+import { AuditAppends, eventFields, usageSums } from "./audit-appends.js";
 import { exportAuditLog, SqliteReader, verifyAuditLog } from "./sqlite-reads.js";
 import {
   openDatabase, reviveError, type AuditDraft, type OutcomeDraft, type StoreResult, type UsageDelta, type WriteOp,
@@ -114,7 +114,8 @@ interface RecordsWritten {
   firstSeq: number;
   count: number;
   lastHash: Buffer;
-  usage: UsageSum[];
+  /** Flat, by string ids of the batch (audit-appends.ts FramedRecords.usage). */
+  usage: number[];
 }
 
 const optionalDraft = (event: AuditEvent | undefined): AuditDraft | null => (event === undefined ? null : draftOf(event));
@@ -281,7 +282,7 @@ export class SqliteStore implements KmsStore {
     outcome.results.forEach((result, position) => {
       const op = ops[position]!;
       if (op.op === "audit.pending") {
-        if (result.ok) this.#recorded(result.value as RecordsWritten);
+        if (result.ok) this.#recorded(op.pending, result.value as RecordsWritten);
         return;
       }
       if (result.audit !== null) {
@@ -305,12 +306,12 @@ export class SqliteStore implements KmsStore {
   }
 
   /** Takes in committed encoded records: the head moves to the last, their usage is counted. */
-  #recorded(written: RecordsWritten): void {
+  #recorded(pending: AuditAppends, written: RecordsWritten): void {
     if (written.count === 0) return;
     const lastSeq = written.firstSeq + written.count - 1;
     this.#head = { seq: lastSeq, hash: written.lastHash };
     if (lastSeq > this.#usageThroughSeq) this.#usageThroughSeq = lastSeq;
-    for (const sum of written.usage) this.#addUsage(sum.projectId, sum.keyId, sum.action, sum.count, sum.lastUsedAt);
+    for (const sum of usageSums(written.usage, pending.strings)) this.#addUsage(sum.projectId, sum.keyId, sum.action, sum.count, sum.lastUsedAt);
   }
 
   /** Adds a committed audit record to the usage counts (successes on a key only). */

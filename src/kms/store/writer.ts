@@ -71,9 +71,14 @@ type Outbound =
   | { type: "batch"; id: number; result: BatchResult }
   | { type: "closed" };
 
+const WRITER_YOUNG_GENERATION_MB = 4;
+
 /** The writer on its own thread; resolves once it has opened and migrated the database. */
 export function startWorkerWriter(path: string): Promise<Writer> {
-  const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: { path } });
+  // A small young generation: the writer's garbage is a few tens of KB per transaction, and V8's
+  // default (semi-spaces growing to 16 MB) kept ~48 MB resident for it; with 4 MB the writer's CPU
+  // per transaction is the same (measured) and the process's RSS ~50 MB lower.
+  const worker = new Worker(new URL("./writer-worker.js", import.meta.url), { workerData: { path }, resourceLimits: { maxYoungGenerationSizeMb: WRITER_YOUNG_GENERATION_MB } });
   const inFlight = new Map<number, (result: BatchResult) => void>();
   let nextId = 1;
   let broken: StoreError | null = null;
