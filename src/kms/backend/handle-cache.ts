@@ -1,15 +1,18 @@
 /**
- * A bounded least-recently-used map from CMK version ids to the token objects they were unwrapped
- * into. The bound is what keeps the token's object count, and the process's memory, flat however
- * many CMKs the store holds: a version used again after eviction is simply unwrapped again.
+ * A bounded map from CMK version ids to the token objects they were unwrapped into. The bound is
+ * what keeps the token's object count, and the process's memory, flat however many CMKs the store
+ * holds: a version used again after eviction is simply unwrapped again.
  *
  * An entry leaves the cache in one of two ways, and `onEvict` is told which:
  * - evicted (capacity reached, or removed on request): its token object should be destroyed;
  * - dropped (`clear(false)`): the token object is already gone — its session was closed — so there
  *   is nothing to destroy.
  *
- * JavaScript's Map keeps insertion order, so the first key is the least recently used one and a hit
- * moves its entry to the end; every operation is O(1).
+ * Eviction is second chance (CLOCK) rather than strict LRU: a hit sets a bit, where moving the
+ * entry to the end of the Map (delete + set) on every hit cost more than the rest of the lookup —
+ * every sealed or opened message comes here. The eviction hand is the Map's insertion order: an
+ * entry whose bit is set goes to the end with the bit cleared, the first without it is evicted.
+ * Entries come in with the bit set, so the one just added (about to be used) is not the next out.
  */
 
 export interface HandleCacheStats {
@@ -24,9 +27,7 @@ export interface HandleCacheStats {
 }
 
 export class HandleCache<V> {
-  private readonly entries = new Map<string, V>();
-  /** The id at the end of the order (most recently used): a hit on it need not move it. */
-  private newest: string | undefined;
+  private readonly entries = new Map<string, { value: V; used: boolean }>();
   private hits = 0;
   private misses = 0;
   private evictions = 0;
@@ -40,46 +41,45 @@ export class HandleCache<V> {
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`handle cache capacity must be an integer ≥ 1, got ${capacity}`);
   }
 
-  /** The entry for `id`, now the most recently used, or undefined. */
+  /** The entry for `id` (now marked used), or undefined. */
   get(id: string): V | undefined {
-    const value = this.entries.get(id);
-    if (value === undefined) {
+    const slot = this.entries.get(id);
+    if (slot === undefined) {
       this.misses++;
       return undefined;
     }
     this.hits++;
-    if (id !== this.newest) {
-      this.entries.delete(id);
-      this.entries.set(id, value);
-      this.newest = id;
-    }
-    return value;
+    slot.used = true;
+    return slot.value;
   }
 
-  /** Adds (or replaces) an entry as the most recently used, evicting the least recently used ones beyond the bound. */
+  /** Adds (or replaces) an entry, evicting entries beyond the bound (second chance). */
   set(id: string, value: V): void {
     const previous = this.entries.get(id);
     if (previous !== undefined) {
       this.entries.delete(id);
-      if (previous !== value) this.onEvict(previous, id);
+      if (previous.value !== value) this.onEvict(previous.value, id);
     }
-    this.entries.set(id, value);
-    this.newest = id;
+    this.entries.set(id, { value, used: true });
     while (this.entries.size > this.capacity) {
-      const [oldest, old] = this.entries.entries().next().value as [string, V];
+      const [oldest, slot] = this.entries.entries().next().value as [string, { value: V; used: boolean }];
       this.entries.delete(oldest);
+      if (slot.used) {
+        slot.used = false;
+        this.entries.set(oldest, slot);
+        continue;
+      }
       this.evictions++;
-      this.onEvict(old, oldest);
+      this.onEvict(slot.value, oldest);
     }
   }
 
   /** Removes `id` (its token object is destroyed through onEvict); false when it was not cached. */
   delete(id: string): boolean {
-    const value = this.entries.get(id);
-    if (value === undefined) return false;
+    const slot = this.entries.get(id);
+    if (slot === undefined) return false;
     this.entries.delete(id);
-    if (id === this.newest) this.newest = undefined;
-    this.onEvict(value, id);
+    this.onEvict(slot.value, id);
     return true;
   }
 
@@ -87,8 +87,7 @@ export class HandleCache<V> {
   clear(destroy: boolean): void {
     const all = [...this.entries];
     this.entries.clear();
-    this.newest = undefined;
-    if (destroy) for (const [id, value] of all) this.onEvict(value, id);
+    if (destroy) for (const [id, slot] of all) this.onEvict(slot.value, id);
   }
 
   get size(): number {

@@ -137,13 +137,15 @@ export class AuditAppends {
     // throws leaves no record behind (at most an unused string in the table).
     const outcomeId = this.#id(outcome, "outcome");
     const actionId = this.#id(event.action, "action");
-    const requestId = this.#id(event.requestId, "requestId");
+    // A request id is new with nearly every record, and a detail is rare and varied: they join the
+    // table without a lookup (a repeat is only a repeated entry).
+    const requestId = this.#unique(event.requestId, "requestId");
     const sourceId = this.#id(event.source, "source");
     const projectId = this.#optional(event.projectId, "projectId");
     const principalId = this.#optional(event.principalId, "principalId");
     const keyId = this.#optional(event.keyId, "keyId");
     const errorId = this.#optional(errorCode, "errorCode");
-    const detailId = this.#optional(event.detail, "detail");
+    const detailId = event.detail === null || event.detail === undefined ? 0 : this.#unique(event.detail, "detail");
     const fields = this.#fields;
     const at = this.#count * FIELDS;
     fields[at + OUTCOME] = outcomeId;
@@ -177,6 +179,12 @@ export class AuditAppends {
     const id = this.#strings.push(value as string);
     this.#ids.set(value as string, id);
     return id;
+  }
+
+  /** A string's id without looking for it: a new entry. */
+  #unique(value: unknown, name: string): number {
+    checkString(value as string, name);
+    return this.#strings.push(value as string);
   }
 
   /** An optional string's id: 0 for null or absent. */
