@@ -137,7 +137,7 @@ export class BlockBuilder {
     this.#count += count;
   }
 
-  /** Widens the block's time range and adds search terms (for records added by appendEncoded). */
+  /** Widens the block's time range and adds search terms (for records the request path batched: appendChained). */
   include(minTime: number, maxTime: number, terms: ReadonlyArray<readonly [string, string]>): void {
     if (minTime < this.#minTime) this.#minTime = minTime;
     if (maxTime > this.#maxTime) this.#maxTime = maxTime;

@@ -93,7 +93,7 @@ function checkOptional(value: string | null, name: string): void {
 }
 
 /** `value` is a checked safe integer (checkFields), so the byte stores need no range checks. */
-function writeU64(out: Buffer, offset: number, value: number): number {
+export function writeU64(out: Buffer, offset: number, value: number): number {
   const high = Math.floor(value / 0x1_0000_0000);
   const low = value >>> 0;
   out[offset] = high >>> 24;
@@ -110,7 +110,8 @@ function writeU64(out: Buffer, offset: number, value: number): number {
 /** Strings up to this long are tried as ASCII in JavaScript first: ids, actions, sources — nearly every field. */
 const SHORT = 96;
 
-function writeStr(out: Buffer, offset: number, value: string): number {
+/** A str field (u32 UTF-8 length ‖ UTF-8) at `offset`; `out` has room for 4 + 3 × value.length bytes, or for the exact length. Returns the end. */
+export function writeStr(out: Buffer, offset: number, value: string): number {
   let length = -1;
   if (value.length <= SHORT) length = writeAscii(out, offset + 4, value);
   // Not ASCII (or long): UTF-8 by Buffer.write, which a native call makes dearer for short strings.
@@ -158,15 +159,6 @@ let scratch = Buffer.allocUnsafe(8192);
 function scratchFor(length: number): Buffer {
   if (scratch.length < length) scratch = Buffer.allocUnsafe(Math.max(length, scratch.length * 2));
   return scratch;
-}
-
-/**
- * Writes the body of `fields` at `offset` of `out` (which has room for maxEncodedLength); returns
- * the end. For records whose seq is not known yet (the store encodes them before the writer
- * numbers them): the u64 seq sits right after the format byte, for the writer to fill in.
- */
-export function encodeBodyInto(out: Buffer, offset: number, fields: ChainedFields): number {
-  return writeBody(out, offset, fields);
 }
 
 /** Writes the body at `offset` of `out` (which has room for maxBodyLength); returns the end. */

@@ -336,10 +336,8 @@ export class GrapheneBackend implements KmsBackend {
 
   mac(data: Uint8Array): Buffer {
     checkBytes(data, "data", 0, MAX_DATA_BYTES);
-    return this.operation("computing a MAC", (c) => {
-      const session = c.pool.take();
-      let healthy = true;
-      try {
+    return this.operation("computing a MAC", (c) =>
+      c.pool.run((session) => {
         this.lib.C_SignInit(session.handle, HMAC_MECHANISM, c.macKey.handle);
         // A buffer larger than the tag: a token that wanted more would say CKR_BUFFER_TOO_SMALL, not truncate.
         const out = Buffer.alloc(2 * MAC_BYTES);
@@ -347,13 +345,7 @@ export class GrapheneBackend implements KmsBackend {
         const tag = data.length === 0 ? this.lib.C_SignFinal(session.handle, out) : this.lib.C_Sign(session.handle, asBuffer(data), out);
         if (tag.length !== MAC_BYTES) throw new KmsError("KMS.0101", `C_Sign (HMAC-SHA256) returned ${tag.length} bytes`);
         return Buffer.from(tag);
-      } catch (error) {
-        healthy = !isBroken(error);
-        throw error;
-      } finally {
-        c.pool.give(session, healthy);
-      }
-    });
+      }, isBroken));
   }
 
   verifyMac(data: Uint8Array, mac: Uint8Array): boolean {

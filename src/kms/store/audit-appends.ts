@@ -17,7 +17,7 @@
  * detail — then, 8-aligned, the f64 times. The strings travel as an array (structured clone).
  */
 import { BlockTerms } from "../audit/blocks.js";
-import { checkAction, checkInteger, checkString, RECORD_FORMAT, type ChainedFields } from "../audit/chain.js";
+import { checkAction, checkInteger, checkString, RECORD_FORMAT, writeStr, writeU64, type ChainedFields } from "../audit/chain.js";
 import type { AuditEvent, AuditOutcome } from "../types.js";
 
 /** String ids per record. */
@@ -211,12 +211,7 @@ export function frameRecords(sealed: SealedAppends): FramedRecords {
   starts[1] = 0;
   for (let id = 1; id <= strings.length; id++) starts[id + 1] = starts[id]! + 4 + Buffer.byteLength(strings[id - 1]!, "utf8");
   const encoded = Buffer.allocUnsafe(starts[strings.length + 1]!);
-  for (let id = 1; id <= strings.length; id++) {
-    const at = starts[id]!;
-    const length = starts[id + 1]! - at - 4;
-    encoded.writeUInt32BE(length, at);
-    encoded.write(strings[id - 1]!, at + 4, length, "utf8");
-  }
+  for (let id = 1; id <= strings.length; id++) writeStr(encoded, starts[id]!, strings[id - 1]!);
   const size = (id: number): number => {
     if (!(id >= 1 && id <= strings.length)) throw new RangeError(`audit record names string ${id} of ${strings.length}`);
     return starts[id + 1]! - starts[id]!;
@@ -260,17 +255,8 @@ export function frameRecords(sealed: SealedAppends): FramedRecords {
     const start = at;
     at += 4;
     framed[at++] = RECORD_FORMAT;
-    for (let i = 0; i < 8; i++) framed[at++] = 0; // seq: the writer's to number
-    const high = Math.floor(time / 0x1_0000_0000);
-    const low = time >>> 0;
-    framed[at++] = high >>> 24;
-    framed[at++] = (high >>> 16) & 0xff;
-    framed[at++] = (high >>> 8) & 0xff;
-    framed[at++] = high & 0xff;
-    framed[at++] = low >>> 24;
-    framed[at++] = (low >>> 16) & 0xff;
-    framed[at++] = (low >>> 8) & 0xff;
-    framed[at++] = low & 0xff;
+    at = writeU64(framed, at, 0); // seq: the chain's to number
+    at = writeU64(framed, at, time);
     at = put(fields[f + OUTCOME]!, at);
     at = put(fields[f + ACTION]!, at);
     at = put(fields[f + REQUEST_ID]!, at);

@@ -31,7 +31,7 @@ export interface GroupCommitOptions {
   maxInFlight: number;
   /**
    * Most total weight per transaction when the committer was given a `weigh` function (the store
-   * weighs encoded audit records by their number; default Infinity). A batch always takes at
+   * weighs batched audit records by their number; default Infinity). A batch always takes at
    * least one write. Smaller transactions under load let one commit while the event loop prepares
    * the next: with everything in one, the loop and the disk took turns.
    */

@@ -443,7 +443,7 @@ export class WriteExecutor {
           return { ok: false, error: serializeError(error), audited: false };
         }
       case "audit.records":
-        return this.#appendEncoded(op.appends);
+        return this.#appendRecords(op.appends);
       case "audit.checkpoint":
         try {
           return { ok: true, value: this.#checkpoint(op.checkpoint), audited: false };
@@ -574,11 +574,12 @@ export class WriteExecutor {
   }
 
   /**
-   * Numbers, chains and adds records the store encoded (audit-appends.ts): all of them or, if one
-   * is malformed (a bug, never the data: the store checked every field), none. Its value is the
-   * number of records; their chain values are the batch's like any others.
+   * Frames (audit-appends.ts frameRecords), numbers, chains and adds the records the store
+   * batched: all of them or, if one is malformed (a bug, never the data: the store checked every
+   * field), none. Its value is the number of records and the usage they add; their chain values
+   * are the batch's like any others.
    */
-  #appendEncoded(appends: SealedAppends): OpResult {
+  #appendRecords(appends: SealedAppends): OpResult {
     if (appends.count === 0) return { ok: true, value: { count: 0, usage: [] } satisfies EncodedWritten, audited: false };
     try {
       const head = this.#head;

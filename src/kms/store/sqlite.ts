@@ -106,7 +106,7 @@ function outcomeDraftOf(input: AuditInput): OutcomeDraft {
 
 const DEFAULT_AUDIT_BATCH = 128;
 
-/** What the store queues: the writer's ops, and encoded audit records not yet sealed (sealed when their batch starts). */
+/** What the store queues: the writer's ops, and the request path's audit records not yet sealed (sealed when their batch starts). */
 type StoreOp = WriteOp | { op: "audit.pending"; pending: AuditAppends };
 
 /** An audit.records write's value, as expandResults reports it. */
@@ -225,7 +225,7 @@ export class SqliteStore implements KmsStore {
     this.#head = writer.state.head;
     this.#lastCheckpoint = writer.state.lastCheckpoint;
     this.#usageThroughSeq = writer.state.usageSeq;
-    // Encoded records are sealed the moment their batch goes to the writer: later ones start anew.
+    // Batched records are sealed the moment their batch goes to the writer: later ones start anew.
     const run = (ops: StoreOp[]): ReturnType<Writer["run"]> => writer.run(ops.map((op) => (op.op === "audit.pending" ? { op: "audit.records", appends: op.pending.seal() } : op)));
     this.#auditBatch = options.auditBatch ?? DEFAULT_AUDIT_BATCH;
     if (!Number.isSafeInteger(this.#auditBatch) || this.#auditBatch < 1) throw new RangeError("auditBatch must be a positive integer");
@@ -305,7 +305,7 @@ export class SqliteStore implements KmsStore {
     });
   }
 
-  /** Takes in committed encoded records: the head moves to the last, their usage is counted. */
+  /** Takes in committed batched records: the head moves to the last, their usage is counted. */
   #recorded(pending: AuditAppends, written: RecordsWritten): void {
     if (written.count === 0) return;
     const lastSeq = written.firstSeq + written.count - 1;
@@ -588,7 +588,7 @@ export class SqliteStore implements KmsStore {
     };
   }
 
-  /** audit.record: joins the encoded records of the next group commit and awaits its commit. */
+  /** audit.record: joins the batched records of the next group commit and awaits its commit. */
   #record(event: AuditEvent, outcome: AuditOutcome, errorCode: string | null): Promise<void> {
     if (this.#closed) return Promise.reject(new StoreError("ERR_KMS_STORE_CLOSED", "the KMS store is closed"));
     const current = this.#appends;
