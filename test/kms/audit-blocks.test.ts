@@ -6,6 +6,7 @@ import test from "ava";
 import Database from "better-sqlite3";
 import fc from "fast-check";
 import { join } from "node:path";
+import { TERM_REACH_BLOCKS } from "../../src/kms/audit/blocks.js";
 import { chainHash, genesisHash } from "../../src/kms/audit/chain.js";
 import { isStoreError } from "../../src/kms/store/errors.js";
 import { migrate, MIGRATIONS } from "../../src/kms/store/migrations.js";
@@ -68,6 +69,57 @@ for (const writer of WRITERS) {
   });
 }
 
+for (const writer of WRITERS) {
+  test(`search terms across anchor reaches: a key in every block, keys in a few, a writer restarted between [${writer}]`, async (t) => {
+    const dir = tempDir(t);
+    const blocks = 5 * TERM_REACH_BLOCKS + 7;
+    // Block b (one append each, so one block each) holds the key "hot", and "rare" where listed:
+    // at reach boundaries, far apart, and after the restart (a writer that remembers no anchor).
+    const rare = new Set([0, 1, TERM_REACH_BLOCKS - 1, TERM_REACH_BLOCKS, 3 * TERM_REACH_BLOCKS + 5, blocks - 2]);
+    const restartAt = 2 * TERM_REACH_BLOCKS + 10;
+    let store = await openSqliteStore({ directory: dir, mac: MAC, writer, checkpoints: { everyRecords: 1_000_000, everyMs: 0 } });
+    try {
+      for (let b = 0; b < blocks; b++) {
+        if (b === restartAt) {
+          await store.close();
+          store = await openSqliteStore({ directory: dir, mac: MAC, writer, checkpoints: { everyRecords: 1_000_000, everyMs: 0 } });
+        }
+        const keyId = rare.has(b) ? "rare" : b % 3 === 0 ? null : "hot";
+        await store.audit.append({ requestId: `r-${b}`, projectId: b % 11 === 5 ? "p-2" : "p-1", principalId: "u", source: "s",
+          action: b === 150 ? "scheduleKeyDeletion" : "encryptData", keyId, outcome: "success", time: T0 + b });
+      }
+      const all = await collect(store, {});
+      t.is(all.length, blocks);
+      const db = rawDb(dir);
+      try {
+        t.is(db.prepare("SELECT count(*) FROM audit_blocks").pluck().get(), blocks, "a block per append");
+        const anchors = db.prepare("SELECT count(*) FROM audit_block_terms WHERE project_id = 'p-1' AND term = 'k:hot'").pluck().get() as number;
+        t.true(anchors <= Math.ceil(blocks / TERM_REACH_BLOCKS) + 2, `${anchors} anchors for the key in most blocks`);
+        t.is(db.prepare("SELECT count(*) FROM audit_terms_by_block WHERE project_id = 'p-1' AND term = 'k:hot'").pluck().get(),
+          all.filter((r) => r.projectId === "p-1" && r.keyId === "hot").length, "listed in every block holding it");
+      } finally {
+        db.close();
+      }
+      const filters: Array<Omit<AuditQuery, "limit">> = [];
+      for (const projectId of ["p-1", "p-2", "p-3"]) {
+        for (const term of [{}, { keyId: "hot" }, { keyId: "rare" }, { keyId: "none" }, { action: "scheduleKeyDeletion" }, { action: "encryptData" }]) {
+          filters.push({ projectId, ...term });
+          for (const afterSeq of [1, TERM_REACH_BLOCKS - 1, TERM_REACH_BLOCKS, 2 * TERM_REACH_BLOCKS + 3, restartAt + 1, blocks - 3]) filters.push({ projectId, ...term, afterSeq });
+          filters.push({ projectId, ...term, from: T0 + TERM_REACH_BLOCKS + 1, to: T0 + 4 * TERM_REACH_BLOCKS });
+        }
+      }
+      for (const filter of filters) {
+        for (const limit of [1, 7, 1000]) {
+          t.deepEqual((await collect(store, filter, limit)).map((r) => r.seq), expected(all, filter).map((r) => r.seq), `${JSON.stringify(filter)} limit ${limit}`);
+        }
+      }
+      t.true((await store.audit.verify()).ok);
+    } finally {
+      await store.close();
+    }
+  });
+}
+
 async function collect(store: Awaited<ReturnType<typeof openStore>>, filter: Omit<AuditQuery, "limit">, limit = 1000): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
   let afterSeq: number | undefined;
@@ -116,7 +168,7 @@ test("a store of schema version 2 is upgraded: every record, its chain value and
   const records = versionTwoLog(dir, 2500);
   const store = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" });
   try {
-    t.deepEqual(store.migration.applied.map((m) => m.version), [3]);
+    t.deepEqual(store.migration.applied.map((m) => m.version), [3, 4]);
     const db = rawDb(dir);
     t.deepEqual(auditRecords(db).slice(0, records.length), records);
     t.is(db.prepare("SELECT count(*) FROM audit_blocks").pluck().get(), 3, "1024 records per block");

@@ -27,6 +27,60 @@ export interface AuditBlock {
   terms: Array<[string, string]>;
 }
 
+/**
+ * Search terms (docs/kms-store.md "Search terms"). Every block lists its terms in
+ * audit_terms_by_block, in block order: a commit appends its rows at the end of that index. The
+ * per-term index, audit_block_terms, holds anchors: a row for block F says that F holds the term
+ * and that any of the TERM_REACH_BLOCKS blocks beginning at F may hold it (audit_terms_by_block
+ * says which). The writer anchors a term again only when its last anchor no longer reaches the
+ * block — once in 64 commits for a key in constant use, instead of a row, and a page of that
+ * index, per commit. A query reads a term's anchors, then the block list within each reach.
+ *
+ * Part of the stored format: a different reach would misread the anchors already written.
+ */
+export const TERM_REACH_BLOCKS = 64;
+
+/** A (project, term) pair as one string; the length prefix keeps any two pairs apart. */
+const termId = (project: string, term: string): string => `${project.length}:${project}${term}`;
+
+/**
+ * The writer's memory of the anchors it wrote, counting blocks as it commits them. Blocks must
+ * be consecutive in the log from the first the writer commits: the store has one writer, and a
+ * new writer (a restart) starts with an empty memory, so it anchors every term once more — a
+ * spare anchor costs a query a look, never a miss.
+ */
+export class TermAnchors {
+  /** Term → the ordinal of the block it was last anchored at. */
+  readonly #anchoredAt = new Map<string, number>();
+  /** Ordinal of the next block to commit. */
+  #next = 0;
+
+  /** Of the next block's `terms`, those that need an anchor row. */
+  due(terms: ReadonlyArray<readonly [string, string]>): Array<readonly [string, string]> {
+    const due: Array<readonly [string, string]> = [];
+    for (const pair of terms) {
+      const at = this.#anchoredAt.get(termId(pair[0], pair[1]));
+      if (at === undefined || this.#next - at >= TERM_REACH_BLOCKS) due.push(pair);
+    }
+    return due;
+  }
+
+  /** The next block committed with anchor rows for `anchored` (what due() gave for it). */
+  committed(anchored: ReadonlyArray<readonly [string, string]>): void {
+    for (const [project, term] of anchored) this.#anchoredAt.set(termId(project, term), this.#next);
+    this.#next++;
+    // Forget anchors that reach no further block, so the memory holds recent terms only.
+    if (this.#next % TERM_REACH_BLOCKS === 0) {
+      for (const [id, at] of this.#anchoredAt) if (this.#next - at >= TERM_REACH_BLOCKS) this.#anchoredAt.delete(id);
+    }
+  }
+
+  /** How many terms are remembered (for tests). */
+  get size(): number {
+    return this.#anchoredAt.size;
+  }
+}
+
 /** The term a query by key uses. */
 export const keyTerm = (keyId: string): string => `k:${keyId}`;
 /** The term a query by action uses. */
@@ -63,7 +117,7 @@ export class BlockTerms {
   list(): Array<[string, string]> {
     const terms = new Map<string, [string, string]>();
     const add = (project: string, term: string): void => {
-      const id = `${project}\u0000${term}`;
+      const id = termId(project, term);
       if (!terms.has(id)) terms.set(id, [project, term]);
     };
     for (const [project, { keys, actions }] of this.#named) {

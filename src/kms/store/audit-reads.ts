@@ -2,15 +2,17 @@
  * Reading the audit log out of its blocks (audit/blocks.ts, migrations.ts v3) on one connection:
  * the records that match a filter, in seq order, decoding only the blocks that can hold one.
  *
- * Which blocks: with a project, the block terms of the most selective filter given (the key, else
- * the action, else the project); without one, every block. Blocks start at the one holding the
- * record after `afterSeq`, or later — the first whose time_high reaches `from` (time_high never
- * decreases, so no earlier block holds a record that late). Each candidate block is skipped
- * unless it can hold a time in [from, to). Every record of a block read is then checked against
- * every filter: terms and times only narrow the search, they never decide a match.
+ * Which blocks: with a project, those holding the search term of the most selective filter given
+ * (the key, else the action, else the project), found through the term's anchors and the block
+ * lists within their reach (audit/blocks.ts "Search terms"); without one, every block. Blocks
+ * start at the one holding the record after `afterSeq`, or later — the first whose time_high
+ * reaches `from` (time_high never decreases, so no earlier block holds a record that late). Each
+ * candidate block is skipped unless it can hold a time in [from, to). Every record of a block read
+ * is then checked against every filter: terms and times only narrow the search, they never decide
+ * a match.
  */
 import type Database from "better-sqlite3";
-import { actionTerm, decodeBlock, keyTerm } from "../audit/blocks.js";
+import { actionTerm, decodeBlock, keyTerm, TERM_REACH_BLOCKS } from "../audit/blocks.js";
 import type { AuditRecord } from "../types.js";
 import type { AuditQuery } from "./store.js";
 
@@ -36,8 +38,16 @@ export class AuditBlockReader {
       startAt: prepare("SELECT coalesce(max(first_seq), 0) FROM audit_blocks WHERE first_seq <= ?").pluck(),
       startAtTime: prepare("SELECT first_seq FROM audit_blocks WHERE time_high >= ? ORDER BY time_high, first_seq LIMIT 1").pluck(),
       blocks: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq >= ? AND ${timeWindow} ORDER BY b.first_seq LIMIT ${BLOCKS_PER_READ}`),
-      blocksOfTerm: prepare(`SELECT ${blockColumns} FROM audit_block_terms t JOIN audit_blocks b ON b.first_seq = t.first_seq
-        WHERE t.project_id = ? AND t.term = ? AND t.first_seq >= ? AND ${timeWindow} ORDER BY t.first_seq LIMIT ${BLOCKS_PER_READ}`),
+      // The earliest block whose anchor could reach `first_seq`'s block: TERM_REACH_BLOCKS - 1 blocks before it.
+      reachFrom: prepare(`SELECT first_seq FROM audit_blocks WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 2}`).pluck(),
+      anchors: prepare(`SELECT first_seq FROM audit_block_terms WHERE project_id = ? AND term = ? AND first_seq >= ? ORDER BY first_seq LIMIT ${BLOCKS_PER_READ}`).pluck(),
+      // The first block past an anchor's reach.
+      reachEnd: prepare(`SELECT first_seq FROM audit_blocks WHERE first_seq > ? ORDER BY first_seq LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 1}`).pluck(),
+      // Blocks in [lo, hi) holding the term: listed by block, or anchored (a block named by an anchor holds its term).
+      termBlocks: prepare(`SELECT first_seq FROM audit_terms_by_block WHERE first_seq >= @lo AND first_seq < @hi AND project_id = @project AND term = @term
+        UNION SELECT first_seq FROM audit_block_terms WHERE project_id = @project AND term = @term AND first_seq >= @lo AND first_seq < @hi
+        ORDER BY 1`).pluck(),
+      block: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq = ? AND ${timeWindow}`),
       blockHolding: prepare("SELECT first_seq, bodies, hashes FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"),
     };
   }
@@ -57,16 +67,47 @@ export class AuditBlockReader {
       start = Math.max(start, byTime);
     }
     const project = filter.projectId;
-    const term = filter.keyId !== undefined ? keyTerm(filter.keyId) : filter.action !== undefined ? actionTerm(filter.action) : "";
+    if (project !== undefined) {
+      const term = filter.keyId !== undefined ? keyTerm(filter.keyId) : filter.action !== undefined ? actionTerm(filter.action) : "";
+      for (const row of this.#blocksOfTerm(project, term, start, from, to)) {
+        for (const record of decodeBlock(row.first_seq, row.bodies, row.hashes)) if (matches(record, filter, afterSeq)) yield record;
+      }
+      return;
+    }
     for (;;) {
-      const rows = (project === undefined
-        ? this.#s.blocks.all(start, from, to)
-        : this.#s.blocksOfTerm.all(project, term, start, from, to)) as BlockRow[];
+      const rows = this.#s.blocks.all(start, from, to) as BlockRow[];
       for (const row of rows) {
         for (const record of decodeBlock(row.first_seq, row.bodies, row.hashes)) if (matches(record, filter, afterSeq)) yield record;
       }
       if (rows.length < BLOCKS_PER_READ) return;
       start = rows.at(-1)!.first_seq + 1;
+    }
+  }
+
+  /**
+   * The blocks from `start` on that hold (project, term) and can hold a time in [from, to), in
+   * order: for each anchor whose reach extends past what was read, the blocks listed within the
+   * rest of that reach.
+   */
+  *#blocksOfTerm(project: string, term: string, start: number, from: number, to: number): Generator<BlockRow> {
+    // Blocks before `read` are done (or before the start).
+    let read = start;
+    let anchorsFrom = (this.#s.reachFrom.get(start) as number | undefined) ?? 0;
+    for (;;) {
+      const anchors = this.#s.anchors.all(project, term, anchorsFrom) as number[];
+      for (const anchor of anchors) {
+        // Past the log's end: every block after the anchor is within its reach.
+        const end = (this.#s.reachEnd.get(anchor) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
+        if (end <= read) continue;
+        const blocks = this.#s.termBlocks.all({ lo: Math.max(anchor, read), hi: end, project, term }) as number[];
+        read = end;
+        for (const firstSeq of blocks) {
+          const row = this.#s.block.get(firstSeq, from, to) as BlockRow | undefined;
+          if (row !== undefined) yield row;
+        }
+      }
+      if (anchors.length < BLOCKS_PER_READ) return;
+      anchorsFrom = anchors.at(-1)! + 1;
     }
   }
 

@@ -230,11 +230,28 @@ function auditBlocksV3(db: Database.Database): void {
   db.exec("DROP TABLE audit_log");
 }
 
+/**
+ * Block search terms by block, with anchors (audit/blocks.ts "Search terms"): the terms a block
+ * holds are listed in block order, which appends to the end of one index instead of touching one
+ * page per distinct term in every commit; the per-term index (audit_block_terms, unchanged) keeps
+ * only anchors, one per term per TERM_REACH_BLOCKS blocks. Its existing rows, one per block and
+ * term, are anchors already, and a block named by an anchor holds that term, so nothing is copied.
+ */
+const TERMS_BY_BLOCK_V4 = `
+CREATE TABLE audit_terms_by_block (
+  first_seq  INTEGER NOT NULL,
+  project_id TEXT NOT NULL,
+  term       TEXT NOT NULL,
+  PRIMARY KEY (first_seq, project_id, term)
+) STRICT, WITHOUT ROWID;
+`;
+
 /** Every migration, in order. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: "initial schema", up: (db: Database.Database) => db.exec(SCHEMA_V1) },
   { version: 2, name: "index of keys due for rotation", up: (db: Database.Database) => db.exec(ROTATION_DUE_V2) },
   { version: 3, name: "audit log in blocks", up: auditBlocksV3 },
+  { version: 4, name: "audit search terms by block, anchored", up: (db: Database.Database) => db.exec(TERMS_BY_BLOCK_V4) },
 ]);
 
 export interface MigrationReport {

@@ -14,7 +14,7 @@
  */
 import Database from "better-sqlite3";
 import { performance } from "node:perf_hooks";
-import { BlockBuilder } from "../audit/blocks.js";
+import { BlockBuilder, TermAnchors } from "../audit/blocks.js";
 import { chainRecords } from "../../crypto/audit-chain.js";
 import { genesisHash, HASH_LENGTH, LOG_ID_LENGTH, type ChainHead } from "../audit/chain.js";
 import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../errors.js";
@@ -288,6 +288,8 @@ export class WriteExecutor {
   #lastCheckpoint: AuditCheckpoint | null;
   /** The records appended in the running batch: written as one audit block before COMMIT. */
   readonly #block = new BlockBuilder();
+  /** Which terms of the next block need an anchor (audit/blocks.ts "Search terms"). */
+  readonly #anchors = new TermAnchors();
   /** The newest block's time_high (migrations.ts, audit_blocks). */
   #timeHigh = 0;
   readonly #state: WriterState;
@@ -310,7 +312,8 @@ export class WriteExecutor {
       blockOf: prepare("SELECT first_seq, hashes FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"),
       lastCheckpoint: prepare("SELECT * FROM audit_checkpoints ORDER BY idx DESC LIMIT 1"),
       insertBlock: prepare("INSERT INTO audit_blocks (first_seq, last_seq, min_time, time_high, bodies, hashes) VALUES (?, ?, ?, ?, ?, ?)"),
-      insertTerm: prepare("INSERT OR IGNORE INTO audit_block_terms (project_id, term, first_seq) VALUES (?, ?, ?)"),
+      insertTerm: prepare("INSERT OR IGNORE INTO audit_terms_by_block (first_seq, project_id, term) VALUES (?, ?, ?)"),
+      insertAnchor: prepare("INSERT OR IGNORE INTO audit_block_terms (project_id, term, first_seq) VALUES (?, ?, ?)"),
       insertCheckpoint: prepare("INSERT INTO audit_checkpoints (idx, seq, hash, time, reason, mac) VALUES (?, ?, ?, ?, ?, ?)"),
       key: prepare("SELECT * FROM keys WHERE project_id = ? AND key_id = ?"),
       keyBySeq: prepare("SELECT * FROM keys WHERE seq = ?"),
@@ -393,6 +396,7 @@ export class WriteExecutor {
     const results: OpResult[] = [];
     let timeHigh = this.#timeHigh;
     this.#block.reset(head.seq + 1);
+    let anchored: ReadonlyArray<readonly [string, string]> | null = null;
     try {
       this.#s.begin.run();
       for (const op of ops) {
@@ -403,13 +407,16 @@ export class WriteExecutor {
       if (block !== null) {
         timeHigh = Math.max(timeHigh, block.maxTime);
         this.#s.insertBlock.run(block.firstSeq, block.lastSeq, block.minTime, timeHigh, block.bodies, block.hashes);
-        for (const [project, term] of block.terms) this.#s.insertTerm.run(project, term, block.firstSeq);
+        for (const [project, term] of block.terms) this.#s.insertTerm.run(block.firstSeq, project, term);
+        anchored = this.#anchors.due(block.terms);
+        for (const [project, term] of anchored) this.#s.insertAnchor.run(project, term, block.firstSeq);
       }
       this.#s.commit.run();
     } catch (error) {
       return fail(error);
     }
     this.#timeHigh = timeHigh;
+    if (anchored !== null) this.#anchors.committed(anchored);
     if (truncateLog) {
       // The destroyed versions' pages are zeroed in the database (secure_delete); move that into
       // the file now and empty the write-ahead log, whose older frames may still hold the material.
