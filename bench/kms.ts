@@ -5,7 +5,7 @@
  * process's resident memory with 100 000 CMKs.
  *
  *   node --expose-gc dist/bench/kms.js [--quick] [--keys 100000] [--concurrency 256] [--writer worker|inline]
- *                                      [--key-cache N] [--json FILE]
+ *                                      [--key-cache N] [--malloc-arenas 2|default] [--json FILE]
  *
  * Requests run closed-loop with `concurrency` in flight (the group commit needs company to batch
  * commits). Each trial uses a hot set of 10 keys; the 100 000-key store adds a row spreading
@@ -31,6 +31,7 @@ import type { KmsBackend } from "../src/kms/backend/backend.js";
 import { Kms } from "../src/kms/kms.js";
 import { openSqliteStore, type SqliteStore } from "../src/kms/store/sqlite.js";
 import { encodeMaterial } from "../src/kms/versions.js";
+import { limitMallocArenas } from "../src/crypto/allocator.js";
 import { measure, type Measurement } from "./harness.js";
 
 const { values } = parseArgs({
@@ -40,9 +41,13 @@ const { values } = parseArgs({
     concurrency: { type: "string", default: "256" },
     writer: { type: "string", default: "worker" },
     "key-cache": { type: "string" },
+    // As hsmkit serve does (src/crypto/allocator.ts); "default" leaves glibc's own limit.
+    "malloc-arenas": { type: "string", default: "2" },
     json: { type: "string" },
   },
 });
+const arenas = values["malloc-arenas"] === "default" ? null : Number(values["malloc-arenas"]);
+const arenasLimited = arenas !== null && limitMallocArenas(arenas);
 const timing = values.quick ? { runSeconds: 0.3, runs: 3 } : { runSeconds: 1, runs: 5 };
 const BIG = Number(values.keys);
 const CONCURRENCY = Number(values.concurrency);
@@ -153,10 +158,10 @@ async function trials(s: Setup, storeKeys: string, spread?: string[]): Promise<M
   return rows;
 }
 
-const results: Record<string, unknown> = { concurrency: CONCURRENCY, timing };
+const results: Record<string, unknown> = { concurrency: CONCURRENCY, malloc_arenas: arenasLimited ? arenas : null, timing };
 const s = await setup();
 try {
-  process.stdout.write(`hsmkit Kms on the emulator, audit on, ${CONCURRENCY} requests in flight; pid ${process.pid}\n\n`);
+  process.stdout.write(`hsmkit Kms on the emulator, audit on, ${CONCURRENCY} requests in flight; malloc arenas ${arenasLimited ? arenas : "glibc's default"}; pid ${process.pid}\n\n`);
   // Warm-up (JIT, caches, the store's writer), not measured.
   await closedLoop((i) => (i % 2 === 0
     ? s.kms.encryptData(ctx(), { keyId: s.hot[i % 10]!, plainText: KIB, ...CONTEXT })

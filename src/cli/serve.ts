@@ -51,6 +51,9 @@ function startFailure(error: unknown, config: Readonly<HsmkitConfig>): string | 
 async function serve(flags: ServeFlags): Promise<void> {
   const config = serveConfig(flags);
   // Imported here: `hsmkit config` shares this module and needs none of the server.
+  const { limitMallocArenas } = await import("../crypto/allocator.js");
+  // Before the server's threads start allocating (src/crypto/allocator.ts: tens of MB resident).
+  limitMallocArenas();
   const { startServer } = await import("../server/server.js");
   let server: RunningServer;
   try {

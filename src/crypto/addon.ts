@@ -82,6 +82,7 @@ export interface NativeHmacOperationHandle {
 /** The addon's exports, exactly as native/binding/*.cc registers them. */
 export interface NativeAddon {
   opensslVersion(): { compiledAgainst: string; runtime: string };
+  mallocArenaMax(count: number): boolean;
 
   // keys (native/binding/keys.cc)
   importKey(bytes: Uint8Array): NativeKeyHandle;

@@ -21,4 +21,5 @@ export {
   randomBytes, randomFill, reseed, randomStatus, configureRandom, ENTROPY_SOURCE_NAMES,
   type EntropySourceName, type RandomStatus, type RandomSourceStatus, type RandomConfiguration,
 } from "./random.js";
+export { limitMallocArenas, KMS_MALLOC_ARENAS } from "./allocator.js";
 export { isNativeError, NATIVE_ERROR_CODES, type NativeError, type NativeErrorCode } from "./errors.js";
