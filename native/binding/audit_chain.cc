@@ -30,10 +30,40 @@ Napi::Value audit_chain(const Napi::CallbackInfo& info) {
   });
 }
 
+template <typename T>
+std::pair<const T*, size_t> typed_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name, napi_typedarray_type want) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  if (napi_get_typedarray_info(info.Env(), info[index], &type, &length, &data, nullptr, nullptr) != napi_ok || type != want) {
+    throw_invalid(std::string(name) + " has the wrong type");
+  }
+  return {static_cast<const T*>(data), length};
+}
+
+// auditFrame(fields Uint32Array, times Float64Array, strs Uint8Array, offsets Uint32Array, count) -> Buffer
+Napi::Value audit_frame(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto [fields, fields_len] = typed_array_arg<uint32_t>(info, 0, "fields", napi_uint32_array);
+    auto [times, times_len] = typed_array_arg<double>(info, 1, "times", napi_float64_array);
+    Bytes strs = buffer_arg(info, 2, "strs");
+    auto [offsets, offsets_len] = typed_array_arg<uint32_t>(info, 3, "offsets", napi_uint32_array);
+    uint32_t count = uint32_arg(info, 4, "count");
+    if (fields_len / kFrameFields < count || times_len < count) throw_invalid("audit records: fewer fields or times than records");
+    if (offsets_len == 0) throw_invalid("audit records: offsets must have strings + 1 entries");
+    SealedRecords records{fields, times, count, strs.data, strs.size, offsets, offsets_len - 1};
+    size_t size = frame_records_size(records);
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::New(info.Env(), size);
+    frame_records(records, out.Data(), size);
+    return out;
+  });
+}
+
 }  // namespace
 
 void init_audit_chain(Napi::Env env, Napi::Object exports) {
   exports.Set("auditChain", Napi::Function::New(env, audit_chain, "auditChain"));
+  exports.Set("auditFrame", Napi::Function::New(env, audit_frame, "auditFrame"));
 }
 
 }  // namespace hsmkit::binding

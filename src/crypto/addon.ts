@@ -139,6 +139,7 @@ export interface NativeAddon {
 
   // The audit chain (native/binding/audit_chain.cc)
   auditChain(previous: Uint8Array, framed: Uint8Array, count: number, firstSeq: number, bodiesOut: Uint8Array, hashesOut: Uint8Array): number;
+  auditFrame(fields: Uint32Array, times: Float64Array, strs: Uint8Array, offsets: Uint32Array, count: number): Buffer;
 }
 
 const packageRoot = findPackageRoot(dirname(fileURLToPath(import.meta.url)));

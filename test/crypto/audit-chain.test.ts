@@ -4,7 +4,7 @@
 // written.
 import test from "ava";
 import fc from "fast-check";
-import { chainRecords } from "../../src/crypto/audit-chain.js";
+import { chainRecords, frameSealed, SEALED_FIELDS } from "../../src/crypto/audit-chain.js";
 import { chainHash, decodeRecord, genesisHash } from "../../src/kms/audit/chain.js";
 import { AuditAppends, frameRecords, usageSums } from "../../src/kms/store/audit-appends.js";
 import type { AuditEvent, AuditOutcome } from "../../src/kms/types.js";
@@ -91,6 +91,34 @@ test("sealed records that do not hold together are refused before anything is fr
   const times = new Float64Array(sealed.records.buffer, sealed.timesOffset, 1);
   times[0] = -5;
   t.throws(() => frameRecords(sealed), { instanceOf: RangeError }, "a time out of range");
+});
+
+test("the native framing refuses ids, times and strings that do not hold, and frames what does", (t) => {
+  const str = (value: string): Buffer => Buffer.concat([Buffer.from([0, 0, 0, value.length]), Buffer.from(value, "latin1")]);
+  const strs = Buffer.concat(["success", "genRandom", "r-1", "src", "p"].map(str));
+  const offsets = new Uint32Array([0, 11, 24, 31, 38, 43]);
+  const ids = (...values: number[]): Uint32Array => new Uint32Array(values);
+  const good = ids(1, 2, 3, 4, 5, 0, 0, 0, 0);
+  const times = new Float64Array([1_700_000_000_000]);
+  const framed = frameSealed(good, times, strs, offsets, 1);
+  const { fields } = decodeRecord(chainRecords(Buffer.alloc(32), framed, 1, 9).bodies, 0);
+  t.deepEqual(fields, { seq: 9, time: 1_700_000_000_000, outcome: "success", action: "genRandom", requestId: "r-1", source: "src", projectId: "p", principalId: null, keyId: null, errorCode: null, detail: null });
+  t.is(SEALED_FIELDS, 9);
+  const refused = (what: string, ...args: Parameters<typeof frameSealed>): void => {
+    t.throws(() => frameSealed(...args), { instanceOf: RangeError }, what);
+  };
+  refused("a required field null", ids(0, 2, 3, 4, 5, 0, 0, 0, 0), times, strs, offsets, 1);
+  refused("an id beyond the strings", ids(1, 2, 3, 4, 6, 0, 0, 0, 0), times, strs, offsets, 1);
+  refused("fewer ids than records", good, new Float64Array(2), strs, offsets, 2);
+  for (const time of [1.5, -1, 2 ** 53, Number.NaN, Infinity]) refused(`time ${time}`, good, new Float64Array([time]), strs, offsets, 1);
+  refused("offsets short of the strings", good, times, strs, new Uint32Array([0, 11, 24, 31, 38, 42]), 1);
+  refused("offsets past the strings", good, times, strs, new Uint32Array([0, 11, 24, 31, 38, 44]), 1);
+  refused("a string whose length prefix disagrees", good, times, Buffer.concat([strs.subarray(0, 42), Buffer.from("q")]).fill(9, 3, 4), offsets, 1);
+  refused("offsets going back", good, times, strs, new Uint32Array([0, 24, 11, 31, 38, 43]), 1);
+  refused("no offsets", good, times, strs, new Uint32Array(0), 1);
+  refused("ids of the wrong type", new Int32Array(9) as unknown as Uint32Array, times, strs, offsets, 1);
+  refused("times of the wrong type", good, new Float32Array(1) as unknown as Float64Array, strs, offsets, 1);
+  t.deepEqual(frameSealed(new Uint32Array(0), new Float64Array(0), Buffer.alloc(0), new Uint32Array([0]), 0), Buffer.alloc(0));
 });
 
 test("framing that does not hold exactly count bodies is refused", (t) => {

@@ -17,11 +17,12 @@
  * detail — then, 8-aligned, the f64 times. The strings travel as an array (structured clone).
  */
 import { BlockTerms } from "../audit/blocks.js";
-import { checkAction, checkInteger, checkString, RECORD_FORMAT, writeStr, writeU64, type ChainedFields } from "../audit/chain.js";
+import { checkAction, checkInteger, checkString, writeStr, type ChainedFields } from "../audit/chain.js";
+import { frameSealed, SEALED_FIELDS } from "../../crypto/audit-chain.js";
 import type { AuditEvent, AuditOutcome } from "../types.js";
 
 /** String ids per record. */
-const FIELDS = 9;
+const FIELDS = SEALED_FIELDS;
 const OUTCOME = 0;
 const ACTION = 1;
 const REQUEST_ID = 2;
@@ -196,8 +197,9 @@ export class AuditAppends {
 /**
  * The writer's half: the canonical bodies (audit/chain.ts's layout, seq left blank) of sealed
  * records, framed as u32 length ‖ body for chainRecords; their time range and block search terms;
- * the usage they add (successes on a key). Each distinct string is encoded once. Throws
- * RangeError if the records do not hold together (nothing is written from them then).
+ * the usage they add (successes on a key). Each distinct string is encoded once here; the bodies
+ * are put together in the native core (src/crypto/audit-chain.ts frameSealed). Throws RangeError
+ * if the records do not hold together (nothing is written from them then).
  */
 export function frameRecords(sealed: SealedAppends): FramedRecords {
   const { count, strings, timesOffset, records } = sealed;
@@ -206,38 +208,13 @@ export function frameRecords(sealed: SealedAppends): FramedRecords {
   }
   const fields = new Uint32Array(records.buffer, records.byteOffset, count * FIELDS);
   const times = new Float64Array(records.buffer, records.byteOffset + timesOffset, count);
-  // Each string once, as str (u32 length ‖ UTF-8): starts[id]..starts[id + 1].
-  const starts = new Array<number>(strings.length + 2);
-  starts[1] = 0;
-  for (let id = 1; id <= strings.length; id++) starts[id + 1] = starts[id]! + 4 + Buffer.byteLength(strings[id - 1]!, "utf8");
-  const encoded = Buffer.allocUnsafe(starts[strings.length + 1]!);
-  for (let id = 1; id <= strings.length; id++) writeStr(encoded, starts[id]!, strings[id - 1]!);
-  const size = (id: number): number => {
-    if (!(id >= 1 && id <= strings.length)) throw new RangeError(`audit record names string ${id} of ${strings.length}`);
-    return starts[id + 1]! - starts[id]!;
-  };
-  const optionalSize = (id: number): number => (id === 0 ? 1 : 1 + size(id));
-  let total = 0;
-  for (let r = 0; r < count; r++) {
-    const at = r * FIELDS;
-    total += 4 + 17 + size(fields[at + OUTCOME]!) + size(fields[at + ACTION]!) + size(fields[at + REQUEST_ID]!) + size(fields[at + SOURCE]!) +
-      optionalSize(fields[at + PROJECT_ID]!) + optionalSize(fields[at + PRINCIPAL_ID]!) + optionalSize(fields[at + KEY_ID]!) +
-      optionalSize(fields[at + ERROR_CODE]!) + optionalSize(fields[at + DETAIL]!);
-  }
-  const framed = Buffer.allocUnsafe(total);
-  const put = (id: number, at: number): number => {
-    const end = starts[id + 1]!;
-    for (let i = starts[id]!; i < end; i++) framed[at++] = encoded[i]!;
-    return at;
-  };
-  const putOptional = (id: number, at: number): number => {
-    if (id === 0) {
-      framed[at] = 0;
-      return at + 1;
-    }
-    framed[at] = 1;
-    return put(id, at + 1);
-  };
+  // Each string once, as str (u32 length ‖ UTF-8): string id i at offsets[i - 1]..offsets[i].
+  const offsets = new Uint32Array(strings.length + 1);
+  for (let id = 1; id <= strings.length; id++) offsets[id] = offsets[id - 1]! + 4 + Buffer.byteLength(strings[id - 1]!, "utf8");
+  const encoded = Buffer.allocUnsafe(offsets[strings.length]!);
+  for (let id = 1; id <= strings.length; id++) writeStr(encoded, offsets[id - 1]!, strings[id - 1]!);
+  // Checks every id and time before the loop below reads strings by them.
+  const framed = frameSealed(fields, times, encoded, offsets, count);
   const terms = new BlockTerms();
   // (project, key, action) as one number, for the terms noted and the usage summed.
   const ids = strings.length + 1;
@@ -247,26 +224,9 @@ export function frameRecords(sealed: SealedAppends): FramedRecords {
   const usage: number[] = [];
   let minTime = Infinity;
   let maxTime = -Infinity;
-  let at = 0;
   for (let r = 0; r < count; r++) {
     const f = r * FIELDS;
     const time = times[r]!;
-    checkInteger(time, "time");
-    const start = at;
-    at += 4;
-    framed[at++] = RECORD_FORMAT;
-    at = writeU64(framed, at, 0); // seq: the chain's to number
-    at = writeU64(framed, at, time);
-    at = put(fields[f + OUTCOME]!, at);
-    at = put(fields[f + ACTION]!, at);
-    at = put(fields[f + REQUEST_ID]!, at);
-    at = put(fields[f + SOURCE]!, at);
-    at = putOptional(fields[f + PROJECT_ID]!, at);
-    at = putOptional(fields[f + PRINCIPAL_ID]!, at);
-    at = putOptional(fields[f + KEY_ID]!, at);
-    at = putOptional(fields[f + ERROR_CODE]!, at);
-    at = putOptional(fields[f + DETAIL]!, at);
-    framed.writeUInt32BE(at - start - 4, start);
     if (time < minTime) minTime = time;
     if (time > maxTime) maxTime = time;
     const project = fields[f + PROJECT_ID]!;
