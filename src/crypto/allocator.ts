@@ -16,7 +16,8 @@ export const KMS_MALLOC_ARENAS = 2;
 
 /**
  * Caps glibc's malloc arenas at `count` (1..64) for threads that allocate from now on (arenas
- * made before stay). Returns false where the C library is not glibc, which leaves things as they are.
+ * made before stay). Returns false where malloc is not glibc's (another C library, or an allocator
+ * preloaded in its place such as ASan's), which leaves things as they are.
  */
 export function limitMallocArenas(count: number = KMS_MALLOC_ARENAS): boolean {
   return addon.mallocArenaMax(count);
