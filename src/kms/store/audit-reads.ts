@@ -38,15 +38,31 @@ export class AuditBlockReader {
       startAt: prepare("SELECT coalesce(max(first_seq), 0) FROM audit_blocks WHERE first_seq <= ?").pluck(),
       startAtTime: prepare("SELECT first_seq FROM audit_blocks WHERE time_high >= ? ORDER BY time_high, first_seq LIMIT 1").pluck(),
       blocks: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq >= ? AND ${timeWindow} ORDER BY b.first_seq LIMIT ${BLOCKS_PER_READ}`),
-      // The earliest block whose anchor could reach `first_seq`'s block: TERM_REACH_BLOCKS - 1 blocks before it.
-      reachFrom: prepare(`SELECT first_seq FROM audit_blocks WHERE first_seq < ? ORDER BY first_seq DESC LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 2}`).pluck(),
+      // Blocks in log order, walked on audit_blocks_by_time rather than the table: time_high never
+      // decreases along the log, so (time_high, first_seq) is log order, and that index holds two
+      // numbers a block where the table holds its bodies (about a page a block). Each walk starts
+      // at the time_high of the first block at or after the one named (an anchor whose block is
+      // gone then reaches from the next).
+      // The earliest block whose anchor could reach block @start: TERM_REACH_BLOCKS - 1 blocks before it.
+      reachFrom: prepare(`SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
+        WHERE time_high <= (SELECT time_high FROM audit_blocks WHERE first_seq >= @start ORDER BY first_seq LIMIT 1) AND first_seq < @start
+        ORDER BY time_high DESC, first_seq DESC LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 2}`).pluck(),
       anchors: prepare(`SELECT first_seq FROM audit_block_terms WHERE project_id = ? AND term = ? AND first_seq >= ? ORDER BY first_seq LIMIT ${BLOCKS_PER_READ}`).pluck(),
-      // The first block past an anchor's reach.
-      reachEnd: prepare(`SELECT first_seq FROM audit_blocks WHERE first_seq > ? ORDER BY first_seq LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 1}`).pluck(),
-      // Blocks in [lo, hi) holding the term: listed by block, or anchored (a block named by an anchor holds its term).
-      termBlocks: prepare(`SELECT first_seq FROM audit_terms_by_block WHERE first_seq >= @lo AND first_seq < @hi AND project_id = @project AND term = @term
-        UNION SELECT first_seq FROM audit_block_terms WHERE project_id = @project AND term = @term AND first_seq >= @lo AND first_seq < @hi
-        ORDER BY 1`).pluck(),
+      // The first block past the reach of the anchor at block @anchor.
+      reachEnd: prepare(`SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
+        WHERE time_high >= (SELECT time_high FROM audit_blocks WHERE first_seq >= @anchor ORDER BY first_seq LIMIT 1) AND first_seq > @anchor
+        ORDER BY time_high, first_seq LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 1}`).pluck(),
+      // The blocks of that reach from @read on that hold the term: listed by block, or anchored (a
+      // block an anchor names holds its term) — a primary-key lookup each, not a scan of every term
+      // of those blocks (a block of a busy store lists a hundred keys and more).
+      termBlocks: prepare(`WITH reach(first_seq) AS (
+          SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
+          WHERE time_high >= (SELECT time_high FROM audit_blocks WHERE first_seq >= @anchor ORDER BY first_seq LIMIT 1) AND first_seq >= @anchor
+          ORDER BY time_high, first_seq LIMIT ${TERM_REACH_BLOCKS})
+        SELECT r.first_seq FROM reach r WHERE r.first_seq >= @read
+          AND (EXISTS (SELECT 1 FROM audit_terms_by_block t WHERE t.first_seq = r.first_seq AND t.project_id = @project AND t.term = @term)
+            OR EXISTS (SELECT 1 FROM audit_block_terms a WHERE a.project_id = @project AND a.term = @term AND a.first_seq = r.first_seq))
+        ORDER BY r.first_seq`).pluck(),
       block: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq = ? AND ${timeWindow}`),
       blockHolding: prepare("SELECT first_seq, bodies, hashes FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"),
     };
@@ -92,14 +108,14 @@ export class AuditBlockReader {
   *#blocksOfTerm(project: string, term: string, start: number, from: number, to: number): Generator<BlockRow> {
     // Blocks before `read` are done (or before the start).
     let read = start;
-    let anchorsFrom = (this.#s.reachFrom.get(start) as number | undefined) ?? 0;
+    let anchorsFrom = (this.#s.reachFrom.get({ start }) as number | undefined) ?? 0;
     for (;;) {
       const anchors = this.#s.anchors.all(project, term, anchorsFrom) as number[];
       for (const anchor of anchors) {
         // Past the log's end: every block after the anchor is within its reach.
-        const end = (this.#s.reachEnd.get(anchor) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
+        const end = (this.#s.reachEnd.get({ anchor }) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
         if (end <= read) continue;
-        const blocks = this.#s.termBlocks.all({ lo: Math.max(anchor, read), hi: end, project, term }) as number[];
+        const blocks = this.#s.termBlocks.all({ anchor, read, project, term }) as number[];
         read = end;
         for (const firstSeq of blocks) {
           const row = this.#s.block.get(firstSeq, from, to) as BlockRow | undefined;
