@@ -114,6 +114,20 @@ for (const writer of WRITERS) {
         }
       }
       t.true((await store.audit.verify()).ok);
+      // A block cut out of the log (verify() reports it; queries still answer from what is left):
+      // its anchor reaches from the next block, so no later record is lost to it.
+      const cut = rawDb(dir);
+      let gone: number;
+      try {
+        gone = cut.prepare("SELECT min(first_seq) FROM audit_block_terms WHERE project_id = 'p-1' AND term = 'k:hot' AND first_seq > ?").pluck().get(TERM_REACH_BLOCKS) as number;
+        cut.prepare("DELETE FROM audit_blocks WHERE first_seq = ?").run(gone);
+      } finally {
+        cut.close();
+      }
+      for (const filter of [{ projectId: "p-1", keyId: "hot" }, { projectId: "p-1", keyId: "hot", afterSeq: gone - 2 }]) {
+        t.deepEqual((await collect(store, filter, 5)).map((r) => r.seq), expected(all, filter).map((r) => r.seq).filter((seq) => seq !== gone), `${JSON.stringify(filter)} without block ${gone}`);
+      }
+      t.false((await store.audit.verify()).ok);
     } finally {
       await store.close();
     }

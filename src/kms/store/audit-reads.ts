@@ -52,14 +52,14 @@ export class AuditBlockReader {
       reachEnd: prepare(`SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
         WHERE time_high >= (SELECT time_high FROM audit_blocks WHERE first_seq >= @anchor ORDER BY first_seq LIMIT 1) AND first_seq > @anchor
         ORDER BY time_high, first_seq LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 1}`).pluck(),
-      // The blocks of that reach from @read on that hold the term: listed by block, or anchored (a
+      // The blocks of that reach in [@read, @end) that hold the term: listed by block, or anchored (a
       // block an anchor names holds its term) — a primary-key lookup each, not a scan of every term
       // of those blocks (a block of a busy store lists a hundred keys and more).
       termBlocks: prepare(`WITH reach(first_seq) AS (
           SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
           WHERE time_high >= (SELECT time_high FROM audit_blocks WHERE first_seq >= @anchor ORDER BY first_seq LIMIT 1) AND first_seq >= @anchor
           ORDER BY time_high, first_seq LIMIT ${TERM_REACH_BLOCKS})
-        SELECT r.first_seq FROM reach r WHERE r.first_seq >= @read
+        SELECT r.first_seq FROM reach r WHERE r.first_seq >= @read AND r.first_seq < @end
           AND (EXISTS (SELECT 1 FROM audit_terms_by_block t WHERE t.first_seq = r.first_seq AND t.project_id = @project AND t.term = @term)
             OR EXISTS (SELECT 1 FROM audit_block_terms a WHERE a.project_id = @project AND a.term = @term AND a.first_seq = r.first_seq))
         ORDER BY r.first_seq`).pluck(),
@@ -115,7 +115,7 @@ export class AuditBlockReader {
         // Past the log's end: every block after the anchor is within its reach.
         const end = (this.#s.reachEnd.get({ anchor }) as number | undefined) ?? Number.MAX_SAFE_INTEGER;
         if (end <= read) continue;
-        const blocks = this.#s.termBlocks.all({ anchor, read, project, term }) as number[];
+        const blocks = this.#s.termBlocks.all({ anchor, read, end, project, term }) as number[];
         read = end;
         for (const firstSeq of blocks) {
           const row = this.#s.block.get(firstSeq, from, to) as BlockRow | undefined;
