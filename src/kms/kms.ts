@@ -110,7 +110,7 @@ class Op {
   /** The store appended this request's record with its write (success or failure). */
   audited = false;
   /** More keys the request used (re-encrypt's source), each with its own record. */
-  readonly also: Array<{ keyId: string; detail: string }> = [];
+  also: Array<{ keyId: string; detail: string }> | null = null;
   caller: Caller | undefined;
 
   constructor(readonly ctx: RequestContext, readonly operation: KmsOperation, time: number) {
@@ -131,6 +131,11 @@ function asKmsError(error: unknown): KmsError {
   if (error instanceof KmsError) return error;
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   return new KmsError("KMS.0101", message, { cause: error });
+}
+
+/** A store failure rethrown as a KmsError (one function, not a closure per request). */
+function rethrowAsKmsError(error: unknown): never {
+  throw asKmsError(error);
 }
 
 function bytesOf(value: unknown, code: KmsErrorCode, name: string): Buffer {
@@ -487,7 +492,7 @@ export class Kms {
         bound(request.sourceAdditionalAuthenticatedData, request.sourceEncryptionContext), purpose === "data" ? "decrypt-data" : "decrypt-datakey");
       const sourceKeyId = opened.entry.record.keyId;
       try {
-        op.also.push({ keyId: sourceKeyId, detail: "re-encrypt source" });
+        (op.also ??= []).push({ keyId: sourceKeyId, detail: "re-encrypt source" });
         op.keyId = null;
         const destination = await this.#authorizeKey(op, request.destinationKeyId, {
           createDefault: true, grant: purpose === "data" ? "encrypt-data" : "encrypt-datakey",
@@ -877,9 +882,7 @@ export class Kms {
     } catch (error) {
       return Promise.reject(asKmsError(error));
     }
-    return committed.then(() => result, (error: unknown) => {
-      throw asKmsError(error);
-    });
+    return committed.then(() => result, rethrowAsKmsError);
   }
 
   /** The request's failure, as a KmsError, after its record (denied or failed) was written if it could be. */
@@ -898,7 +901,7 @@ export class Kms {
   /** Appends the request's record (and those of further keys it used). */
   #record(op: Op, outcome: AuditOutcome, errorCode: string | null): Promise<void> {
     const main = this.#store.audit.record(op.event(), outcome, errorCode);
-    if (op.also.length === 0) return main;
+    if (op.also === null) return main;
     return Promise.all([main, ...op.also.map((extra) => this.#store.audit.record({ ...op.event(), keyId: extra.keyId, detail: extra.detail }, outcome, errorCode))])
       .then(() => undefined);
   }
