@@ -65,6 +65,9 @@ const PLAINTEXT_BYTES = 1024;
 // Child processes
 
 async function childKms(): Promise<void> {
+  // As hsmkit serve does before it starts the server (src/crypto/allocator.ts).
+  const { limitMallocArenas } = await import("../src/crypto/allocator.js");
+  limitMallocArenas();
   const { loadConfig } = await import("../src/config/config.js");
   const { startServer } = await import("../src/server/server.js");
   const config = loadConfig({

@@ -6,8 +6,9 @@
  * core), and memory freed into one stays there for that arena's next use. A KMS process has the
  * event loop, the store's writer thread and V8's helper threads all allocating: measured with
  * 100 000 CMKs after 10 000 distinct keys' worth of unwraps (`npm run bench:kms`), 255–317 MB
- * resident with the default, 223 MB with two arenas, the same throughput. `hsmkit serve` and
- * the benchmarks call this first thing; a program embedding the library decides for itself.
+ * resident with the default, 223–269 MB with two arenas, the same throughput (the HTTP server's
+ * 10-minute figure did not move: its memory is its isolates' heaps). `hsmkit serve` and the
+ * benchmarks call this first thing; a program embedding the library decides for itself.
  */
 import { addon } from "./addon.js";
 
