@@ -74,11 +74,6 @@ export class TermAnchors {
       for (const [id, at] of this.#anchoredAt) if (this.#next - at >= TERM_REACH_BLOCKS) this.#anchoredAt.delete(id);
     }
   }
-
-  /** How many terms are remembered (for tests). */
-  get size(): number {
-    return this.#anchoredAt.size;
-  }
 }
 
 /** The term a query by key uses. */

@@ -34,6 +34,8 @@ export class AuditBlockReader {
     const prepare = (sql: string): Database.Statement => db.prepare(sql);
     const blockColumns = "b.first_seq, b.bodies, b.hashes";
     const timeWindow = "b.time_high >= ? AND b.min_time < ?";
+    /** The time_high of the first block at or after block `@param`: where a walk in log order starts. */
+    const timeHighAt = (param: string): string => `(SELECT time_high FROM audit_blocks WHERE first_seq >= @${param} ORDER BY first_seq LIMIT 1)`;
     this.#s = {
       startAt: prepare("SELECT coalesce(max(first_seq), 0) FROM audit_blocks WHERE first_seq <= ?").pluck(),
       startAtTime: prepare("SELECT first_seq FROM audit_blocks WHERE time_high >= ? ORDER BY time_high, first_seq LIMIT 1").pluck(),
@@ -45,19 +47,19 @@ export class AuditBlockReader {
       // gone then reaches from the next).
       // The earliest block whose anchor could reach block @start: TERM_REACH_BLOCKS - 1 blocks before it.
       reachFrom: prepare(`SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
-        WHERE time_high <= (SELECT time_high FROM audit_blocks WHERE first_seq >= @start ORDER BY first_seq LIMIT 1) AND first_seq < @start
+        WHERE time_high <= ${timeHighAt("start")} AND first_seq < @start
         ORDER BY time_high DESC, first_seq DESC LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 2}`).pluck(),
       anchors: prepare(`SELECT first_seq FROM audit_block_terms WHERE project_id = ? AND term = ? AND first_seq >= ? ORDER BY first_seq LIMIT ${BLOCKS_PER_READ}`).pluck(),
       // The first block past the reach of the anchor at block @anchor.
       reachEnd: prepare(`SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
-        WHERE time_high >= (SELECT time_high FROM audit_blocks WHERE first_seq >= @anchor ORDER BY first_seq LIMIT 1) AND first_seq > @anchor
+        WHERE time_high >= ${timeHighAt("anchor")} AND first_seq > @anchor
         ORDER BY time_high, first_seq LIMIT 1 OFFSET ${TERM_REACH_BLOCKS - 1}`).pluck(),
       // The blocks of that reach in [@read, @end) that hold the term: listed by block, or anchored (a
       // block an anchor names holds its term) — a primary-key lookup each, not a scan of every term
       // of those blocks (a block of a busy store lists a hundred keys and more).
       termBlocks: prepare(`WITH reach(first_seq) AS (
           SELECT first_seq FROM audit_blocks INDEXED BY audit_blocks_by_time
-          WHERE time_high >= (SELECT time_high FROM audit_blocks WHERE first_seq >= @anchor ORDER BY first_seq LIMIT 1) AND first_seq >= @anchor
+          WHERE time_high >= ${timeHighAt("anchor")} AND first_seq >= @anchor
           ORDER BY time_high, first_seq LIMIT ${TERM_REACH_BLOCKS})
         SELECT r.first_seq FROM reach r WHERE r.first_seq >= @read AND r.first_seq < @end
           AND (EXISTS (SELECT 1 FROM audit_terms_by_block t WHERE t.first_seq = r.first_seq AND t.project_id = @project AND t.term = @term)
@@ -83,18 +85,18 @@ export class AuditBlockReader {
       start = Math.max(start, byTime);
     }
     const project = filter.projectId;
-    if (project !== undefined) {
-      const term = filter.keyId !== undefined ? keyTerm(filter.keyId) : filter.action !== undefined ? actionTerm(filter.action) : "";
-      for (const row of this.#blocksOfTerm(project, term, start, from, to)) {
-        for (const record of decodeBlock(row.first_seq, row.bodies, row.hashes)) if (matches(record, filter, afterSeq)) yield record;
-      }
-      return;
+    const term = filter.keyId !== undefined ? keyTerm(filter.keyId) : filter.action !== undefined ? actionTerm(filter.action) : "";
+    const rows = project === undefined ? this.#allBlocks(start, from, to) : this.#blocksOfTerm(project, term, start, from, to);
+    for (const row of rows) {
+      for (const record of decodeBlock(row.first_seq, row.bodies, row.hashes)) if (matches(record, filter, afterSeq)) yield record;
     }
+  }
+
+  /** Every block from `start` on that can hold a time in [from, to), in order. */
+  *#allBlocks(start: number, from: number, to: number): Generator<BlockRow> {
     for (;;) {
       const rows = this.#s.blocks.all(start, from, to) as BlockRow[];
-      for (const row of rows) {
-        for (const record of decodeBlock(row.first_seq, row.bodies, row.hashes)) if (matches(record, filter, afterSeq)) yield record;
-      }
+      yield* rows;
       if (rows.length < BLOCKS_PER_READ) return;
       start = rows.at(-1)!.first_seq + 1;
     }

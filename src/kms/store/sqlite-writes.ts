@@ -33,7 +33,7 @@ import type { KeyGuard } from "./store.js";
 import { frameRecords, type SealedAppends } from "./audit-appends.js";
 
 /** What the writer reports for an "audit.records" write. */
-export interface EncodedWritten {
+export interface RecordsAppended {
   count: number;
   /** The usage the records add (FramedRecords.usage: string ids and numbers), for the store to count once the write has committed. */
   usage: number[];
@@ -174,7 +174,7 @@ export function expandResults(ops: readonly WriteOp[], result: Extract<BatchResu
     const op = ops[position]!;
     if (op.op === "audit.records" && opResult !== 1 && opResult.ok) {
       // The records' chain values: skipped here, the store needs only the last (the new head).
-      const { count, usage } = opResult.value as EncodedWritten;
+      const { count, usage } = opResult.value as RecordsAppended;
       const firstSeq = seq;
       seq += count;
       offset += count * HASH_LENGTH;
@@ -587,7 +587,7 @@ export class WriteExecutor {
    * are the batch's like any others.
    */
   #appendRecords(appends: SealedAppends): OpResult {
-    if (appends.count === 0) return { ok: true, value: { count: 0, usage: [] } satisfies EncodedWritten, audited: false };
+    if (appends.count === 0) return { ok: true, value: { count: 0, usage: [] } satisfies RecordsAppended, audited: false };
     try {
       const head = this.#head;
       const records = frameRecords(appends);
@@ -595,7 +595,7 @@ export class WriteExecutor {
       this.#block.appendChained(bodies, hashes, appends.count);
       this.#block.include(records.minTime, records.maxTime, records.terms);
       this.#head = { seq: head.seq + appends.count, hash: Buffer.from(hashes.subarray(hashes.length - HASH_LENGTH)) };
-      const value: EncodedWritten = { count: appends.count, usage: records.usage };
+      const value: RecordsAppended = { count: appends.count, usage: records.usage };
       return { ok: true, value, audited: false };
     } catch (error) {
       // frameRecords and chainRecords check the records before anything is written: nothing was appended.
