@@ -47,6 +47,10 @@ const { values } = parseArgs({
   },
 });
 const arenas = values["malloc-arenas"] === "default" ? null : Number(values["malloc-arenas"]);
+if (arenas !== null && !(Number.isInteger(arenas) && arenas >= 1 && arenas <= 64)) {
+  process.stderr.write(`--malloc-arenas must be an integer 1..64 or "default", not ${JSON.stringify(values["malloc-arenas"])}\n`);
+  process.exit(2);
+}
 const arenasLimited = arenas !== null && limitMallocArenas(arenas);
 const timing = values.quick ? { runSeconds: 0.3, runs: 3 } : { runSeconds: 1, runs: 5 };
 const BIG = Number(values.keys);
