@@ -8,7 +8,8 @@
  *                                      [--key-cache N] [--malloc-arenas 2|default] [--json FILE]
  *
  * Requests run closed-loop with `concurrency` in flight (the group commit needs company to batch
- * commits). Each trial uses a hot set of 10 keys; the 100 000-key store adds a row spreading
+ * commits), so each row also gives the requests' latency (p50, p99, max) over its timed runs:
+ * the throughput is the concurrency over the latency. Each trial uses a hot set of 10 keys; the 100 000-key store adds a row spreading
  * decrypts over 10 000 keys, more than the backend's handle cache (1024), to show the cost of
  * unwrapping a version on a cache miss.
  *
@@ -32,6 +33,7 @@ import { Kms } from "../src/kms/kms.js";
 import { openSqliteStore, type SqliteStore } from "../src/kms/store/sqlite.js";
 import { encodeMaterial } from "../src/kms/versions.js";
 import { limitMallocArenas } from "../src/crypto/allocator.js";
+import { latencyStats, round, Samples, type LatencyStats } from "../src/bench/stats.js";
 import { measure, type Measurement } from "./harness.js";
 
 const { values } = parseArgs({
@@ -55,6 +57,10 @@ const arenasLimited = arenas !== null && limitMallocArenas(arenas);
 const timing = values.quick ? { runSeconds: 0.3, runs: 3 } : { runSeconds: 1, runs: 5 };
 const BIG = Number(values.keys);
 const CONCURRENCY = Number(values.concurrency);
+if (!(Number.isInteger(CONCURRENCY) && CONCURRENCY >= 1 && CONCURRENCY <= 65_536)) {
+  process.stderr.write(`--concurrency must be an integer 1..65536, not ${JSON.stringify(values.concurrency)}\n`);
+  process.exit(2);
+}
 const PROJECT = "bench";
 const LABEL = "kms-bench";
 const PIN = "1234";
@@ -129,24 +135,55 @@ async function bulkKeys(s: Setup, count: number): Promise<{ seconds: number; key
   return { seconds: (performance.now() - started) / 1000, keyIds };
 }
 
-/** `n` requests, `CONCURRENCY` in flight. */
-function closedLoop(request: (i: number) => Promise<unknown>): (n: number) => Promise<void> {
+/**
+ * Each request's latency (ns), kept for the timed runs of the row being measured: with a closed
+ * loop the throughput is the concurrency over the latency, so a figure means little without it.
+ * One buffer for all rows, so it sets the heap's high-water mark once (~4 MB at 50 000 ops/s).
+ */
+const latencies = new Samples();
+
+/** `n` requests, `CONCURRENCY` in flight; with `record`, each one's latency goes to `latencies`. */
+function closedLoop(request: (i: number) => Promise<unknown>, record = false): (n: number) => Promise<void> {
   return async (n) => {
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < n) await request(next++);
+      while (next < n) {
+        const started = record ? process.hrtime.bigint() : 0n;
+        await request(next++);
+        if (record) latencies.push(Number(process.hrtime.bigint() - started));
+      }
     };
     await Promise.all(Array.from({ length: Math.min(CONCURRENCY, n) }, worker));
   };
 }
 
-async function trials(s: Setup, storeKeys: string, spread?: string[]): Promise<Measurement[]> {
+/** Latencies of the last `runs` bodies only: measure() calibrates with earlier, shorter ones. */
+function measuredLatencies(starts: number[], runs: number): LatencyStats {
+  const from = starts[Math.max(0, starts.length - runs)] ?? 0;
+  return latencyStats(latencies.values().subarray(from));
+}
+
+const ms = (us: number): number => round(us / 1000, 3);
+
+type Row = Measurement & { latency_ms: { p50: number; p99: number; max: number } };
+
+async function trials(s: Setup, storeKeys: string, spread?: string[]): Promise<Row[]> {
   const blobs = await Promise.all(s.hot.map(async (keyId) => (await s.kms.encryptData(ctx(), { keyId, plainText: KIB, ...CONTEXT })).cipherText));
-  const rows: Measurement[] = [];
+  const rows: Row[] = [];
   const row = async (op: string, body: (i: number) => Promise<unknown>): Promise<void> => {
-    const m = await measure({ target: storeKeys, op, bytes: op.includes("datakey") ? 32 : 1024, batch: 1, opsPerIteration: 1, body: closedLoop(body) }, timing);
-    rows.push(m);
-    process.stdout.write(`${storeKeys.padEnd(22)} ${op.padEnd(44)} ${String(m.ops_per_s).padStart(8)} ops/s   rss ${rssMb()} MB\n`);
+    latencies.length = 0;
+    const starts: number[] = [];
+    const loop = closedLoop(body, true);
+    const m = await measure({
+      target: storeKeys, op, bytes: op.includes("datakey") ? 32 : 1024, batch: 1, opsPerIteration: 1,
+      body: (n) => {
+        starts.push(latencies.length);
+        return loop(n);
+      },
+    }, timing);
+    const latency = measuredLatencies(starts, timing.runs);
+    rows.push({ ...m, latency_ms: { p50: ms(latency.p50), p99: ms(latency.p99), max: ms(latency.max) } });
+    process.stdout.write(`${storeKeys.padEnd(22)} ${op.padEnd(44)} ${String(m.ops_per_s).padStart(8)} ops/s   p50 ${ms(latency.p50).toFixed(2).padStart(6)} ms  p99 ${ms(latency.p99).toFixed(2).padStart(6)} ms   rss ${rssMb()} MB\n`);
   };
   await row("encrypt-data 1 KiB", (i) => s.kms.encryptData(ctx(), { keyId: s.hot[i % 10]!, plainText: KIB, ...CONTEXT }));
   await row("decrypt-data 1 KiB", (i) => s.kms.decryptData(ctx(), { cipherText: blobs[i % 10]!, ...CONTEXT }));
