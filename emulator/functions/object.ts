@@ -3,7 +3,7 @@
  * C_GetObjectSize, C_GetAttributeValue, C_SetAttributeValue, C_FindObjectsInit, C_FindObjects,
  * C_FindObjectsFinal.
  */
-import { importKey } from "../../src/crypto/keys.js";
+import { importKey, MAX_KEY_BYTES } from "../../src/crypto/keys.js";
 import { CkrError } from "../errors.js";
 import { CKR_ACTION_PROHIBITED } from "../extra-constants.js";
 import { toHandle } from "../handles.js";
@@ -60,6 +60,9 @@ function createMaterial(attrs: Map<number, Buffer>): ObjectMaterial {
   attrs.delete(P.CKA_VALUE);
   const keyType = readUlong(attrs.get(P.CKA_KEY_TYPE)!);
   if (keyType === P.CKK_AES && ![16, 24, 32].includes(value.length)) throw new CkrError(P.CKR_ATTRIBUTE_VALUE_INVALID, "AES keys are 16, 24 or 32 bytes");
+  // The native key slot's bounds; checked here because importKey refuses other lengths with a RangeError,
+  // which is no native error and would leave as CKR_GENERAL_ERROR.
+  if (value.length < 1 || value.length > MAX_KEY_BYTES) throw new CkrError(P.CKR_ATTRIBUTE_VALUE_INVALID, `secret keys are 1..${MAX_KEY_BYTES} bytes`);
   const given = attrs.get(P.CKA_VALUE_LEN);
   if (given !== undefined && readUlong(given) !== value.length) throw new CkrError(P.CKR_TEMPLATE_INCONSISTENT, "CKA_VALUE_LEN disagrees with CKA_VALUE");
   attrs.set(P.CKA_VALUE_LEN, ulong(value.length));

@@ -81,6 +81,9 @@ export class P11Object {
   }
 }
 
+/** Object classes this token holds (those with an attribute table in rules.ts). */
+const CLASSES: ReadonlySet<number> = new Set([P.CKO_DATA, P.CKO_SECRET_KEY, P.CKO_PUBLIC_KEY, P.CKO_PRIVATE_KEY]);
+
 export interface BuildContext {
   origin: Origin;
   /** The caller is logged in as SO (footnote 10). */
@@ -102,12 +105,14 @@ export function buildAttributes(template: Map<number, Buffer>, context: BuildCon
   const classValue = fixed.get(P.CKA_CLASS) ?? template.get(P.CKA_CLASS);
   if (classValue === undefined) throw new CkrError(P.CKR_TEMPLATE_INCOMPLETE, "CKA_CLASS missing");
   const objectClass = readUlong(classValue);
+  // §4.1.1 rule 2: a class this token holds no objects of is an invalid CKA_CLASS value, not a
+  // template missing the CKA_KEY_TYPE that only key classes have.
+  if (!CLASSES.has(objectClass)) throw new CkrError(P.CKR_ATTRIBUTE_VALUE_INVALID, `object class 0x${objectClass.toString(16)} not supported by this token`);
   const keyTypeValue = fixed.get(P.CKA_KEY_TYPE) ?? template.get(P.CKA_KEY_TYPE);
   if (objectClass !== P.CKO_DATA && keyTypeValue === undefined) throw new CkrError(P.CKR_TEMPLATE_INCOMPLETE, "CKA_KEY_TYPE missing");
   const table = tableFor(objectClass, keyTypeValue === undefined ? undefined : readUlong(keyTypeValue));
   if (table === undefined) {
-    throw new CkrError(objectClass === P.CKO_DATA || keyTypeValue === undefined ? P.CKR_ATTRIBUTE_VALUE_INVALID : P.CKR_TEMPLATE_INCONSISTENT,
-      "object class or key type not supported by this token");
+    throw new CkrError(P.CKR_TEMPLATE_INCONSISTENT, "key type not supported by this token for this class");
   }
   const forbidden: Footnote = context.origin === "create" ? 2 : context.origin === "generate" ? 4 : 6;
   const required: Footnote | undefined = context.origin === "create" ? 1 : context.origin === "generate" ? 3 : context.origin === "unwrap" ? 5 : undefined;
@@ -116,8 +121,9 @@ export function buildAttributes(template: Map<number, Buffer>, context: BuildCon
   for (const [type, value] of template) {
     if (!table.has(type)) throw new CkrError(P.CKR_ATTRIBUTE_TYPE_INVALID, `attribute 0x${type.toString(16)} not valid for this object`);
     const footnotes = notes(table, type);
-    // SoftHSMv2 reports a "MUST NOT be specified" attribute as read-only.
-    if ((context.origin === "create" || context.origin === "generate" || context.origin === "unwrap") && footnotes.has(forbidden) && !fixed.has(type)) {
+    // SoftHSMv2 reports a "MUST NOT be specified" attribute as read-only — also one the operation
+    // sets itself (CKA_KEY_GEN_MECHANISM at generation): the caller's value is not silently replaced.
+    if ((context.origin === "create" || context.origin === "generate" || context.origin === "unwrap") && footnotes.has(forbidden)) {
       throw new CkrError(P.CKR_ATTRIBUTE_READ_ONLY, `attribute 0x${type.toString(16)} may not be specified here`);
     }
     if (footnotes.has(10) && readBool(value) && !context.isSO) {

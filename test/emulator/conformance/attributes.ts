@@ -5,9 +5,13 @@
  * values never leaving the token (CKR_ATTRIBUTE_SENSITIVE).
  */
 import { randomBytes } from "node:crypto";
+import type { Template } from "../../../emulator/pkcs11.js";
 import {
-  attribute, boolAttribute, byTarget, createData, expectRv, generateAes, importSecret, P, UNAVAILABLE_ULONG, ulongAttribute, userSession, type Scenario,
+  attribute, boolAttribute, byTarget, createData, expectRv, generateAes, importSecret, offers, P, UNAVAILABLE_ULONG, ulongAttribute, userSession, type Scenario,
 } from "./scenario.js";
+
+/** The DER OID of NIST P-256 (secp256r1), as CKA_EC_PARAMS. */
+const P256_PARAMS = Buffer.from("06082a8648ce3d030107", "hex");
 
 /**
  * Why the tokens differ on CKA_TRUSTED (footnote 10), CKA_WRAP_WITH_TRUSTED (11) and CKA_COPYABLE
@@ -136,6 +140,27 @@ export const ATTRIBUTE_SCENARIOS: Scenario[] = [
         expectRv(t, () => generateAes(token, s, 16, [{ type, value: true }]), P.CKR_ATTRIBUTE_READ_ONLY, `${name} at C_GenerateKey`);
         expectRv(t, () => importSecret(token, s, randomBytes(16), [{ type, value: true }]), P.CKR_ATTRIBUTE_READ_ONLY, `${name} at C_CreateObject`);
       }
+    },
+  },
+  {
+    area: "attributes",
+    title: "CKA_KEY_GEN_MECHANISM cannot be given at generation (footnote 4: CKR_ATTRIBUTE_READ_ONLY), even naming the mechanism used",
+    run(t, token) {
+      const { p11 } = token;
+      const s = userSession(token);
+      expectRv(t, () => generateAes(token, s, 16, [{ type: P.CKA_KEY_GEN_MECHANISM, value: P.CKM_AES_KEY_GEN }]), P.CKR_ATTRIBUTE_READ_ONLY, "C_GenerateKey, AES");
+      expectRv(t, () => p11.C_GenerateKey(s, { mechanism: P.CKM_GENERIC_SECRET_KEY_GEN }, [
+        { type: P.CKA_VALUE_LEN, value: 32 }, { type: P.CKA_KEY_GEN_MECHANISM, value: P.CKM_GENERIC_SECRET_KEY_GEN },
+      ]), P.CKR_ATTRIBUTE_READ_ONLY, "C_GenerateKey, generic secret");
+      expectRv(t, () => importSecret(token, s, randomBytes(16), [{ type: P.CKA_KEY_GEN_MECHANISM, value: P.CKM_AES_KEY_GEN }]), P.CKR_ATTRIBUTE_READ_ONLY, "C_CreateObject (footnote 2)");
+      if (!offers(t, token, P.CKM_EC_KEY_PAIR_GEN)) return;
+      const pair = (publicExtra: Template, privateExtra: Template) => () =>
+        p11.C_GenerateKeyPair(s, { mechanism: P.CKM_EC_KEY_PAIR_GEN }, [{ type: P.CKA_EC_PARAMS, value: P256_PARAMS }, ...publicExtra], privateExtra);
+      const named = [{ type: P.CKA_KEY_GEN_MECHANISM, value: P.CKM_EC_KEY_PAIR_GEN }];
+      expectRv(t, pair(named, []), P.CKR_ATTRIBUTE_READ_ONLY, "C_GenerateKeyPair, public template");
+      expectRv(t, pair([], named), P.CKR_ATTRIBUTE_READ_ONLY, "C_GenerateKeyPair, private template");
+      t.is(ulongAttribute(token, s, p11.C_GenerateKeyPair(s, { mechanism: P.CKM_EC_KEY_PAIR_GEN }, [{ type: P.CKA_EC_PARAMS, value: P256_PARAMS }], []).privateKey, P.CKA_KEY_GEN_MECHANISM),
+        P.CKM_EC_KEY_PAIR_GEN, "the token sets it itself");
     },
   },
   {

@@ -3,8 +3,9 @@
  * and the access table of §6.7 ("Session states" / SoftHSMv2 src/lib/access.cpp): who may see
  * and write public/private × session/token objects from R/O or R/W sessions.
  */
+import { randomBytes } from "node:crypto";
 import {
-  attribute, BOGUS_HANDLE, byTarget, CKR_ACTION_PROHIBITED, createData, expectRv, findAll, openSession, P, sameHandles, userSession, type Scenario,
+  attribute, BOGUS_HANDLE, byTarget, CKR_ACTION_PROHIBITED, createData, expectRv, findAll, importSecret, openSession, P, sameHandles, userSession, type Scenario,
 } from "./scenario.js";
 
 export const OBJECT_SCENARIOS: Scenario[] = [
@@ -117,6 +118,33 @@ export const OBJECT_SCENARIOS: Scenario[] = [
       }
       t.is(twice, byTarget(t, token, { emulator: P.CKR_TEMPLATE_INCONSISTENT, softhsm: P.CKR_OK },
         "§5.7.1 lists CKR_TEMPLATE_INCONSISTENT for a template that contradicts itself; SoftHSMv2 takes the last of duplicated attributes. The emulator refuses the ambiguity."));
+    },
+  },
+  {
+    area: "objects",
+    title: "C_CreateObject: a CKA_CLASS value the token does not know is CKR_ATTRIBUTE_VALUE_INVALID, not a missing CKA_KEY_TYPE",
+    run(t, token) {
+      const s = userSession(token);
+      // §4.1.1 rule 2: an invalid value for a valid attribute. No class is defined at this value.
+      expectRv(t, () => token.p11.C_CreateObject(s, [{ type: P.CKA_CLASS, value: 0x1234 }, { type: P.CKA_LABEL, value: "unknown class" }]),
+        P.CKR_ATTRIBUTE_VALUE_INVALID);
+    },
+  },
+  {
+    area: "objects",
+    title: "C_CreateObject: a generic secret's CKA_VALUE the token cannot hold is refused as an invalid value, never CKR_GENERAL_ERROR",
+    run(t, token) {
+      const s = userSession(token);
+      const generic = (value: Buffer) => () => importSecret(token, s, value, [], P.CKK_GENERIC_SECRET);
+      t.truthy(generic(randomBytes(1))(), "one byte is a key");
+      for (const [name, value] of [["empty", Buffer.alloc(0)], ["8193 bytes", randomBytes(8193)]] as const) {
+        if (byTarget(t, token, { emulator: false, softhsm: true },
+          "v2.40 §4.1.1 rule 2 makes an unusable value CKR_ATTRIBUTE_VALUE_INVALID; the emulator's key slots hold 1..8192 bytes and refuse the rest so, SoftHSMv2 stores a generic secret of any length, even none (the specification only says 'arbitrary length').")) {
+          t.truthy(generic(value)(), name);
+        } else {
+          expectRv(t, generic(value), P.CKR_ATTRIBUTE_VALUE_INVALID, name);
+        }
+      }
     },
   },
   {
