@@ -226,7 +226,8 @@ export class Access {
   async grantsOf(caller: Caller, projectId: string, keyId: string): Promise<GrantRecord[]> {
     const principal = caller.principal;
     const byUser = await this.#store.grants.findForGrantee(projectId, keyId, principal.principalId);
-    const byDomain = principal.domainId === principal.principalId ? [] : await this.#store.grants.findForGrantee(projectId, keyId, principal.domainId);
+    // A principal whose id is its account's id: the one lookup holds both kinds of grant.
+    const byDomain = principal.domainId === principal.principalId ? byUser : await this.#store.grants.findForGrantee(projectId, keyId, principal.domainId);
     return [
       ...byUser.filter((grant) => grant.granteePrincipalType === "user"),
       ...byDomain.filter((grant) => grant.granteePrincipalType === "domain"),

@@ -49,7 +49,7 @@ import { userQuotas, type UserQuotas } from "./quotas.js";
 import { checkRotationInterval, rotationDue, type KeyRotationStatus } from "./rotation.js";
 import { openSqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
 import type { AuditPage, AuditQuery, AuditSink, KmsStore } from "./store/store.js";
-import { checkTagKey, checkTagKeys, checkTags, checkTagValue } from "./tags.js";
+import { checkTagKey, checkTagKeys, checkTagKeyToDelete, checkTags, checkTagValue } from "./tags.js";
 import type {
   AuditEvent, AuditOutcome, CredentialRecord, GrantOperation, NewCredential, KeyRecord, KeyVersionRecord, PrincipalRecord, ProjectRecord, Role, RoleRecord, UsageRecord,
 } from "./types.js";
@@ -459,7 +459,8 @@ export class Kms {
   /** decrypt-datakey: the DEK and its SHA-256. keyId (required; KMS.0207 when missing) must be the blob's key (KMS.2201 otherwise); KMS.2204 length. */
   decryptDataKey(ctx: RequestContext, request: Api.DecryptDataKeyRequest): Promise<Api.DecryptDataKeyResult> {
     return this.#run(ctx, "decrypt-datakey", async (op) => {
-      if (typeof request.keyId !== "string") throw new KmsError("KMS.0204", "key_id is missing");
+      // #open takes an empty key id for none and would use the blob's key, but here key_id is required.
+      if (typeof request.keyId !== "string" || request.keyId === "") throw new KmsError("KMS.0204", "key_id is missing");
       const blob = blobOf(request.cipherText);
       const length = integerField(request.datakeyCipherLength, "datakey_cipher_length", "KMS.0308");
       if (length === undefined) throw new KmsError("KMS.0204", "datakey_cipher_length is missing");
@@ -664,7 +665,7 @@ export class Kms {
 
   /** DELETE {key_id}/tags/{key}: removes one tag (absent: nothing happens). */
   deleteKeyTag(ctx: RequestContext, request: Api.DeleteKeyTagRequest): Promise<Api.KeyTagsResult> {
-    return this.#run(ctx, "delete-key-tag", async (op) => this.#deleteTags(op, request.keyId, [checkTagKey(request.key)]), request?.keyId);
+    return this.#run(ctx, "delete-key-tag", async (op) => this.#deleteTags(op, request.keyId, [checkTagKeyToDelete(request.key)]), request?.keyId);
   }
 
   /** POST {key_id}/tags/action: create or delete tags in a batch. KMS.0404 action, KMS.0401 empty list. */

@@ -209,6 +209,17 @@ export const ACCESS_SCENARIOS: KmsScenario[] = [
       const other = await h.kms.createKey(alice, { keyAlias: "user-grant" });
       await h.kms.createGrant(alice, { keyId: other.keyId, granteePrincipal: "domain2", operations: ["describe-key"] });
       await rejects(t, h.kms.describeKey(h.ctx("bob", P), { keyId: other.keyId }), "KMS.0306");
+      // A principal whose id is its account's id holds both its user grants and its account's domain grants.
+      await h.kms.admin.createPrincipal({ principalId: "domain3", domainId: "domain3" });
+      const third = await h.kms.createKey(alice, { keyAlias: "domain3-grant" });
+      await rejects(t, h.kms.describeKey(h.ctx("domain3"), { keyId: third.keyId }), "KMS.0306", "before the grant");
+      const ownAccount = await h.kms.createGrant(alice, {
+        keyId: third.keyId, granteePrincipal: "domain3", granteePrincipalType: "domain", operations: ["describe-key", "retire-grant"],
+      });
+      t.is((await h.kms.describeKey(h.ctx("domain3"), { keyId: third.keyId })).keyId, third.keyId, "a domain grant for its own account");
+      await rejects(t, h.kms.encryptData(h.ctx("domain3"), { keyId: third.keyId, plainText: "x" }), "KMS.0306", "only what the grant lists");
+      await h.kms.retireGrant(h.ctx("domain3"), { keyId: third.keyId, grantId: ownAccount.grantId });
+      await rejects(t, h.kms.describeKey(h.ctx("domain3"), { keyId: third.keyId }), "KMS.0306", "retired");
     },
   },
   {
@@ -242,6 +253,37 @@ export const ACCESS_SCENARIOS: KmsScenario[] = [
       t.deepEqual(project.tags.find((tag) => tag.key === "env"), { key: "env", values: ["dev", "staging"] });
       const actions = (await h.store.audit.query({ keyId, action: "dealUnifiedTags" })).records.map((record) => record.outcome);
       t.true(actions.includes("success") && actions.includes("failure") && actions.includes("denied"));
+    },
+  },
+  {
+    title: "tags: keys and values are counted in Unicode characters and may not hold ASCII 0-31 or * < > \\ = (Huawei's character rule)",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const keyId = (await h.kms.createKey(alice, { keyAlias: "tag-characters" })).keyId;
+      for (const bad of ["*", "<", ">", "\\", "=", "\u0000", "\u001f"]) {
+        await rejects(t, h.kms.createKeyTag(alice, { keyId, tag: { key: `a${bad}b`, value: "v" } }), "KMS.0406", `key with ${JSON.stringify(bad)}`);
+        await rejects(t, h.kms.createKeyTag(alice, { keyId, tag: { key: "k", value: `a${bad}b` } }), "KMS.0405", `value with ${JSON.stringify(bad)}`);
+        await rejects(t, h.kms.batchKeyTags(alice, { keyId, action: "create", tags: [{ key: "ok", value: "v" }, { key: `a${bad}`, value: "v" }] }), "KMS.0406");
+      }
+      await rejects(t, h.kms.createKeyTag(alice, { keyId, tag: { key: "\ud800", value: "v" } }), "KMS.0406", "a lone surrogate is no character");
+      await rejects(t, h.kms.createKeyTag(alice, { keyId, tag: { key: "k", value: "x\udc00" } }), "KMS.0405", "a lone surrogate is no character");
+      t.deepEqual((await h.kms.listKeyTags(alice, { keyId })).tags, [], "nothing refused was set");
+
+      // Characters, not UTF-16 units: 36 and 43 characters outside the BMP fit, one more does not.
+      const emoji = "\u{1F511}";
+      await h.kms.createKeyTag(alice, { keyId, tag: { key: emoji.repeat(36), value: emoji.repeat(43) } });
+      await h.kms.createKeyTag(alice, { keyId, tag: { key: "é".repeat(36), value: "世".repeat(43) } });
+      await rejects(t, h.kms.createKeyTag(alice, { keyId, tag: { key: emoji.repeat(37), value: "v" } }), "KMS.0411");
+      await rejects(t, h.kms.createKeyTag(alice, { keyId, tag: { key: "k", value: emoji.repeat(44) } }), "KMS.0410");
+      // What the rule leaves allowed: other punctuation and spaces.
+      await h.kms.createKeyTag(alice, { keyId, tag: { key: "team/app, v2|x:y", value: "a b&c#d/e" } });
+      t.deepEqual((await h.kms.listKeyTags(alice, { keyId })).tags.map((tag) => tag.key).sort(),
+        [emoji.repeat(36), "team/app, v2|x:y", "é".repeat(36)].sort());
+      t.is((await h.kms.deleteKeyTag(alice, { keyId, key: emoji.repeat(36) })).tags.length, 2);
+      // A tag stored before the character rule (planted in the store) can still be deleted, one by one or in a batch.
+      await h.store.tags.put(P, keyId, [{ key: "legacy=1", value: "a*b" }, { key: "legacy<2>", value: "" }]);
+      t.is((await h.kms.deleteKeyTag(alice, { keyId, key: "legacy=1" })).tags.length, 3);
+      t.is((await h.kms.batchKeyTags(alice, { keyId, action: "delete", tags: [{ key: "legacy<2>" }] })).tags.length, 2);
     },
   },
 ];

@@ -185,6 +185,8 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.decryptDataKey(carol, { keyId, cipherText: wrapped.cipherText, datakeyCipherLength: 64 }), "KMS.2201", "context missing");
       const other = await h.kms.createKey(h.ctx("alice"), { keyAlias: "dek-2" });
       await rejects(t, h.kms.decryptDataKey(carol, { keyId: other.keyId, cipherText: wrapped.cipherText, datakeyCipherLength: 64, encryptionContext: { app: "x" } }), "KMS.2201");
+      // key_id is required: an empty one names no key, so the blob's own key is not used in its place.
+      await rejects(t, h.kms.decryptDataKey(carol, { keyId: "", cipherText: wrapped.cipherText, datakeyCipherLength: 64, encryptionContext: { app: "x" } }), "KMS.0204");
     },
   },
   {
