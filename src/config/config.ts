@@ -215,6 +215,12 @@ export function configFromEnv(env: NodeJS.ProcessEnv = process.env): ConfigOverr
   return out as ConfigOverrides;
 }
 
+/** "line L, column C" (1-based) of a UTF-16 offset into `text`. */
+function lineAndColumn(text: string, offset: number): string {
+  const before = text.slice(0, offset).split("\n");
+  return `line ${before.length}, column ${before[before.length - 1]!.length + 1}`;
+}
+
 /** Reads a JSON config file (a partial configuration). */
 export function configFromFile(file: string): ConfigOverrides {
   let text: string;
@@ -227,7 +233,10 @@ export function configFromFile(file: string): ConfigOverrides {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError(`the config file ${file} is not valid JSON: ${(error as Error).message}`);
+    // V8's message may quote the text around the error ("Unexpected token 's', ...\"pin\": s3cret..."),
+    // and the file may hold token.pin: say only where, never what.
+    const position = /\bat position (\d+)\b/u.exec((error as Error).message);
+    throw new ConfigError(`the config file ${file} is not valid JSON${position ? ` (${lineAndColumn(text, Number(position[1]))})` : ""}`);
   }
   if (!isObject(parsed)) throw new ConfigError(`the config file ${file} must hold a JSON object`);
   return parsed as ConfigOverrides;

@@ -25,7 +25,7 @@ import type { ServerMetrics } from "./metrics.js";
 import { schemaOf, type KmsRoute } from "./route.js";
 import { KMS_ROUTES } from "./routes/index.js";
 import { registerIamRoutes } from "./routes/iam.js";
-import { registerSystemRoutes } from "./routes/system.js";
+import { HEALTH_PATH, registerSystemRoutes } from "./routes/system.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -54,6 +54,8 @@ export const REDACT_PATHS = [
   "*.sk", "*.secret_key", "*.password", "*.pin", "*.plain_text", "*.plain_text_base64", "*.data_key", "*.token",
 ];
 
+/** Where the Huawei KMS v1.0 routes are mounted. */
+const KMS_PREFIX = "/v1.0/:project_id/kms";
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/u;
 const PROJECT_ID = /^[A-Za-z0-9_-]{1,64}$/u;
 
@@ -129,7 +131,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     // Request lines are written by the onResponse hook below (refusals at info, successes at debug).
     logController: new LogController({ disableRequestLogging: true }),
     childLoggerFactory: lazyChildLogger,
-    return503OnClosing: true,
+    // fastify's own 503 while closing skips the hooks: no X-Request-Id, and a body no Huawei SDK
+    // reads ({"error":"Service Unavailable"}). The onRequest hook below answers KMS.0104 instead.
+    return503OnClosing: false,
     genReqId: (req) => {
       const id = req.headers["x-request-id"];
       return typeof id === "string" && REQUEST_ID.test(id) ? id : randomUUID();
@@ -154,9 +158,22 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     }
   });
 
+  // Set once close() begins (fastify then stops accepting connections): a request that still
+  // arrives on a connection open at that moment is refused, and fastify sends Connection: close.
+  let closing = false;
+  app.addHook("preClose", (done) => {
+    closing = true;
+    done();
+  });
+
   // Callback hooks rather than async ones: no promise per request for work that never waits.
   app.addHook("onRequest", (request, reply, done) => {
     reply.header("X-Request-Id", request.id);
+    // /healthz answers for itself while closing (503, its own body: what load balancers read).
+    if (closing && request.routeOptions.url !== HEALTH_PATH) {
+      sendError(reply, new KmsError("KMS.0104", "the server is shutting down"));
+      return;
+    }
     done();
   });
   const metrics = options.metrics;
@@ -173,6 +190,18 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   app.setErrorHandler(async (error, request, reply) => {
     let kmsError = toKmsError(error);
+    // A KMS request whose body could not be parsed (not JSON, or not a JSON media type) never
+    // reached preValidation, where the evidence is taken: take it here, so that such a request
+    // without usable credentials is refused 401 as one with a parsed body is. A signature can only
+    // be checked over the bytes received (a refused media type's were not read); a token always.
+    if (kmsError.code === "KMS.0202" && request.authEvidence === undefined && request.routeOptions.url?.startsWith(KMS_PREFIX) === true) {
+      try {
+        const evidence = evidenceOf(request, now(), config.auth.clockSkewSeconds);
+        if (evidence.kind === "token" || request.rawBody !== undefined) request.authEvidence = evidence;
+      } catch (authError) {
+        kmsError = toKmsError(authError);
+      }
+    }
     // A request refused before it reached the service (its body invalid, say) has not had its
     // signature or token verified: verify it now, so that a bad signature is answered 401
     // whatever else is wrong, and nothing about the body is told to an unauthenticated caller.
@@ -213,9 +242,9 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
 
   await app.register(async (kms) => {
     for (const route of KMS_ROUTES) registerKmsRoute(kms, route, service, config, now);
-  }, { prefix: "/v1.0/:project_id/kms" });
+  }, { prefix: KMS_PREFIX });
   registerIamRoutes(app, service, config, now);
-  registerSystemRoutes(app, service, metrics);
+  registerSystemRoutes(app, service, metrics, () => closing);
   await app.ready();
   return app;
 }

@@ -246,6 +246,24 @@ test("a wrongly signed request is 401 whatever its body, as an unsigned one is",
   await refused(t, post("describe-key", { key_id: keyId, extra: 1 }, { identity: wrongSk }), 401, "APIGW.0301", "wrong SK, extra field");
 });
 
+test("a body that cannot be parsed is no exception: without usable credentials it is 401 (a bad token 403), not 400", async (t) => {
+  const path = kmsPath(me.projectId, "describe-key");
+  const json = { "content-type": "application/json" };
+  await refused(t, rawRequest(server.url, { method: "POST", path, headers: json, body: '{"key_id":' }), 401, "APIGW.0301", "unsigned, not JSON");
+  await refused(t, rawRequest(server.url, { method: "POST", path, headers: { "content-type": "text/plain" }, body: "key_id" }), 401, "APIGW.0301", "unsigned, text/plain");
+  await refused(t, post("describe-key", '{"key_id":', { identity: { ak: me.ak, sk: "x".repeat(40) } }), 401, "APIGW.0301", "wrong SK, not JSON");
+  await refused(t, post("describe-key", '{"key_id":', { time: Date.now() - server.config.auth.clockSkewSeconds * 1000 - 60_000 }), 401, "APIGW.0301", "stale date, not JSON");
+  await refused(t, rawRequest(server.url, { method: "POST", path, headers: { ...json, "x-auth-token": "hsk1.forged" }, body: "{" }), 403, "KMS.0302", "forged token, not JSON");
+  // Well authenticated, the same bodies are what is wrong.
+  await refused(t, post("describe-key", '{"key_id":'), 400, "KMS.0202", "signed, not JSON");
+  const token = (await rawRequest(server.url, {
+    method: "POST", path: "/v3/auth/tokens", headers: json,
+    body: JSON.stringify({ auth: { identity: { methods: ["password"], password: { user: { name: me.ak, password: me.sk } } }, scope: { project: { id: me.projectId } } } }),
+  })).headers.get("x-subject-token")!;
+  await refused(t, rawRequest(server.url, { method: "POST", path, headers: { ...json, "x-auth-token": token }, body: "{" }), 400, "KMS.0202", "token, not JSON");
+  await refused(t, rawRequest(server.url, { method: "POST", path, headers: { "content-type": "text/plain", "x-auth-token": token }, body: "{}" }), 400, "KMS.0202", "token, text/plain");
+});
+
 test("X-Sdk-Date must be signed: a signature over every other header is APIGW.0301", async (t) => {
   const path = kmsPath(me.projectId, "describe-key");
   const body = describeBody();

@@ -156,6 +156,24 @@ test("invalid settings throw ConfigError naming the setting (or variable, or fil
   }
 });
 
+test("a config file that is not JSON is reported by position, never by quoting it: it may hold the PIN", (t) => {
+  const d = dir(t);
+  // V8 quotes the text around an unexpected token; these are the usual slips around a PIN.
+  const files: Array<[string, string]> = [
+    ["unquoted", '{"token": {"pin": s3cretPIN-4711}}'],
+    ["single quotes", "{\"token\": {\"pin\": 's3cretPIN-4711'}}"],
+    ["missing comma", '{"token": {"label": "kms"\n  "pin": "s3cretPIN-4711"}}'],
+    ["unterminated", '{"token": {"pin": "s3cretPIN-4711'],
+  ];
+  for (const [name, text] of files) {
+    const error = t.throws(() => loadConfig({ env: {}, file: writeJson(d, `${name}.json`, text) }), { instanceOf: ConfigError }, name);
+    t.regex(error?.message ?? "", /not valid JSON/u, name);
+    t.false((error?.message ?? "").includes("s3cret"), `${name}: ${error?.message}`);
+  }
+  const located = t.throws(() => loadConfig({ env: {}, file: writeJson(d, "comma.json", '{"server": {"port": 1}\n "log": {}}') }), { instanceOf: ConfigError });
+  t.regex(located?.message ?? "", /line 2, column 2/u);
+});
+
 test("relative data, token.pinFile and token.module paths are resolved against cwd; a bare library name is left to the loader", (t) => {
   const config = loadConfig({ env: {}, cwd: "/opt/kms", overrides: { data: "d", token: { pinFile: "secrets/pin", module: "./lib/libsofthsm2.so" } } });
   t.is(config.data, "/opt/kms/d");

@@ -4,14 +4,18 @@ import type { ServicePort } from "../../service/service.js";
 import type { ServerMetrics } from "../metrics.js";
 import { ERROR_SCHEMA, object, string } from "../route.js";
 
-export function registerSystemRoutes(app: FastifyInstance, service: ServicePort, metrics: ServerMetrics | undefined): void {
-  app.get("/healthz", {
+export const HEALTH_PATH = "/healthz";
+
+/** `closing`: whether the server is shutting down (the service is still open while requests drain). */
+export function registerSystemRoutes(app: FastifyInstance, service: ServicePort, metrics: ServerMetrics | undefined, closing: () => boolean): void {
+  app.get(HEALTH_PATH, {
     schema: {
       summary: "Liveness and readiness: 200 once the token and the store are open, 503 while starting or shutting down",
       tags: ["System"],
       response: { 200: object({ status: string(), token: object({ label: string(), module: string() }) }), 503: object({ status: string(), problem: string() }), "4xx": ERROR_SCHEMA },
     },
   }, async (_request, reply) => {
+    if (closing()) return reply.code(503).send({ status: "unavailable", problem: "closing" });
     let health;
     try {
       health = await service.health();
