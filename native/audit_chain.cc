@@ -63,7 +63,9 @@ size_t frame_records_size(const SealedRecords& records) {
   for (size_t i = 0; i < records.strings; ++i) {
     uint32_t start = records.offsets[i];
     uint32_t end = records.offsets[i + 1];
-    if (end < start || end - start < 4 || read_u32(records.strs + start) != end - start - 4) {
+    // end within the strings before the length prefix is read: a later offset may undercut an
+    // earlier one, so the span check above does not bound this string yet.
+    if (end < start || end > records.strs_len || end - start < 4 || read_u32(records.strs + start) != end - start - 4) {
       throw_invalid("audit records: string " + std::to_string(i + 1) + " is not a str");
     }
   }

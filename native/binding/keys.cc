@@ -37,20 +37,44 @@ class NativeKey : public Napi::ObjectWrap<NativeKey> {
   KeySlot& slot() { return *slot_; }
 
  private:
-  void destroy(const Napi::CallbackInfo&) { slot_->destroy(); }
+  // V8 checks the receiver of a prototype method, but not of an accessor: the getter of `length`
+  // called on another wrapped object (an HmacOperation, a CtrDrbg) would read that object's
+  // fields as a KeySlot. Every member checks the tag before touching the slot.
+  static void check_this(const Napi::CallbackInfo& info) {
+    if (!info.This().IsObject() || !info.This().As<Napi::Object>().CheckTypeTag(&kKeyTag)) {
+      throw_invalid("not a key handle");
+    }
+  }
+
+  Napi::Value destroy(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
+      slot_->destroy();
+      return info.Env().Undefined();
+    });
+  }
 
   Napi::Value export_bytes(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
       KeyMaterial& material = slot_->material();
       return Napi::Buffer<uint8_t>::Copy(info.Env(), material.data(), material.size());
     });
   }
 
   Napi::Value length(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(slot_->size()));
+    return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
+      return Napi::Number::New(info.Env(), static_cast<double>(slot_->size()));
+    });
   }
 
-  Napi::Value destroyed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), slot_->destroyed()); }
+  Napi::Value destroyed(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
+      return Napi::Boolean::New(info.Env(), slot_->destroyed());
+    });
+  }
 
   std::optional<KeySlot> slot_;
 };

@@ -126,6 +126,9 @@ Napi::Value random_use_replay_source_for_testing(const Napi::CallbackInfo& info)
   });
 }
 
+// Marks CtrDrbg objects, so a look-alike `this` is refused instead of unwrapped.
+constexpr napi_type_tag kCtrDrbgTag = {0x6873'6d6b'6974'6472ULL, 0x6267'6374'7264'0001ULL};
+
 // new CtrDrbg(keyLength: 16 | 24 | 32, useDerivationFunction: boolean): the bare SP 800-90A
 // mechanism, for known-answer tests and deterministic test fixtures. Never seeded by itself.
 class CtrDrbgWrap : public Napi::ObjectWrap<CtrDrbgWrap> {
@@ -150,12 +153,23 @@ class CtrDrbgWrap : public Napi::ObjectWrap<CtrDrbgWrap> {
       bool use_df = bool_arg(info, 1, "useDerivationFunction");
       drbg_ = std::make_unique<drbg::CtrDrbg>(key_length, use_df);
     });
+    info.This().As<Napi::Object>().TypeTag(&kCtrDrbgTag);
   }
 
  private:
+  // V8 checks the receiver of a prototype method, but not of an accessor: reseedInterval's
+  // setter called on a key handle would write into that key's native state. Every member
+  // checks the tag before touching the DRBG.
+  static void check_this(const Napi::CallbackInfo& info) {
+    if (!info.This().IsObject() || !info.This().As<Napi::Object>().CheckTypeTag(&kCtrDrbgTag)) {
+      throw_invalid("not a CtrDrbg");
+    }
+  }
+
   // instantiate(entropy: Uint8Array, nonce: Uint8Array | null, personalization: Uint8Array | null): void
   Napi::Value instantiate(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
       Bytes entropy = buffer_arg(info, 0, "entropy");
       Bytes nonce = optional_buffer_arg(info, 1, "nonce");
       Bytes personalization = optional_buffer_arg(info, 2, "personalization");
@@ -168,6 +182,7 @@ class CtrDrbgWrap : public Napi::ObjectWrap<CtrDrbgWrap> {
   // reseed(entropy: Uint8Array, additional: Uint8Array | null): void
   Napi::Value reseed(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
       Bytes entropy = buffer_arg(info, 0, "entropy");
       Bytes additional = optional_buffer_arg(info, 1, "additional");
       drbg_->reseed(entropy.data, entropy.size, additional.data, additional.size);
@@ -179,6 +194,7 @@ class CtrDrbgWrap : public Napi::ObjectWrap<CtrDrbgWrap> {
   // when not instantiated or when reseed_counter has passed reseedInterval.
   Napi::Value generate(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
       auto [out, length] = output_buffer_arg(info, 0, "out");
       Bytes additional = optional_buffer_arg(info, 1, "additional");
       if (drbg_->generate(out, length, additional.data, additional.size) == drbg::GenerateResult::ReseedRequired) {
@@ -190,25 +206,38 @@ class CtrDrbgWrap : public Napi::ObjectWrap<CtrDrbgWrap> {
 
   Napi::Value uninstantiate(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
       drbg_->uninstantiate();
       return info.Env().Undefined();
     });
   }
 
   Napi::Value reseed_counter(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(drbg_->reseed_counter()));
+    return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
+      return Napi::Number::New(info.Env(), static_cast<double>(drbg_->reseed_counter()));
+    });
   }
 
   Napi::Value instantiated(const Napi::CallbackInfo& info) {
-    return Napi::Boolean::New(info.Env(), drbg_->instantiated());
+    return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
+      return Napi::Boolean::New(info.Env(), drbg_->instantiated());
+    });
   }
 
   Napi::Value reseed_interval(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(drbg_->reseed_interval()));
+    return guarded(info, [&]() -> Napi::Value {
+      check_this(info);
+      return Napi::Number::New(info.Env(), static_cast<double>(drbg_->reseed_interval()));
+    });
   }
 
   void set_reseed_interval(const Napi::CallbackInfo& info, const Napi::Value& value) {
-    guarded(info, [&] { drbg_->set_reseed_interval(reseed_interval_arg(value, "reseedInterval")); });
+    guarded(info, [&] {
+      check_this(info);
+      drbg_->set_reseed_interval(reseed_interval_arg(value, "reseedInterval"));
+    });
   }
 
   std::unique_ptr<drbg::CtrDrbg> drbg_;

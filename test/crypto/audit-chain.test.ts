@@ -115,6 +115,10 @@ test("the native framing refuses ids, times and strings that do not hold, and fr
   refused("offsets past the strings", good, times, strs, new Uint32Array([0, 11, 24, 31, 38, 44]), 1);
   refused("a string whose length prefix disagrees", good, times, Buffer.concat([strs.subarray(0, 42), Buffer.from("q")]).fill(9, 3, 4), offsets, 1);
   refused("offsets going back", good, times, strs, new Uint32Array([0, 24, 11, 31, 38, 43]), 1);
+  // An offset past the end that a later one undercuts: the string before it must not be read (an
+  // empty Buffer has no memory behind it at all, so reading its "length prefix" crashed the process).
+  refused("an offset past the strings, then back", good, times, Buffer.alloc(0), new Uint32Array([0, 2 ** 30, 0]), 1);
+  refused("an offset past a short string, then back", good, times, Buffer.alloc(2), new Uint32Array([0, 2 ** 30, 2]), 1);
   refused("no offsets", good, times, strs, new Uint32Array(0), 1);
   refused("ids of the wrong type", new Int32Array(9) as unknown as Uint32Array, times, strs, offsets, 1);
   refused("times of the wrong type", good, new Float32Array(1) as unknown as Float64Array, strs, offsets, 1);

@@ -309,6 +309,34 @@ test("the native CtrDrbg checks its own arguments", async (t) => {
   t.throws(() => drbg.generate("x" as unknown as Uint8Array, null), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
 });
 
+test("the key handle's and the CtrDrbg's accessors refuse another native object as their receiver", async (t) => {
+  // V8 checks the receiver of a native prototype method but not of an accessor: without a check of
+  // its own, each class read (or, through the setter, wrote) the other's native state as its own.
+  const { addon } = await import("../../src/crypto/addon.js");
+  const key = addon.importKey(Buffer.alloc(32, 0xab));
+  const drbg = new addon.CtrDrbg(32, true);
+  const hmac = new addon.HmacOperation(key, 0, 20);
+  const accessor = (object: object, name: string): PropertyDescriptor => Object.getOwnPropertyDescriptor(Object.getPrototypeOf(object), name)!;
+  const refused = { code: "ERR_NATIVE_INVALID_ARGUMENT" };
+  for (const name of ["length", "destroyed"]) {
+    for (const receiver of [drbg, hmac]) t.throws(() => accessor(key, name).get!.call(receiver), refused, `key.${name} on another object`);
+  }
+  for (const name of ["reseedCounter", "instantiated", "reseedInterval"]) {
+    for (const receiver of [key, hmac]) t.throws(() => accessor(drbg, name).get!.call(receiver), refused, `CtrDrbg.${name} on another object`);
+  }
+  t.throws(() => accessor(drbg, "reseedInterval").set!.call(key, 5), refused);
+  // Each still works on its own kind, and the key is untouched.
+  t.is(key.length, 32);
+  t.false(key.destroyed);
+  t.true(key.exportBytes().equals(Buffer.alloc(32, 0xab)));
+  t.is(drbg.reseedCounter, 0);
+  t.false(drbg.instantiated);
+  drbg.reseedInterval = 7;
+  t.is(drbg.reseedInterval, 7);
+  hmac.abort();
+  key.destroy();
+});
+
 test("insecureDeterministicRandomForTesting is deterministic per seed and splits large requests", (t) => {
   const a = insecureDeterministicRandomForTesting("seed one");
   const b = insecureDeterministicRandomForTesting("seed one");

@@ -63,6 +63,18 @@ test("query by key, time, action, outcome and project, with paging", async (t) =
   await t.throwsAsync(store.audit.query({ limit: 0 }), { instanceOf: KmsError });
 });
 
+test("a paging marker that is not a record seq is refused (KMS.1602), not read as another position", async (t) => {
+  const { store } = await populated(t);
+  const all = (await store.audit.query({ projectId: P, limit: 1000 })).records;
+  t.deepEqual((await store.audit.query({ projectId: P, afterSeq: 0 })).records, all);
+  t.deepEqual((await store.audit.query({ projectId: P, afterSeq: all.at(-1)!.seq })).records, []);
+  // A marker handed on as text (as the HTTP API prints it) silently skipped records when "2" + 1
+  // became "21"; NaN gave an empty page, as if the log had ended.
+  for (const afterSeq of ["2", Number.NaN, -1, 2.5, Infinity, 2 ** 53]) {
+    await t.throwsAsync(store.audit.query({ projectId: P, afterSeq: afterSeq as number }), { instanceOf: KmsError, code: "KMS.1602" }, `afterSeq ${String(afterSeq)}`);
+  }
+});
+
 test("append refuses records it could not encode", async (t) => {
   const store = await openStore(t);
   await t.throwsAsync(store.audit.append({ ...event("encrypt-data", P, null), outcome: "success" }), { instanceOf: TypeError });

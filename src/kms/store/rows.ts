@@ -280,6 +280,16 @@ export function parseMarker(marker: string | undefined): number {
   return Number(marker);
 }
 
+/**
+ * The audit query's paging marker (the previous page's nextSeq): a record seq, or 0 for the start;
+ * KMS.1602 for anything else, as parseMarker refuses a marker that is not one of ours.
+ */
+export function checkAfterSeq(afterSeq: number | undefined): number {
+  if (afterSeq === undefined) return 0;
+  if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new KmsError("KMS.1602", `afterSeq ${String(afterSeq)} is not an audit record seq`);
+  return afterSeq;
+}
+
 /** KMS.1601 unless 1 <= limit <= MAX_PAGE. */
 export function checkLimit(limit: number): number {
   if (!Number.isSafeInteger(limit) || limit < 1 || limit > MAX_PAGE) throw new KmsError("KMS.1601", `limit ${String(limit)} is not in 1..${MAX_PAGE}`);

@@ -19,7 +19,7 @@ import type {
   ProjectRecord, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
 import {
-  checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
+  checkAfterSeq, checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
   principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type CheckpointRow,
   type CredentialRow, type GrantRow, type KeyRaw, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
 } from "./rows.js";
@@ -259,11 +259,12 @@ export class SqliteReader {
 
   auditQuery(filter: AuditQuery): AuditPage {
     const limit = filter.limit === undefined ? 100 : checkLimit(filter.limit);
+    const afterSeq = checkAfterSeq(filter.afterSeq);
     const records: AuditRecord[] = [];
     let more = false;
     // One snapshot for the page, however many blocks it reads.
     this.#db.transaction(() => {
-      for (const record of this.#audit.records(filter)) {
+      for (const record of this.#audit.records({ ...filter, afterSeq })) {
         if (records.length === limit) {
           more = true;
           break;
