@@ -146,6 +146,8 @@ export class KmsService implements ServicePort {
   #inFlight = 0;
   #idle: (() => void) | null = null;
   #closed = false;
+  /** The one close in progress: a second close() waits for it instead of resolving at once. */
+  #closing: Promise<void> | null = null;
 
   /** Opens the data directory (creating what a first start needs) and the KMS on the configured token. */
   static async open(config: Readonly<HsmkitConfig>, options: OpenServiceOptions = {}): Promise<KmsService> {
@@ -303,8 +305,12 @@ export class KmsService implements ServicePort {
     for (const s of [...deleted.skipped, ...rotated.skipped]) this.#log.warn(`sweep skipped key ${s.keyId}: ${s.reason}`);
   }
 
-  async close(): Promise<void> {
-    if (this.#closed) return;
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
     this.#closed = true;
     if (this.#sweeper !== null) clearInterval(this.#sweeper);
     if (this.#inFlight > 0) await new Promise<void>((resolve) => (this.#idle = resolve));

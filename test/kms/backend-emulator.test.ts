@@ -5,7 +5,7 @@ import test, { type ExecutionContext } from "ava";
 import { existsSync } from "node:fs";
 import { FaultInjector, type FaultPlan } from "../../emulator/index.js";
 import { openBackend } from "../../src/kms/backend/graphene.js";
-import { EMULATOR } from "./backend-fixtures.js";
+import { EMULATOR, USER_PIN } from "./backend-fixtures.js";
 import { registerBackendScenarios, throwsKms } from "./backend-scenarios.js";
 
 registerBackendScenarios(EMULATOR);
@@ -59,6 +59,38 @@ test("emulator › a failure that repeats after the retry is reported, and the c
   t.regex(error.detail ?? "", /CKR_SESSION_HANDLE_INVALID/u);
   t.is(backend.encrypt(version, backend.random(12), Buffer.alloc(0), Buffer.from("y")).length, 17);
   t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+});
+
+test("emulator › a PIN changed while the backend runs is tried once on reconnecting, never again: the token's PIN does not get locked", (t) => {
+  const { faults, harness, backend } = faulty(t);
+  harness.withSession((session) => session.setPin(USER_PIN, "new-pin-1357"));
+  faults.closeSessions();
+  // Requests and sweeps keep coming; the token locks the user PIN after 10 wrong tries (emulator/token.ts).
+  for (let i = 0; i < 12; i++) {
+    const error = throwsKms(t, () => backend.random(8), "KMS.0101");
+    t.regex(error.detail ?? "", /CKR_PIN_INCORRECT .*will not be tried again/u);
+    t.notRegex(error.detail ?? "", new RegExp(`${USER_PIN}|new-pin-1357`, "u"), "no PIN in the detail");
+  }
+  const withNewPin = harness.open({ pin: "new-pin-1357" });
+  t.is(withNewPin.random(8).length, 8, "the token's PIN still works for whoever has it");
+});
+
+test("emulator › when destroying an evicted version fails, the token's unwrapped objects stay within the cache's bound", (t) => {
+  // Every C_DestroyObject after the eight that creating the versions makes fails, as on a device in trouble.
+  const faults = new FaultInjector({ rules: [{ calls: "C_DestroyObject", fail: "CKR_DEVICE_ERROR", after: 8 }] });
+  const harness = EMULATOR.setup(t, { emulator: { faults } });
+  const backend = harness.open({ cacheSize: 2 });
+  const versions = Array.from({ length: 8 }, (_, i) => ({ id: `key-${i}:1`, wrapped: backend.createVersionKey() }));
+  const iv = backend.random(12);
+  const sealed = versions.map((v, i) => backend.encrypt(v, iv, Buffer.alloc(0), Buffer.from(`message ${i}`)));
+  for (const round of [0, 1]) {
+    for (const [i, v] of versions.entries()) {
+      t.is(backend.decrypt(v, iv, Buffer.alloc(0), sealed[i]!).toString(), `message ${i}`);
+      const objects = harness.sessionKeys().length;
+      t.true(objects <= 3, `round ${round}, version ${i}: ${objects} unwrapped objects in the token for a cache of 2`);
+    }
+  }
+  t.true(faults.events.length > 0, "the destroys did fail");
 });
 
 test("a module path that does not exist, or a library that is not PKCS#11, is KMS.0101 naming the cause", (t) => {

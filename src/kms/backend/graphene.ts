@@ -20,7 +20,9 @@
  * Recovery: a failure that says the backend's view of the token is stale (session closed or
  * invalid, not logged in, handle invalid, operation state confused, token removed) drops every
  * session and cached handle, reconnects (slot by label, login, token keys by label) and retries the
- * call once; if that fails too, the error is reported and the next call reconnects again.
+ * call once; if that fails too, the error is reported and the next call reconnects again. The
+ * exception is a token that refuses the PIN when logging in again (changed meanwhile): the backend
+ * never tries that PIN again, since every try counts toward locking it for everyone.
  */
 // Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
 import { Buffer } from "node:buffer";
@@ -31,7 +33,7 @@ import {
 } from "./backend.js";
 import { HandleCache } from "./handle-cache.js";
 import { acquireModule, type ModuleLease, type ModuleSource } from "./module-loader.js";
-import { DECRYPT_REJECTED, ckrOf, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Slot } from "./pkcs11.js";
+import { DECRYPT_REJECTED, ckrOf, isPinRefused, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Slot } from "./pkcs11.js";
 import { SessionPool } from "./session-pool.js";
 
 const P = pkcs11;
@@ -198,6 +200,14 @@ export class GrapheneBackend implements KmsBackend {
   private unwraps = 0;
   private recoveries = 0;
   private destroyFailures = 0;
+  /**
+   * An evicted version's C_DestroyObject failed, so its object may still be in the token: the next
+   * operation drops the connection (closing the owner session takes every object it made), or the
+   * cache's bound would no longer bound the token's objects.
+   */
+  private leaked = false;
+  /** Why the token refused our PIN on reconnecting; set once, every later operation fails with it without calling the token. */
+  private pinRefused: string | undefined;
   private tokenInfo: BackendInfo["token"] = { label: "", manufacturer: "", model: "", serialNumber: "" };
   private rootInfo: BackendInfo["rootKey"] | undefined;
   private macInfo: BackendInfo["macKey"] | undefined;
@@ -401,6 +411,12 @@ export class GrapheneBackend implements KmsBackend {
    */
   private operation<T>(step: string, body: (connection: Connection) => T): T {
     this.checkOpen();
+    if (this.pinRefused !== undefined) throw new KmsError("KMS.0101", this.pinRefused);
+    if (this.leaked) {
+      this.leaked = false;
+      this.reset();
+      this.recoveries++;
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         this.connection ??= this.connect(false);
@@ -445,20 +461,31 @@ export class GrapheneBackend implements KmsBackend {
     return key;
   }
 
-  /** Best-effort C_DestroyObject of an evicted version's session object. */
+  /**
+   * C_DestroyObject of an evicted version's session object. A failure cannot undo the eviction (the
+   * caller is mid-operation with another key), so it marks the connection to be dropped before the
+   * next operation (see `leaked`).
+   */
   private destroyObject(key: Key): void {
     try {
       key.destroy();
     } catch {
-      // Its session is gone (and the object with it), or the token refuses: closing the owner session will take it.
       this.destroyFailures++;
+      this.leaked = true;
     }
   }
 
   /** Finds the token, opens the sessions and logs in, checks mechanisms, finds or creates the token keys. */
   private connect(first: boolean): Connection {
     const slot = this.findSlot(first);
-    const pool = new SessionPool(slot, this.options.pin, this.options.sessions);
+    let pool: SessionPool;
+    try {
+      pool = new SessionPool(slot, this.options.pin, this.options.sessions);
+    } catch (error) {
+      if (first || !isPinRefused(error)) throw error;
+      this.pinRefused = `${tokenError(error, "logging in again").detail ?? ""}; the PIN will not be tried again (each try counts toward locking it): configure the token's current PIN and restart`;
+      throw new KmsError("KMS.0101", this.pinRefused, { cause: error });
+    }
     try {
       this.checkMechanisms(slot);
       // Keys are created only at the first connection: a token that lost them while away is not ours to refill.

@@ -93,6 +93,20 @@ export function isRecoverable(error: unknown): boolean {
 }
 
 /**
+ * C_Login's answers that reject the PIN itself. Only a PIN change can make it right again, and
+ * every further C_Login with it counts toward the token locking the user PIN (CKR_PIN_LOCKED,
+ * v2.40 §5.6.7; after a count the token's policy sets, 10 in the emulator), after which nobody
+ * can log in until the SO unlocks it.
+ */
+const PIN_REFUSED = new Set<number>([P.CKR_PIN_INCORRECT, P.CKR_PIN_LOCKED, P.CKR_PIN_INVALID, P.CKR_PIN_LEN_RANGE]);
+
+/** True when the token refused the PIN (see PIN_REFUSED): not to be tried again. */
+export function isPinRefused(error: unknown): boolean {
+  const failure = ckrOf(error);
+  return failure !== undefined && PIN_REFUSED.has(failure.rv);
+}
+
+/**
  * A failure of the token as the KMS reports it: KMS.0104 when the token is unavailable, KMS.0101
  * otherwise; the detail (for logs only) names the step, the C_ function and the CKR. A KmsError
  * passes through unchanged. No key material ever reaches the detail: only names and codes.
