@@ -8,7 +8,8 @@
  * request of a trial failed; 2 bad flags; 3 a requested mechanism is supported by none of the
  * targets (the report is still written).
  */
-import { writeFileSync } from "node:fs";
+import { accessSync, constants, statSync, writeFileSync } from "node:fs";
+import { dirname } from "node:path";
 import { Command, Option } from "commander";
 import cliProgress from "cli-progress";
 import {
@@ -61,6 +62,40 @@ function progressBar(): Progress | undefined {
   };
 }
 
+/**
+ * Refuses (exit 2) a --json or --chart file that could not be written, before the run: the report
+ * is written at the end, and a run may take minutes.
+ */
+function assertWritable(option: string, file: string | undefined): void {
+  if (file === undefined) return;
+  const problem = (() => {
+    try {
+      if (statSync(file).isDirectory()) return "it is a directory";
+      accessSync(file, constants.W_OK);
+      return undefined;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") return (error as Error).message;
+    }
+    try {
+      if (!statSync(dirname(file)).isDirectory()) return `${dirname(file)} is not a directory`;
+      accessSync(dirname(file), constants.W_OK);
+      return undefined;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === "ENOENT" ? `the directory ${dirname(file)} does not exist` : (error as Error).message;
+    }
+  })();
+  if (problem !== undefined) throw new BenchError(`--${option} ${file} cannot be written: ${problem}`, 2);
+}
+
+/** Writes one output file; a failure (disk full, say) is exit 1 with a message, the table already printed. */
+function writeOutput(option: string, file: string, content: string): void {
+  try {
+    writeFileSync(file, content);
+  } catch (error) {
+    throw new BenchError(`could not write --${option} ${file}: ${(error as Error).message}`, 1);
+  }
+}
+
 /** The KMS HTTP target: every --module is a URL; --threads is the number of connections. */
 function httpBench(flags: Flags, urls: string[], threads: number, timing: { iterations: number | undefined; durationS: number; warmupS: number }): Promise<BenchReport> {
   if (flags.signing !== "fresh" && flags.signing !== "pooled") throw new BenchError(`--signing must be fresh or pooled, got "${flags.signing}"`, 2);
@@ -89,6 +124,8 @@ async function bench(flags: Flags): Promise<number> {
   const iterations = flags.iterations === undefined ? undefined : positive("iterations", flags.iterations, true);
   const timing = { iterations, durationS: positive("duration", flags.duration, false), warmupS: positive("warmup", flags.warmup, false) };
   if (timing.iterations === undefined && timing.durationS <= 0) throw new BenchError("--duration must be more than 0 seconds (or give --iterations)", 2);
+  assertWritable("json", flags.json);
+  assertWritable("chart", flags.chart);
 
   let report: BenchReport;
   if (http.length > 0) {
@@ -106,11 +143,11 @@ async function bench(flags: Flags): Promise<number> {
   }
   process.stdout.write(renderTable(report));
   if (flags.json !== undefined) {
-    writeFileSync(flags.json, JSON.stringify(report, null, 2) + "\n");
+    writeOutput("json", flags.json, JSON.stringify(report, null, 2) + "\n");
     process.stdout.write(`\nwrote ${report.rows.length} rows to ${flags.json}\n`);
   }
   if (flags.chart !== undefined) {
-    writeFileSync(flags.chart, renderChart(report));
+    writeOutput("chart", flags.chart, renderChart(report));
     process.stdout.write(`wrote the chart to ${flags.chart}\n`);
   }
   const failed = report.rows.filter((r) => r.status === "failed");
@@ -143,6 +180,14 @@ export function benchCommand(): Command {
     .option("--chart <file>", "write an SVG chart (throughput against size, latency distribution)")
     .option("--credentials <file>", "http://…: the AK/SK file (default: $HSMKIT_AK/$HSMKIT_SK/$HSMKIT_PROJECT_ID, else ./.hsmkit/credentials.json)")
     .option("--signing <how>", "http://…: fresh (sign every request) or pooled (one signature per second, reused)", "fresh")
+    .addHelpText("after", `
+Exit status: 0 done; 1 a target could not be used, or a trial failed; 2 bad flags; 3 a mechanism no target supports.
+
+Examples:
+  hsmkit bench --compare --mech aes-gcm,hmac-sha256 --sizes 64,1k,16k
+  hsmkit bench --module /usr/lib/softhsm/libsofthsm2.so --token bench --pin 1234 --threads 2 --mech rsa@2048
+  hsmkit bench --module emulator --iterations 1000 --warmup 0 --json report.json --chart report.svg
+  hsmkit bench --module http://127.0.0.1:8731 --mech encrypt-data,decrypt-data --threads 8 --duration 5`)
     .action(async (flags: Flags) => {
       try {
         process.exitCode = await bench(flags);

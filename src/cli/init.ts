@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { KmsService } from "../service/service.js";
 import { CREDENTIALS_FILE } from "../service/identity.js";
+import { requireCreatableDataDirectory } from "./data-dir.js";
 import { commandConfig, configuredUrl, isLockError, STDERR_LOG } from "./kms-client.js";
 import { action, fields, print, UsageError } from "./output.js";
 
@@ -21,6 +22,7 @@ interface InitFlags {
 
 async function init(flags: InitFlags): Promise<void> {
   const config = commandConfig(flags);
+  requireCreatableDataDirectory(config);
   const existed = existsSync(join(config.data, CREDENTIALS_FILE));
   let service: KmsService;
   try {

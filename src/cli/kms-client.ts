@@ -235,7 +235,9 @@ export class DirectClient implements KmsClient {
   /** Opens the data directory; as its own user unless `credentials` names another. */
   static async open(config: Readonly<HsmkitConfig>, credentials?: Credentials): Promise<DirectClient> {
     // Loaded here, not with the module: a command's --help, or one sent to a server, needs neither.
-    const [{ KmsService }, { KMS_ROUTES }] = await Promise.all([import("../service/service.js"), import("../server/routes/index.js")]);
+    const [{ KmsService }, { KMS_ROUTES }, { requireInitializedDataDirectory }] =
+      await Promise.all([import("../service/service.js"), import("../server/routes/index.js"), import("./data-dir.js")]);
+    requireInitializedDataDirectory(config);
     let service: KmsService;
     try {
       service = await KmsService.open(config, { sweep: false, log: STDERR_LOG });

@@ -29,13 +29,26 @@ const COMMANDS: Record<string, () => Promise<Command[]>> = {
 const program = new Command()
   .name("hsmkit")
   .description("An HSM emulator with a PKCS#11 surface and a key management service, over a native crypto core.")
-  .version(process.env["npm_package_version"] ?? "0.1.0")
-  .showHelpAfterError("(run with --help for usage)");
+  .version(process.env["npm_package_version"] ?? "0.1.0");
 
 const named = process.argv[2];
 const load = named !== undefined && Object.hasOwn(COMMANDS, named) ? [COMMANDS[named]!] : Object.values(COMMANDS);
 for (const commands of await Promise.all(load.map((loader) => loader()))) {
   for (const command of commands) program.addCommand(command);
 }
+
+/**
+ * What addCommand does not pass down: the hint after a usage error, and its exit status. Commander
+ * exits 1 for an unknown option or command and a missing or invalid argument; hsmkit keeps 1 for a
+ * command that ran and failed, and exits 2 for a command line it could not run (as `hsmkit bench`
+ * does for bad flags). Help and --version still exit 0.
+ */
+function usageErrorsExit2(command: Command): void {
+  command
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
+  for (const sub of command.commands) usageErrorsExit2(sub);
+}
+usageErrorsExit2(program);
 
 await program.parseAsync(process.argv);

@@ -51,6 +51,7 @@ function startFailure(error: unknown, config: Readonly<HsmkitConfig>): string | 
 async function serve(flags: ServeFlags): Promise<void> {
   const config = serveConfig(flags);
   // Imported here: `hsmkit config` shares this module and needs none of the server.
+  (await import("./data-dir.js")).requireCreatableDataDirectory(config);
   const { limitMallocArenas } = await import("../crypto/allocator.js");
   // Before the server's threads start allocating (src/crypto/allocator.ts: tens of MB resident).
   limitMallocArenas();

@@ -14,6 +14,7 @@ import { credentialSealer } from "../service/auth/credential-sealer.js";
 import { newAccessKeyPair, newId, type Credentials } from "../service/identity.js";
 import { KmsService } from "../service/service.js";
 import { writeFileAtomic } from "../util/atomic-file.js";
+import { requireInitializedDataDirectory } from "./data-dir.js";
 import { commandConfig, isLockError, STDERR_LOG } from "./kms-client.js";
 import { action, fields, isoTime, print, table, UsageError } from "./output.js";
 
@@ -26,9 +27,11 @@ interface DataFlags {
 const BY = { source: "cli", principalId: "cli-admin" };
 
 async function withService<T>(flags: DataFlags, body: (service: KmsService) => Promise<T>): Promise<T> {
+  const config = commandConfig(flags);
+  requireInitializedDataDirectory(config);
   let service: KmsService;
   try {
-    service = await KmsService.open(commandConfig(flags), { sweep: false, log: STDERR_LOG });
+    service = await KmsService.open(config, { sweep: false, log: STDERR_LOG });
   } catch (error) {
     if (isLockError(error)) {
       throw new UsageError(`${(error as Error).message}.\n  Users are managed on the data directory itself: stop the server, run this, start it again.`);

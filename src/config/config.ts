@@ -173,7 +173,8 @@ function merge(base: Json, over: Json, path: string): Json {
   for (const [key, value] of Object.entries(over)) {
     if (value === undefined) continue;
     const where = path === "" ? key : `${path}.${key}`;
-    if (!(key in base) && !(path === "token" && (key === "pin" || key === "pinFile"))) throw new ConfigError(`unknown setting ${where}`);
+    // Own properties only: `in` would take Object.prototype's (toString, constructor, __proto__) for settings.
+    if (!Object.hasOwn(base, key) && !(path === "token" && (key === "pin" || key === "pinFile"))) throw new ConfigError(`unknown setting ${where}`);
     const current = base[key];
     if (isObject(current)) {
       if (!isObject(value)) throw new ConfigError(`${where} must be an object`);

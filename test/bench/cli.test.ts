@@ -57,6 +57,21 @@ test("an unknown mechanism or bad flags: exit 2", async (t) => {
   t.is(threads.code, 2);
 });
 
+test("a --json or --chart file that cannot be written is refused before the run (exit 2, no stack), not after it", async (t) => {
+  const dir = tempDir(t);
+  const cases: Array<[string[], RegExp]> = [
+    [["--json", join(dir, "missing", "report.json")], /--json \S+report\.json cannot be written: the directory \S+missing does not exist/u],
+    [["--chart", dir], /--chart \S+ cannot be written: it is a directory/u],
+  ];
+  for (const [args, pattern] of cases) {
+    const run = await bench(["--mech", "sha256", ...args, ...TINY]);
+    t.is(run.code, 2, run.stderr);
+    t.regex(run.stderr, pattern);
+    t.notRegex(run.stderr, /\n\s+at /u, "no stack");
+    t.is(run.stdout, "", "nothing was measured");
+  }
+});
+
 test("a mechanism no target supports: the table says why, exit 3", async (t) => {
   const run = await bench(["--module", "emulator", "--mech", "aes-gcm-token-iv", ...TINY]);
   t.is(run.code, 3);

@@ -5,7 +5,7 @@ import test from "ava";
 import type { ExecutionContext } from "ava";
 import Database from "better-sqlite3";
 import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -41,6 +41,11 @@ function hsmkit(args: string[], options: { input?: string | Buffer; env?: Record
     child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
     child.stdin.end(options.input ?? "");
   });
+}
+
+/** `text` matched literally inside a RegExp. */
+function literal(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/gu, "\\$&");
 }
 
 function tempDir(t: ExecutionContext): string {
@@ -88,6 +93,7 @@ const HELP: ReadonlyArray<[string[], RegExp[]]> = [
   [["audit", "list"], [/--key <key>/, /--action <action>/, /--since <time>/, /--limit <n>/]],
   [["audit", "verify"], [/--endpoint/, /exit 1 and name the first/]],
   [["audit", "export"], [/--out <file>/, /--since/]],
+  [["bench"], [/--module <target>/, /--threads <n>/, /Exit status: .*2 bad flags/, /Examples:\n  hsmkit bench /, /--json report\.json/]],
 ];
 
 test("--help on every KMS command exits 0 and names its options", async (t) => {
@@ -101,6 +107,14 @@ test("--help on every KMS command exits 0 and names its options", async (t) => {
     t.is(run.code, 0, `${path.join(" ")}: ${run.stderr}`);
     t.true(run.stdout.startsWith(`Usage: hsmkit ${path.join(" ")} `), run.stdout);
     for (const pattern of patterns) t.regex(run.stdout, pattern, path.join(" "));
+  });
+  // A command line that cannot run exits 2 (a command that ran and failed exits 1), with the hint, on every level.
+  const usage: string[][] = [["bogus"], ["keys", "list", "--bogus"], ["keys", "create"], ["keys", "list", "--limit", "abc"], ["token", "list", "--bogus"], ["keys"]];
+  const usageRuns = await Promise.all(usage.map((args) => hsmkit(args)));
+  usage.forEach((args, i) => {
+    t.is(usageRuns[i]!.code, 2, `${args.join(" ")}: ${usageRuns[i]!.stderr}`);
+    t.is(usageRuns[i]!.stdout, "", args.join(" "));
+    t.regex(usageRuns[i]!.stderr, /--help/u, args.join(" "));
   });
   const top = await hsmkit(["--help"]);
   for (const name of ["status", "token", "bench", "serve", "init", "config", "keys", "encrypt", "decrypt", "datakey", "random", "grants", "audit"]) {
@@ -188,6 +202,50 @@ test("direct mode: init, key lifecycle, encrypt/decrypt, datakey, random, audit 
   t.regex(broken.stderr, new RegExp(`does NOT verify: record ${seq} is the first that cannot be trusted`));
 });
 
+test("direct mode never creates a data directory: a missing or uninitialized one is refused, naming it and `hsmkit init`; init and serve say what to do about a missing parent", async (t) => {
+  const dir = tempDir(t);
+  const typo = join(dir, "typo");
+  const empty = join(dir, "empty");
+  mkdirSync(empty);
+  const notADirectory = join(dir, "file");
+  writeFileSync(notADirectory, "");
+  // The KMS commands (one open for all) and the users commands (their own).
+  const commands: string[][] = [["keys", "create", "k"], ["encrypt", "--key", "k", "--text", "x"], ["audit", "verify"], ["users", "list"]];
+  for (const command of commands) {
+    const missing = await hsmkit([...command, "--data", typo]);
+    t.is(missing.code, 1, command.join(" "));
+    t.is(missing.stdout, "", command.join(" "));
+    t.regex(missing.stderr, new RegExp(`^hsmkit: no data directory at ${literal(typo)} .*hsmkit init --data ${literal(typo)}.*--endpoint`, "u"), command.join(" "));
+  }
+  t.false(existsSync(typo), "nothing was created at the mistyped path");
+
+  const uninitialized = await hsmkit(["keys", "list", "--data", empty]);
+  t.is(uninitialized.code, 1);
+  t.regex(uninitialized.stderr, new RegExp(`^hsmkit: ${literal(empty)} is not an initialized hsmkit data directory .*hsmkit init --data ${literal(empty)}`, "u"));
+  t.deepEqual(readdirSync(empty), [], "the empty directory is left empty");
+  const file = await hsmkit(["keys", "list", "--data", notADirectory]);
+  t.is(file.code, 1);
+  t.regex(file.stderr, /^hsmkit: the data directory \S+ is not a directory/u);
+
+  // Through the environment and the default as well: HSMKIT_DATA, and ./.hsmkit of the working directory.
+  const viaEnv = await hsmkit(["keys", "list"], { env: { HSMKIT_DATA: typo } });
+  t.is(viaEnv.code, 1);
+  t.regex(viaEnv.stderr, /no data directory at .*typo/u);
+  t.false(existsSync(typo));
+
+  const orphan = join(dir, "no", "such", "data");
+  for (const command of [["init"], ["serve", "--port", "0"]]) {
+    const run = await hsmkit([...command, "--data", orphan]);
+    t.is(run.code, 1, command.join(" "));
+    t.regex(run.stderr, new RegExp(`^hsmkit: cannot create the data directory ${literal(orphan)}: ${literal(join(dir, "no", "such"))} does not exist\\. Create it first \\(mkdir -p `, "u"), command.join(" "));
+    t.notRegex(run.stderr, /\n\s+at /u, "no stack");
+  }
+
+  // init makes it; then the same command works on it.
+  ok(t, await hsmkit(["init", "--data", typo]), "init");
+  t.regex(ok(t, await hsmkit(["keys", "list", "--data", typo]), "list after init").stdout, /^No keys in project/u);
+});
+
 /** Waits for serve's "listening on URL" line; rejects if the process ends first. */
 function listening(child: ChildProcessWithoutNullStreams): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -246,6 +304,7 @@ test("users: a grant-only user made with `users create` encrypts and decrypts th
   const data = join(dir, "data");
   const app = join(dir, "app.json");
   const d = ["--data", data];
+  ok(t, await hsmkit(["init", ...d]), "init");
   ok(t, await hsmkit(["keys", "create", "shared", ...d]), "create");
   const made = JSON.parse(ok(t, await hsmkit(["users", "create", "app", "--out", app, "--json", ...d]), "users create").stdout) as { user_id: string; sk?: string };
   t.is(made.sk, undefined, "the SK goes to the file, not the terminal");

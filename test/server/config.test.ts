@@ -156,6 +156,26 @@ test("invalid settings throw ConfigError naming the setting (or variable, or fil
   }
 });
 
+test("Object.prototype's names (toString, constructor, __proto__) are unknown settings, in a file or overrides, and pollute nothing", (t) => {
+  const d = dir(t);
+  // Written as text: an object literal's __proto__ would set a prototype, not a key that JSON.stringify emits.
+  const files: Array<[string, RegExp]> = [
+    ['{"toString": 1}', /unknown setting toString/u],
+    ['{"server": {"constructor": {"name": "x"}}}', /unknown setting server\.constructor/u],
+    ['{"kms": {"limits": {"hasOwnProperty": 3}}}', /unknown setting kms\.limits\.hasOwnProperty/u],
+    ['{"__proto__": {"toString": 5}}', /unknown setting __proto__/u],
+    ['{"token": {"__proto__": {"polluted": true}}}', /unknown setting token\.__proto__/u],
+  ];
+  files.forEach(([text, pattern], i) => {
+    const error = t.throws(() => loadConfig({ env: {}, file: writeJson(d, `proto-${i}.json`, text) }), { instanceOf: ConfigError }, text);
+    t.regex(error?.message ?? "", pattern, text);
+  });
+  const overrides = JSON.parse('{"log": {"__proto__": {"level": "silent"}}, "valueOf": 0}') as ConfigOverrides;
+  t.throws(() => loadConfig({ env: {}, overrides }), { instanceOf: ConfigError, message: /unknown setting/u });
+  t.is(({} as Record<string, unknown>)["polluted"], undefined);
+  t.is(Object.getPrototypeOf(loadConfig({ env: {} })), Object.prototype);
+});
+
 test("a config file that is not JSON is reported by position, never by quoting it: it may hold the PIN", (t) => {
   const d = dir(t);
   // V8 quotes the text around an unexpected token; these are the usual slips around a PIN.
