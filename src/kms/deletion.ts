@@ -5,14 +5,18 @@
  *
  * What deletion does, in this order, so that the key's ciphertexts are undecryptable for good —
  * also after a restart, and also from a copy of the token:
- * 1. The store deletes the key with its versions, tags, grants and usage counters in one
- *    transaction, guarded on the key still pending deletion (a deletion cancelled meanwhile wins),
- *    with its audit record (deleteKey). The wrapped version keys are overwritten in the database
- *    file (secure_delete) and the write-ahead log is truncated after the commit (store.ts destroy).
- *    The version keys existed nowhere else: the token holds only the root key they were wrapped
- *    under, so once the wrapped bytes are gone, so are the keys.
- * 2. The backend destroys the versions' unwrapped session objects (destroyVersion), and the
- *    service drops the key from its cache, so no request in this process can still use them.
+ * 1. The backend destroys the versions' unwrapped session objects (destroyVersion, idempotent),
+ *    and the service drops the key from its cache, so no request in this process can still use
+ *    them. If the token fails, the key stays pending deletion (refusing every use) with its
+ *    versions, the sweeper reports it, and its next run starts over: one stuck key neither loses
+ *    track of its token objects nor holds up the other keys.
+ * 2. The store deletes the key with its versions, tags, grants and usage counters in one
+ *    transaction, guarded on the key still pending deletion (a deletion cancelled meanwhile wins;
+ *    the versions it lost from the token are unwrapped again when next used), with its audit record
+ *    (deleteKey). The wrapped version keys are overwritten in the database file (secure_delete) and
+ *    the write-ahead log is truncated after the commit (store.ts destroy). The version keys existed
+ *    nowhere else: the token holds only the root key they were wrapped under, so once the wrapped
+ *    bytes are gone, so are the keys.
  * A blob of a deleted key then fails like any blob naming no key: the opaque KMS.2201.
  */
 import { KmsError } from "./errors.js";

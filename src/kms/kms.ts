@@ -333,10 +333,13 @@ export class Kms {
     }, request?.keyId);
   }
 
-  /** update-key-description. KMS.1103, KMS.0210. */
+  /** update-key-description. KMS.0204 missing, KMS.1103, KMS.0210. */
   updateKeyDescription(ctx: RequestContext, request: Api.UpdateKeyDescriptionRequest): Promise<{ keyId: string; keyDescription: string }> {
     return this.#run(ctx, "update-key-description", async (op) => {
-      const description = checkDescription(request.keyDescription ?? "");
+      // Required (Huawei's UpdateKeyDescriptionRequestBody, as the HTTP schema has it): "" clears the
+      // description; a missing field is refused, not read as "".
+      if (request.keyDescription === undefined) throw new KmsError("KMS.0204", "key_description is missing");
+      const description = checkDescription(request.keyDescription);
       const record = await this.#changeKey(op, request.keyId, { description }, GUARDS.updateDescription);
       return { keyId: record.keyId, keyDescription: record.description };
     }, request?.keyId);
@@ -525,7 +528,9 @@ export class Kms {
   enableKeyRotation(ctx: RequestContext, request: Api.EnableKeyRotationRequest): Promise<KeyRotationStatus> {
     return this.#run(ctx, "enable-key-rotation", async (op) => {
       const interval = request.rotationInterval === undefined ? undefined : checkRotationInterval(request.rotationInterval);
-      const record = await this.#changeKey(op, request.keyId, { rotationEnabled: true, ...(interval === undefined ? {} : { rotationIntervalDays: interval }) }, GUARDS.rotation);
+      const record = await this.#changeKey(op, request.keyId, {
+        rotationEnabled: true, rotationEnabledAt: this.#now(), ...(interval === undefined ? {} : { rotationIntervalDays: interval }),
+      }, GUARDS.rotation);
       return this.#rotationStatus(record);
     }, request?.keyId);
   }
@@ -736,29 +741,56 @@ export class Kms {
   /**
    * Deletes the keys whose scheduled deletion date has passed (deletion.ts): versions, tags,
    * grants and usage go with the key, their ciphertexts become undecryptable for good. At most
-   * `sweepBatch` keys per call; call again while `done` is full.
+   * `sweepBatch` keys per call; call again while `done` is full. A key that cannot be deleted now
+   * (the token fails to destroy a version, the store fails) is reported in `skipped` and through
+   * `warn`, stays pending deletion, and is tried again by the next call; the others go on.
    */
   async deleteDueKeys(): Promise<SweepReport> {
     this.#checkOpen();
     const now = this.#now();
     const report: SweepReport = { done: [], skipped: [] };
     for (const ref of await this.#store.keys.listDueForDeletion(now, this.#config.tunables.sweepBatch)) {
-      const versions = await this.#store.keys.listVersions(ref.projectId, ref.keyId);
       try {
-        await this.#store.keys.destroy(ref.projectId, ref.keyId, {
-          guard: GUARDS.destroy,
-          audit: this.#systemEvent("deleteKey", ref.projectId, ref.keyId, `scheduled for ${new Date(ref.deletionDate).toISOString()}`),
-        });
+        await this.#deleteKey(ref);
+        report.done.push(ref.keyId);
       } catch (error) {
-        report.skipped.push({ keyId: ref.keyId, reason: error instanceof KmsError ? error.code : String(error) });
-        continue;
-      } finally {
-        this.#cache.invalidate(ref.projectId, ref.keyId);
+        const reason = error instanceof KmsError ? error.code : String(error);
+        report.skipped.push({ keyId: ref.keyId, reason });
+        // A deletion cancelled since the query (the guard's KMS.1501) is no failure.
+        if (!(error instanceof KmsError && error.code === "KMS.1501")) {
+          this.#warn(`hsmkit KMS: key ${ref.projectId}/${ref.keyId}, due for deletion, was not deleted (${reason}); it stays pending deletion and the next sweep tries again`);
+        }
       }
-      for (const version of versions) this.#backend.destroyVersion(versionId(ref.projectId, ref.keyId, version.version));
-      report.done.push(ref.keyId);
     }
     return report;
+  }
+
+  /**
+   * Deletes one due key (deletion.ts): the token's copies of its versions first, so that a token
+   * failing leaves the key pending deletion with its versions listed for the next sweep (state 4
+   * refuses every use meanwhile); destroyVersion is idempotent, so versions destroyed by an earlier
+   * attempt are no matter. Every version is tried before the first failure is thrown.
+   */
+  async #deleteKey(ref: { projectId: string; keyId: string; deletionDate: number }): Promise<void> {
+    this.#cache.invalidate(ref.projectId, ref.keyId);
+    try {
+      const versions = await this.#store.keys.listVersions(ref.projectId, ref.keyId);
+      let failure: { error: unknown } | undefined;
+      for (const version of versions) {
+        try {
+          this.#backend.destroyVersion(versionId(ref.projectId, ref.keyId, version.version));
+        } catch (error) {
+          failure ??= { error };
+        }
+      }
+      if (failure !== undefined) throw failure.error;
+      await this.#store.keys.destroy(ref.projectId, ref.keyId, {
+        guard: GUARDS.destroy,
+        audit: this.#systemEvent("deleteKey", ref.projectId, ref.keyId, `scheduled for ${new Date(ref.deletionDate).toISOString()}`),
+      });
+    } finally {
+      this.#cache.invalidate(ref.projectId, ref.keyId);
+    }
   }
 
   /**

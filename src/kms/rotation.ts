@@ -8,7 +8,8 @@
  * - rotate-on-demand (audit action rotateKeyOnDemand), by a key administrator, whether or not
  *   automatic rotation is enabled;
  * - the scheduler (Kms.rotateDueKeys, audit action autoRotateKey, reason=schedule), for keys with
- *   rotation enabled whose interval has passed since their last rotation (or since creation);
+ *   rotation enabled whose interval has passed since their last rotation or since rotation was
+ *   enabled, whichever is later (nextRotationAt);
  * - the seal limit (audit action autoRotateKey, reason=seal-limit), when the current version has
  *   made `sealsPerVersion` seals (config.ts, versions.ts) — default keys included (default-keys.ts).
  *
@@ -34,10 +35,17 @@ export function checkRotationInterval(value: unknown): number {
   return days;
 }
 
-/** When the key's next scheduled rotation falls due (ms), or null when rotation is disabled. */
+/**
+ * When the key's next scheduled rotation falls due (ms), or null when rotation is disabled: one
+ * interval after the last rotation or after rotation was turned on, whichever is later (AWS
+ * EnableKeyRotation: "rotates the key material one year from the enable date"), so a key older
+ * than its interval is not rotated the moment rotation is enabled, and a new interval counts from
+ * the same point. The store's rotation index computes the same (store/migrations.ts ROTATION_DUE_AT).
+ */
 export function nextRotationAt(key: KeyRecord): number | null {
   if (!key.rotationEnabled) return null;
-  return (key.lastRotatedAt ?? key.createdAt) + key.rotationIntervalDays * DAY_MS;
+  const since = Math.max(key.lastRotatedAt ?? key.createdAt, key.rotationEnabledAt ?? key.createdAt);
+  return since + key.rotationIntervalDays * DAY_MS;
 }
 
 /** Whether the scheduler should rotate the key at `now`. */

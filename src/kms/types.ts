@@ -67,6 +67,12 @@ export interface KeyRecord {
   rotationIntervalDays: number;
   /** When the newest version was added by a rotation; null before the first rotation. */
   lastRotatedAt: number | null;
+  /**
+   * When automatic rotation was last turned on: the first scheduled rotation is one interval after
+   * it (rotation.ts). Null while rotation is off, and for keys whose rotation was turned on before
+   * the store recorded it (migration 5), which count from their last rotation or creation.
+   */
+  rotationEnabledAt: number | null;
   /** number_of_rotations: versions added after the first. */
   rotationCount: number;
   /** Newest version number (what encryption uses); 0 while the key has no material (pending import). */
@@ -101,6 +107,12 @@ export interface KeyPatch {
   deletionDate?: number | null;
   rotationEnabled?: boolean;
   rotationIntervalDays?: number;
+  /**
+   * With rotationEnabled true: the time rotation counts from when this patch turns it on (default:
+   * the write's time). Ignored when rotation was on already, so enabling it again does not postpone
+   * the next rotation.
+   */
+  rotationEnabledAt?: number;
 }
 
 /**

@@ -75,6 +75,19 @@ test("a paging marker that is not a record seq is refused (KMS.1602), not read a
   }
 });
 
+test("time bounds that are not ms since the epoch are refused (KMS.0308, as the HTTP schema does), not read as an empty window", async (t) => {
+  const { store } = await populated(t);
+  t.deepEqual((await store.audit.query({ from: 0, to: 2 ** 53 - 1 })).records.length, 17);
+  const lines: string[] = [];
+  for (const bound of [Number.NaN, -1, 2.5, Infinity, -Infinity, 2 ** 53, "2000"]) {
+    for (const name of ["from", "to"] as const) {
+      await t.throwsAsync(store.audit.query({ [name]: bound as number }), { instanceOf: KmsError, code: "KMS.0308" }, `query ${name} ${String(bound)}`);
+      await t.throwsAsync(store.audit.export((line) => void lines.push(line), { [name]: bound as number }), { instanceOf: KmsError, code: "KMS.0308" }, `export ${name} ${String(bound)}`);
+    }
+  }
+  t.deepEqual(lines, [], "nothing exported");
+});
+
 test("append refuses records it could not encode", async (t) => {
   const store = await openStore(t);
   await t.throwsAsync(store.audit.append({ ...event("encrypt-data", P, null), outcome: "success" }), { instanceOf: TypeError });

@@ -150,6 +150,11 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       t.is((await h.kms.describeKey(alice, { keyId: "orders-2" })).keyId, created.keyId);
       await rejects(t, h.kms.updateKeyAlias(alice, { keyId: created.keyId, keyAlias: "x".repeat(255) }), "KMS.1104");
       await rejects(t, h.kms.updateKeyAlias(alice, { keyId: created.keyId, keyAlias: "orders/default" }), "KMS.1101");
+      t.deepEqual(await h.kms.updateKeyDescription(alice, { keyId: created.keyId, keyDescription: "kept" }), { keyId: created.keyId, keyDescription: "kept" });
+      // key_description is required (Huawei UpdateKeyDescriptionRequestBody): a missing one is refused, not read as "".
+      await rejects(t, h.kms.updateKeyDescription(alice, { keyId: created.keyId } as never), "KMS.0204");
+      await rejects(t, h.kms.updateKeyDescription(alice, { keyId: created.keyId, keyDescription: null } as never), "KMS.1103");
+      t.is((await h.kms.describeKey(alice, { keyId: created.keyId })).keyDescription, "kept");
       t.deepEqual(await h.kms.updateKeyDescription(alice, { keyId: created.keyId, keyDescription: "" }), { keyId: created.keyId, keyDescription: "" });
       await rejects(t, h.kms.updateKeyDescription(alice, { keyId: created.keyId, keyDescription: "d".repeat(256) }), "KMS.1103");
     },
@@ -265,6 +270,66 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       const audit = await h.store.audit.query({ projectId: P, keyId: key.keyId, action: "deleteKey" });
       t.is(audit.records.length, 1);
       t.like(audit.records[0], { outcome: "success", principalId: "system", source: "scheduler" });
+    },
+  },
+  {
+    title: "deleteDueKeys: a key whose versions the backend fails to destroy stays pending deletion, is reported and retried; the rest of the batch is deleted",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const carol = h.ctx("carol");
+      const keys: Array<{ keyId: string; blob: Buffer }> = [];
+      for (const alias of ["first", "stuck", "last"]) {
+        const key = await h.kms.createKey(alice, { keyAlias: alias });
+        if (alias === "stuck") await h.kms.rotateKeyOnDemand(alice, { keyId: key.keyId });
+        keys.push({ keyId: key.keyId, blob: (await h.kms.encryptData(carol, { keyId: key.keyId, plainText: alias })).cipherText });
+      }
+      for (const { keyId } of keys) {
+        await h.kms.scheduleKeyDeletion(alice, { keyId, pendingDays: 7 });
+        h.clock.now += 1;
+      }
+      const [first, stuck, last] = keys as [typeof keys[0], typeof keys[0], typeof keys[0]];
+      const material = (await h.store.keys.listVersions(P, stuck.keyId)).map((v) => v.material.toString("hex"));
+      // The token refuses to destroy the stuck key's version 2 (version 1 goes: a deletion half done).
+      let broken = true;
+      const destroyed: string[] = [];
+      const real = h.backend;
+      const backend = new Proxy(real, {
+        get(target, name) {
+          if (name === "destroyVersion") {
+            return (id: string): void => {
+              if (broken && id === `${P}/${stuck.keyId}:2`) throw new Error("CKR_DEVICE_ERROR");
+              target.destroyVersion(id);
+              destroyed.push(id);
+            };
+          }
+          const value: unknown = Reflect.get(target, name, target);
+          return typeof value === "function" ? value.bind(target) : value;
+        },
+      });
+      const warnings: string[] = [];
+      const kms = h.reconfigure({ backend, warn: (message) => warnings.push(message) });
+      h.clock.advanceDays(8);
+
+      const report = await kms.deleteDueKeys();
+      t.deepEqual(report.done, [first.keyId, last.keyId], "the keys after the stuck one are deleted in the same sweep");
+      t.deepEqual(report.skipped.map((s) => s.keyId), [stuck.keyId]);
+      t.like(await describe(h, stuck.keyId), { keyState: 4 }, "still pending deletion");
+      t.is((await h.store.keys.listVersions(P, stuck.keyId)).length, 2, "its wrapped versions are kept until the token has destroyed them");
+      await rejects(t, kms.decryptData(carol, { cipherText: stuck.blob }), "KMS.0210");
+      t.is(warnings.length, 1);
+      t.true(warnings[0]!.includes(stuck.keyId), warnings[0]);
+      t.true(material.every((hex) => !warnings[0]!.includes(hex) && !report.skipped[0]!.reason.includes(hex)), "no key material in the report");
+      await rejects(t, kms.describeKey(alice, { keyId: first.keyId }), "KMS.0207");
+      await rejects(t, kms.describeKey(alice, { keyId: last.keyId }), "KMS.0207");
+
+      t.deepEqual((await kms.deleteDueKeys()).skipped.map((s) => s.keyId), [stuck.keyId], "retried while the token refuses");
+      broken = false;
+      t.deepEqual(await kms.deleteDueKeys(), { done: [stuck.keyId], skipped: [] }, "retried, and done once the token destroys it");
+      t.true(destroyed.includes(`${P}/${stuck.keyId}:2`));
+      t.deepEqual(await h.store.keys.listVersions(P, stuck.keyId), []);
+      await rejects(t, kms.decryptData(carol, { cipherText: stuck.blob }), "KMS.2201");
+      const audit = await h.store.audit.query({ projectId: P, action: "deleteKey" });
+      t.deepEqual(audit.records.map((r) => [r.keyId, r.outcome]), [[first.keyId, "success"], [last.keyId, "success"], [stuck.keyId, "success"]]);
     },
   },
   {

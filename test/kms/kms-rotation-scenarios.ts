@@ -102,6 +102,50 @@ export const ROTATION_SCENARIOS: KmsScenario[] = [
     },
   },
   {
+    title: "the first scheduled rotation comes one interval after rotation is turned on (or the last rotation, whichever is later), also after a restart",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const old = await h.kms.createKey(alice, { keyAlias: "old" });
+      const rotated = await h.kms.createKey(alice, { keyAlias: "rotated" });
+      const again = await h.kms.createKey(alice, { keyAlias: "again" });
+      await h.kms.enableKeyRotation(alice, { keyId: again.keyId, rotationInterval: 30 });
+      h.clock.advanceDays(100);
+      t.deepEqual((await h.kms.rotateDueKeys()).done, [again.keyId]);
+      await h.kms.disableKeyRotation(alice, { keyId: again.keyId });
+      await h.kms.rotateKeyOnDemand(alice, { keyId: rotated.keyId });
+      h.clock.advanceDays(300);
+
+      // 400 days old, never rotated: turning rotation on makes it due in 30 days, not at once.
+      const enabledAt = h.clock.now;
+      await h.kms.enableKeyRotation(alice, { keyId: old.keyId, rotationInterval: 30 });
+      // Rotated by hand 300 days ago: counted from the enable, not from that rotation.
+      await h.kms.enableKeyRotation(alice, { keyId: rotated.keyId, rotationInterval: 60 });
+      // Turned off 300 days ago after a rotation, on again now: counted from now.
+      await h.kms.enableKeyRotation(alice, { keyId: again.keyId, rotationInterval: 30 });
+      t.deepEqual((await h.kms.rotateDueKeys()).done, [], "nothing is due the moment rotation is turned on");
+      h.clock.advanceDays(20);
+      // Enabling again while on changes nothing (it does not postpone the date).
+      await h.kms.enableKeyRotation(alice, { keyId: old.keyId });
+      // A new interval counts from the enable: 45 days after it, not 45 days after the key's creation.
+      await h.kms.updateKeyRotationInterval(alice, { keyId: rotated.keyId, rotationInterval: 45 });
+      await h.restart();
+      t.deepEqual((await h.kms.rotateDueKeys()).done, [], "a restart keeps the dates");
+      h.clock.now = enabledAt + 30 * DAY - 1;
+      t.deepEqual((await h.kms.rotateDueKeys()).done, []);
+      h.clock.now = enabledAt + 30 * DAY;
+      t.deepEqual(new Set((await h.kms.rotateDueKeys()).done), new Set([old.keyId, again.keyId]));
+      t.like(await h.kms.getKeyRotationStatus(h.ctx("alice"), { keyId: old.keyId }), { numberOfRotations: 1, lastRotationTime: h.clock.now });
+      h.clock.now = enabledAt + 45 * DAY - 1;
+      t.deepEqual((await h.kms.rotateDueKeys()).done, []);
+      h.clock.now = enabledAt + 45 * DAY;
+      t.deepEqual((await h.kms.rotateDueKeys()).done, [rotated.keyId]);
+      // From then on, one interval after the last rotation.
+      h.clock.now = enabledAt + 60 * DAY;
+      t.deepEqual((await h.kms.rotateDueKeys()).done.sort(), [old.keyId, again.keyId].sort());
+      t.deepEqual((await h.kms.rotateDueKeys()).done, []);
+    },
+  },
+  {
     title: "the seal limit: a version that has made sealsPerVersion seals is succeeded by a new one before the next seal — default keys too — and the count survives a restart",
     options: { tunables: { sealsPerVersion: 5 } },
     async run(t, h) {

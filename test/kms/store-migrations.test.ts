@@ -39,6 +39,30 @@ for (const writer of WRITERS) {
   });
 }
 
+test("migration 5 records when rotation is turned on; keys turned on before it keep their schedule", async (t) => {
+  const dir = tempDir(t);
+  mkdirSync(dir, { recursive: true });
+  const DAY = 86_400_000;
+  const db = new Database(join(dir, DATABASE_FILE));
+  migrate(db, MIGRATIONS.slice(0, 4));
+  const insert = db.prepare(`INSERT INTO keys (project_id, key_id, domain_id, alias, description, key_spec, key_usage, origin, state, default_key,
+    created_at, updated_at, deletion_date, rotation_enabled, rotation_interval_days, last_rotated_at, rotation_count, current_version, revision)
+    VALUES (?, ?, 'd', ?, '', 'AES_256', 'ENCRYPT_DECRYPT', 'kms', 2, 0, 0, 0, NULL, ?, 30, NULL, 0, 1, 1)`);
+  insert.run(P, "k-on", "on", 1);
+  insert.run(P, "k-off", "off", 0);
+  db.close();
+  const store = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline" });
+  t.teardown(() => store.close());
+  t.deepEqual(store.migration.applied, [{ version: 5, name: "time rotation was enabled" }]);
+  t.like(await store.keys.get(P, "k-on"), { rotationEnabled: true, rotationEnabledAt: null });
+  const due = async (now: number): Promise<string[]> => (await store.keys.listDueForRotation(now, 10)).map((k) => k.keyId);
+  t.deepEqual(await due(30 * DAY - 1), []);
+  t.deepEqual(await due(30 * DAY), ["k-on"], "no enable time recorded: due from creation, as before");
+  await store.keys.update(P, "k-off", { rotationEnabled: true, rotationEnabledAt: 100 * DAY });
+  t.deepEqual(await due(130 * DAY - 1), ["k-on"]);
+  t.deepEqual(await due(130 * DAY), ["k-on", "k-off"]);
+});
+
 const V2: Migration = {
   version: MIGRATIONS.length + 1,
   name: "key labels",

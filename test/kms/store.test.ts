@@ -10,6 +10,7 @@ import { gcmOpen, gcmSeal } from "../../src/crypto/aead.js";
 import { generateKey } from "../../src/crypto/keys.js";
 import { KMS_ERRORS, KmsError } from "../../src/kms/errors.js";
 import { isStoreError } from "../../src/kms/store/errors.js";
+import { ROTATION_DUE_AT } from "../../src/kms/store/migrations.js";
 import { credentialAad, openCredentialSecret, sealCredentialSecret, type SecretSealer } from "../../src/kms/store/secrets.js";
 import { DATABASE_FILE, openSqliteStore } from "../../src/kms/store/sqlite.js";
 import type { WriterMode } from "../../src/kms/store/writer.js";
@@ -365,12 +366,19 @@ both("due for rotation: enabled custom keys with rotation on whose interval has 
   t.deepEqual(await due(51 * DAY), [weekly.keyId, older.keyId, old.keyId, fresh.keyId]);
   await store.keys.update(Q, weekly.keyId, { rotationEnabled: false });
   t.deepEqual(await due(31 * DAY), [older.keyId, old.keyId]);
+  // Turned on at day 40, 90 days after its creation: due one interval after that, not at once.
+  t.is((await store.keys.update(P, off.keyId, { rotationEnabled: true, rotationEnabledAt: 40 * DAY })).rotationEnabledAt, 40 * DAY);
+  t.false((await due(69 * DAY, 100)).includes(off.keyId));
+  t.is((await store.keys.update(P, off.keyId, { rotationEnabled: true, rotationEnabledAt: 60 * DAY })).rotationEnabledAt, 40 * DAY, "enabling again keeps the date");
+  t.true((await due(70 * DAY, 100)).includes(off.keyId));
+  t.is((await store.keys.update(P, off.keyId, { rotationEnabled: false })).rotationEnabledAt, null);
+  t.is(old.rotationEnabledAt, 0, "a key created with rotation on counts from its creation");
   const db = rawDb(dir);
   t.teardown(() => db.close());
   const plan = db.prepare(`EXPLAIN QUERY PLAN SELECT project_id, key_id FROM keys
         WHERE state = 2 AND rotation_enabled = 1 AND default_key = 0
-          AND (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) <= ?
-        ORDER BY (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) LIMIT ?`).all(0, 10) as Array<{ detail: string }>;
+          AND (${ROTATION_DUE_AT}) <= ?
+        ORDER BY (${ROTATION_DUE_AT}) LIMIT ?`).all(0, 10) as Array<{ detail: string }>;
   t.true(plan.some((row) => /keys_rotation_due/u.test(row.detail)), JSON.stringify(plan));
 });
 

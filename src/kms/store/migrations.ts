@@ -246,12 +246,36 @@ CREATE TABLE audit_terms_by_block (
 ) STRICT, WITHOUT ROWID;
 `;
 
+/**
+ * When a key with rotation on is next due (ms): one interval after its last rotation or after
+ * rotation was turned on, whichever is later (rotation.ts nextRotationAt says the same); keys
+ * turned on before this migration have no time recorded and count from their last rotation or
+ * creation, as they did. keys_rotation_due indexes this very expression, and SQLite uses the index
+ * only for a query that repeats it (sqlite-reads.ts dueRotation), so it never changes: another
+ * schedule is another migration.
+ */
+export const ROTATION_DUE_AT =
+  "max(coalesce(last_rotated_at, created_at), coalesce(rotation_enabled_at, created_at)) + rotation_interval_days * 86400000";
+
+/**
+ * The time rotation was turned on, so that a key older than its interval is not due the moment
+ * rotation is enabled (AWS EnableKeyRotation: the first rotation is one period after the enable
+ * date), and the rotation index over the new due time.
+ */
+const ROTATION_ENABLED_AT_V5 = `
+ALTER TABLE keys ADD COLUMN rotation_enabled_at INTEGER;
+DROP INDEX keys_rotation_due;
+CREATE INDEX keys_rotation_due ON keys ((${ROTATION_DUE_AT}))
+  WHERE state = 2 AND rotation_enabled = 1 AND default_key = 0;
+`;
+
 /** Every migration, in order. */
 export const MIGRATIONS: readonly Migration[] = Object.freeze([
   { version: 1, name: "initial schema", up: (db: Database.Database) => db.exec(SCHEMA_V1) },
   { version: 2, name: "index of keys due for rotation", up: (db: Database.Database) => db.exec(ROTATION_DUE_V2) },
   { version: 3, name: "audit log in blocks", up: auditBlocksV3 },
   { version: 4, name: "audit search terms by block, anchored", up: (db: Database.Database) => db.exec(TERMS_BY_BLOCK_V4) },
+  { version: 5, name: "time rotation was enabled", up: (db: Database.Database) => db.exec(ROTATION_ENABLED_AT_V5) },
 ]);
 
 export interface MigrationReport {

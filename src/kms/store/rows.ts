@@ -35,6 +35,7 @@ export interface KeyRow {
   rotation_count: number;
   current_version: number;
   revision: number;
+  rotation_enabled_at: number | null;
 }
 
 /**
@@ -45,7 +46,7 @@ export interface KeyRow {
 export const KEY_COLUMNS = [
   "seq", "project_id", "key_id", "domain_id", "alias", "description", "key_spec", "key_usage", "origin", "state", "default_key",
   "created_at", "updated_at", "deletion_date", "rotation_enabled", "rotation_interval_days", "last_rotated_at", "rotation_count",
-  "current_version", "revision",
+  "current_version", "revision", "rotation_enabled_at",
 ] as const satisfies ReadonlyArray<keyof KeyRow>;
 
 export const KEY_SELECT = KEY_COLUMNS.join(", ");
@@ -55,7 +56,7 @@ export type KeyRaw = [
   seq: number, project_id: string, key_id: string, domain_id: string, alias: string, description: string, key_spec: string,
   key_usage: string, origin: string, state: number, default_key: number, created_at: number, updated_at: number,
   deletion_date: number | null, rotation_enabled: number, rotation_interval_days: number, last_rotated_at: number | null,
-  rotation_count: number, current_version: number, revision: number,
+  rotation_count: number, current_version: number, revision: number, rotation_enabled_at: number | null,
 ];
 
 export function keyFromRaw(row: KeyRaw): KeyRecord {
@@ -79,6 +80,7 @@ export function keyFromRaw(row: KeyRaw): KeyRecord {
     rotationCount: row[17],
     currentVersion: row[18],
     revision: row[19],
+    rotationEnabledAt: row[20],
   };
 }
 
@@ -103,6 +105,7 @@ export function keyFromRow(row: KeyRow): KeyRecord {
     rotationCount: row.rotation_count,
     currentVersion: row.current_version,
     revision: row.revision,
+    rotationEnabledAt: row.rotation_enabled_at,
   };
 }
 
@@ -288,6 +291,20 @@ export function checkAfterSeq(afterSeq: number | undefined): number {
   if (afterSeq === undefined) return 0;
   if (!Number.isSafeInteger(afterSeq) || afterSeq < 0) throw new KmsError("KMS.1602", `afterSeq ${String(afterSeq)} is not an audit record seq`);
   return afterSeq;
+}
+
+/**
+ * An audit query's time bounds (`from`, `to`): ms since the epoch, non-negative safe integers, as
+ * the HTTP schema admits them; KMS.0308 otherwise (the code the server gives those fields). A NaN
+ * compared false with every time and gave an empty page, as if there were no records.
+ */
+export function checkTimeBounds(filter: { from?: number | undefined; to?: number | undefined }): void {
+  for (const name of ["from", "to"] as const) {
+    const bound = filter[name];
+    if (bound !== undefined && (!Number.isSafeInteger(bound) || bound < 0)) {
+      throw new KmsError("KMS.0308", `${name} ${String(bound)} is not a time in ms since the epoch`);
+    }
+  }
 }
 
 /** KMS.1601 unless 1 <= limit <= MAX_PAGE. */

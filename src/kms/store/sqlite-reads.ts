@@ -13,13 +13,14 @@ import type { AuditMac } from "../audit/checkpoints.js";
 import { MalformedBlock } from "../audit/blocks.js";
 import { ChainVerifier, type AuditVerification, type VerifyOptions } from "../audit/verify.js";
 import { AuditBlockReader } from "./audit-reads.js";
+import { ROTATION_DUE_AT } from "./migrations.js";
 import { KmsError } from "../errors.js";
 import type {
   AuditCheckpoint, AuditRecord, CredentialRecord, GrantRecord, KeyRecord, KeyRef, KeyVersionRecord, PrincipalRecord,
   ProjectRecord, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
 import {
-  checkAfterSeq, checkLimit, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
+  checkAfterSeq, checkLimit, checkTimeBounds, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
   principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type CheckpointRow,
   type CredentialRow, type GrantRow, type KeyRaw, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
 } from "./rows.js";
@@ -50,11 +51,11 @@ export class SqliteReader {
       countCustom: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND default_key = 0").pluck(),
       versions: prepare("SELECT version, material, created_at FROM key_versions WHERE key_seq = ? ORDER BY version"),
       due: prepare("SELECT project_id, key_id, deletion_date FROM keys WHERE state = 4 AND deletion_date <= ? ORDER BY deletion_date, seq LIMIT ?"),
-      // The expression is the one indexed by migration 2 (keys_rotation_due), word for word.
+      // The expression is the one indexed by migration 5 (keys_rotation_due), word for word.
       dueRotation: prepare(`SELECT project_id, key_id FROM keys
         WHERE state = 2 AND rotation_enabled = 1 AND default_key = 0
-          AND (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) <= ?
-        ORDER BY (coalesce(last_rotated_at, created_at) + rotation_interval_days * 86400000) LIMIT ?`),
+          AND (${ROTATION_DUE_AT}) <= ?
+        ORDER BY (${ROTATION_DUE_AT}) LIMIT ?`),
       tags: prepare("SELECT tag_key, tag_value FROM tags WHERE key_seq = ? ORDER BY tag_key"),
       countTags: prepare("SELECT count(*) FROM tags WHERE key_seq = ?").pluck(),
       projectTags: prepare(`SELECT t.tag_key, t.tag_value FROM tags t JOIN keys k ON k.seq = t.key_seq
@@ -260,6 +261,7 @@ export class SqliteReader {
   auditQuery(filter: AuditQuery): AuditPage {
     const limit = filter.limit === undefined ? 100 : checkLimit(filter.limit);
     const afterSeq = checkAfterSeq(filter.afterSeq);
+    checkTimeBounds(filter);
     const records: AuditRecord[] = [];
     let more = false;
     // One snapshot for the page, however many blocks it reads.
@@ -354,6 +356,7 @@ export async function verifyAuditLog(db: Database.Database, logId: Buffer, mac: 
 
 /** Writes the audit log in `db` as JSON lines (audit/export.ts); returns the number of records. */
 export async function exportAuditLog(db: Database.Database, logId: Buffer, sink: AuditSink, filter?: Omit<AuditQuery, "afterSeq" | "limit">): Promise<number> {
+  if (filter !== undefined) checkTimeBounds(filter);
   const complete = filter === undefined || Object.values(filter).every((value) => value === undefined);
   const write = lineWriter(sink);
   return withAuditSnapshot(db, complete ? undefined : filter, async (checkpoints, chunks) => {

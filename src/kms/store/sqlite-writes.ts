@@ -320,12 +320,15 @@ export class WriteExecutor {
       aliasTaken: prepare("SELECT * FROM keys WHERE project_id = ? AND alias = ?"),
       countCustom: prepare("SELECT count(*) FROM keys WHERE project_id = ? AND default_key = 0").pluck(),
       insertKey: prepare(`INSERT INTO keys (project_id, key_id, domain_id, alias, description, key_spec, key_usage, origin, state, default_key,
-          created_at, updated_at, deletion_date, rotation_enabled, rotation_interval_days, last_rotated_at, rotation_count, current_version, revision)
+          created_at, updated_at, deletion_date, rotation_enabled, rotation_interval_days, last_rotated_at, rotation_count, current_version, revision,
+          rotation_enabled_at)
         VALUES (@project_id, @key_id, @domain_id, @alias, @description, @key_spec, @key_usage, @origin, @state, @default_key,
-          @created_at, @updated_at, @deletion_date, @rotation_enabled, @rotation_interval_days, @last_rotated_at, @rotation_count, @current_version, @revision)`),
+          @created_at, @updated_at, @deletion_date, @rotation_enabled, @rotation_interval_days, @last_rotated_at, @rotation_count, @current_version, @revision,
+          @rotation_enabled_at)`),
       updateKey: prepare(`UPDATE keys SET alias = @alias, description = @description, state = @state, updated_at = @updated_at,
           deletion_date = @deletion_date, rotation_enabled = @rotation_enabled, rotation_interval_days = @rotation_interval_days,
-          last_rotated_at = @last_rotated_at, rotation_count = @rotation_count, current_version = @current_version, revision = @revision
+          last_rotated_at = @last_rotated_at, rotation_count = @rotation_count, current_version = @current_version, revision = @revision,
+          rotation_enabled_at = @rotation_enabled_at
         WHERE seq = @seq`),
       deleteKey: prepare("DELETE FROM keys WHERE seq = ?"),
       insertVersion: prepare("INSERT INTO key_versions (key_seq, version, material, created_at) VALUES (?, ?, ?, ?)"),
@@ -680,6 +683,7 @@ export class WriteExecutor {
         rotation_count: 0,
         current_version: op.version === null ? 0 : 1,
         revision: 1,
+        rotation_enabled_at: key.rotationEnabled === true ? createdAt : null,
       };
       const seq = Number(this.#s.insertKey.run(row).lastInsertRowid);
       if (op.version !== null) this.#s.insertVersion.run(seq, 1, asBuffer(op.version.material), op.version.createdAt ?? createdAt);
@@ -691,6 +695,9 @@ export class WriteExecutor {
     if (patch.alias !== undefined && patch.alias !== row.alias) {
       if (this.#s.aliasTaken.get(row.project_id, patch.alias) !== undefined) throw new KmsError("KMS.1104");
     }
+    // The first scheduled rotation counts from when rotation was turned on, so the time is set
+    // only on that change: enabling it again must not postpone a rotation that is coming.
+    const turnedOn = patch.rotationEnabled === true && row.rotation_enabled === 0;
     const next: KeyRow = {
       ...row,
       alias: patch.alias ?? row.alias,
@@ -699,6 +706,7 @@ export class WriteExecutor {
       deletion_date: patch.deletionDate === undefined ? row.deletion_date : patch.deletionDate,
       rotation_enabled: patch.rotationEnabled === undefined ? row.rotation_enabled : bool(patch.rotationEnabled),
       rotation_interval_days: patch.rotationIntervalDays ?? row.rotation_interval_days,
+      rotation_enabled_at: patch.rotationEnabled === false ? null : turnedOn ? patch.rotationEnabledAt ?? now : row.rotation_enabled_at,
       updated_at: now,
       revision: row.revision + 1,
     };
