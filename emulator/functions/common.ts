@@ -4,8 +4,11 @@
  */
 // Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
 import { Buffer } from "node:buffer";
+import type { KeyHandle } from "../../src/crypto/keys.js";
 import { CkrError } from "../errors.js";
 import { pkcs11 } from "../pkcs11.js";
+import type { ModuleState } from "../state.js";
+import type { Token } from "../token.js";
 
 const P = pkcs11;
 
@@ -46,4 +49,16 @@ export function numberArg(value: unknown, name: string): number {
 /** Space-padded fixed-width text, as CK_INFO / CK_TOKEN_INFO carry it. */
 export function padded(text: string, width: number): string {
   return Buffer.from(text, "utf8").subarray(0, width).toString("utf8").padEnd(width, " ");
+}
+
+/**
+ * Token.verify with the PIN failure counter persisted whatever the outcome (C_Login, C_SetPIN,
+ * C_InitToken): the counter is token state, and a restart must not reset the lockout.
+ */
+export function verifyPin(state: ModuleState, token: Token, who: "so" | "user", pin: Buffer): KeyHandle {
+  try {
+    return token.verify(who, pin);
+  } finally {
+    state.persistence.tokenChanged(token);
+  }
 }

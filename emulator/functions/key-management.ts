@@ -8,7 +8,9 @@
 import { CkrError } from "../errors.js";
 import { toHandle } from "../handles.js";
 import { decodeCallerTemplate, decodeTemplate, FALSE, readBool, TRUE } from "../objects/attributes.js";
-import { buildAttributes, matches } from "../objects/object.js";
+import { settleCheckValue } from "../objects/check-value.js";
+import { buildAttributes, matches, type Origin } from "../objects/object.js";
+import type { NewKey } from "../mechanisms/mechanism.js";
 import { pkcs11, type Handle, type KeyPair } from "../pkcs11.js";
 import type { ModuleState } from "../state.js";
 import { bufferArg, checkOutput, deliver } from "./common.js";
@@ -17,6 +19,21 @@ import { checkKeyUse, mechanismArg } from "./mechanism-use.js";
 
 const P = pkcs11;
 
+/**
+ * The attributes of a key an operation made (`build` checks the template), with the secret key's
+ * CKA_CHECK_VALUE settled; the key material is destroyed if either step refuses.
+ */
+function newKeyAttributes(created: NewKey, origin: Origin, build: () => Map<number, Buffer>): Map<number, Buffer> {
+  try {
+    const attrs = build();
+    if (created.material.kind === "secret") settleCheckValue(attrs, created.material.key, origin);
+    return attrs;
+  } catch (error) {
+    if (created.material.kind === "secret") created.material.key.destroy();
+    throw error;
+  }
+}
+
 /** §5.14.1 */
 export function generateKey(state: ModuleState, sessionHandle: unknown, mechanismValue: unknown, template: unknown): Handle {
   const session = state.session(sessionHandle);
@@ -24,13 +41,7 @@ export function generateKey(state: ModuleState, sessionHandle: unknown, mechanis
   const caller = decodeCallerTemplate(template);
   const created = family.generateKey!(caller, mechanism);
   const isSO = session.slot.token!.login === "so";
-  let attrs: Map<number, Buffer>;
-  try {
-    attrs = buildAttributes(caller, { origin: "generate", isSO, fixed: created.fixed });
-  } catch (error) {
-    if (created.material.kind === "secret") created.material.key.destroy();
-    throw error;
-  }
+  const attrs = newKeyAttributes(created, "generate", () => buildAttributes(caller, { origin: "generate", isSO, fixed: created.fixed }));
   return toHandle(addObject(state, session, attrs, created.material).handle);
 }
 
@@ -99,13 +110,8 @@ export function unwrapKey(state: ModuleState, sessionHandle: unknown, mechanismV
     }
   }
   const created = family.unwrap!(unwrappingKey, bufferArg(wrapped, "wrapped key"), caller, mechanism);
-  let attrs: Map<number, Buffer>;
-  try {
-    attrs = buildAttributes(caller, { origin: "unwrap", isSO: session.slot.token!.login === "so", fixed: created.fixed });
-  } catch (error) {
-    if (created.material.kind === "secret") created.material.key.destroy();
-    throw error;
-  }
+  const isSO = session.slot.token!.login === "so";
+  const attrs = newKeyAttributes(created, "unwrap", () => buildAttributes(caller, { origin: "unwrap", isSO, fixed: created.fixed }));
   return toHandle(addObject(state, session, attrs, created.material).handle);
 }
 
@@ -117,7 +123,8 @@ export function deriveKey(state: ModuleState, sessionHandle: unknown, mechanismV
   checkKeyUse(baseKey, family, mechanism, P.CKA_DERIVE);
   const caller = decodeCallerTemplate(template);
   const created = family.derive!(baseKey, caller, mechanism);
-  const attrs = buildAttributes(caller, { origin: "derive", isSO: session.slot.token!.login === "so", fixed: created.fixed });
+  const isSO = session.slot.token!.login === "so";
+  const attrs = newKeyAttributes(created, "derive", () => buildAttributes(caller, { origin: "derive", isSO, fixed: created.fixed }));
   // §4.10: a derived key is always-sensitive / never-extractable only if its base key was too.
   if (attrs.has(P.CKA_ALWAYS_SENSITIVE)) {
     const always = baseKey.flag(P.CKA_ALWAYS_SENSITIVE) && readBool(attrs.get(P.CKA_SENSITIVE));

@@ -10,6 +10,7 @@ import { toHandle } from "../handles.js";
 import { native } from "../mechanisms/native-errors.js";
 import { checkWrite } from "../objects/access.js";
 import { decodeCallerTemplate, readUlong, ulong } from "../objects/attributes.js";
+import { settleCheckValue } from "../objects/check-value.js";
 import { applyChanges, buildAttributes, matches, P11Object, readAttribute, type ObjectMaterial } from "../objects/object.js";
 import { pkcs11, type AttributeResult, type Handle } from "../pkcs11.js";
 import type { Session, ActiveOperation } from "../session.js";
@@ -50,8 +51,9 @@ export function addObject(state: ModuleState, session: Session, attrs: Map<numbe
 
 /**
  * Material for C_CreateObject: a secret key's CKA_VALUE moves into a native key slot (and out of
- * the attributes); data objects keep their value as an attribute. Asymmetric keys are created by
- * the families in emulator/mechanisms (rsa.ts, ec.ts) when present.
+ * the attributes) and its CKA_CHECK_VALUE is settled; data objects keep their value as an
+ * attribute. Asymmetric keys are created by the families in emulator/mechanisms (rsa.ts, ec.ts)
+ * when present.
  */
 function createMaterial(attrs: Map<number, Buffer>): ObjectMaterial {
   const objectClass = readUlong(attrs.get(P.CKA_CLASS)!);
@@ -68,6 +70,12 @@ function createMaterial(attrs: Map<number, Buffer>): ObjectMaterial {
   attrs.set(P.CKA_VALUE_LEN, ulong(value.length));
   const key = native({ invalidArgument: P.CKR_ATTRIBUTE_VALUE_INVALID }, () => importKey(value));
   value.fill(0);
+  try {
+    settleCheckValue(attrs, key, "create");
+  } catch (error) {
+    key.destroy();
+    throw error;
+  }
   return { kind: "secret", key };
 }
 
@@ -111,8 +119,9 @@ export function destroyObject(state: ModuleState, sessionHandle: unknown, object
   if (!object.flag(P.CKA_DESTROYABLE)) throw new CkrError(CKR_ACTION_PROHIBITED, "object is not destroyable");
   const token = session.slot.token!;
   if (object.isToken) {
-    token.objects.delete(object.handle);
+    // The file first: if it cannot be removed the object stays, in memory as on disk.
     state.persistence.objectDeleted(token, object.handle);
+    token.objects.delete(object.handle);
   } else {
     state.sessionObjects.delete(object.handle);
   }

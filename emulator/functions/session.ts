@@ -6,7 +6,7 @@ import { CkrError } from "../errors.js";
 import { toHandle } from "../handles.js";
 import { pkcs11, type Handle, type SessionInfo } from "../pkcs11.js";
 import type { ModuleState } from "../state.js";
-import { numberArg, pinArg } from "./common.js";
+import { numberArg, pinArg, verifyPin } from "./common.js";
 
 const P = pkcs11;
 
@@ -56,14 +56,10 @@ export function login(state: ModuleState, sessionHandle: unknown, userType: unkn
   if (token.login === who) throw new CkrError(P.CKR_USER_ALREADY_LOGGED_IN);
   if (token.login !== "public") throw new CkrError(P.CKR_USER_ANOTHER_ALREADY_LOGGED_IN);
   if (who === "so" && state.sessionsOf(session.slot).some((s) => !s.rw)) throw new CkrError(P.CKR_SESSION_READ_ONLY_EXISTS);
-  try {
-    token.adoptTokenKey(token.verify(who, pinArg(pin)));
-  } finally {
-    // Failure counts are part of the token's state: a restart must not reset them.
-    state.persistence.tokenChanged(token);
-  }
-  token.login = who;
+  token.adoptTokenKey(verifyPin(state, token, who, pinArg(pin)));
+  // The objects load before the login takes effect: a C_Login that fails leaves nobody logged in.
   state.persistence.loggedIn(token);
+  token.login = who;
 }
 
 /** §5.6.8 C_Logout */

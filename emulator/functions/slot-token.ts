@@ -9,7 +9,7 @@ import { MECHANISMS } from "../mechanisms/registry.js";
 import { pkcs11, untypedConstant, type Handle, type MechanismInfo, type SlotInfo, type TokenInfo } from "../pkcs11.js";
 import type { ModuleState } from "../state.js";
 import { MAX_PIN, MIN_PIN } from "../token.js";
-import { numberArg, padded, pinArg } from "./common.js";
+import { numberArg, padded, pinArg, verifyPin } from "./common.js";
 
 const P = pkcs11;
 const CKF_TOKEN_PRESENT = untypedConstant("CKF_TOKEN_PRESENT");
@@ -92,7 +92,7 @@ export function initToken(state: ModuleState, slotHandle: unknown, pin: unknown,
   if (state.sessionsOf(slot).length > 0) throw new CkrError(P.CKR_SESSION_EXISTS);
   if (label !== undefined && typeof label !== "string") throw new CkrError(P.CKR_ARGUMENTS_BAD, "label must be a string");
   const soPin = pinArg(pin);
-  if (token.initialized) token.verify("so", soPin).destroy();
+  if (token.initialized) verifyPin(state, token, "so", soPin).destroy();
   const name = (label ?? "").trimEnd();
   token.initialize(soPin, name);
   state.persistence.tokenInitialized(token);
@@ -115,7 +115,7 @@ export function setPin(state: ModuleState, sessionHandle: unknown, oldPin: unkno
   const token = session.slot.token!;
   if (!session.rw) throw new CkrError(P.CKR_SESSION_READ_ONLY);
   const who = token.login === "so" ? "so" : "user";
-  const key = token.verify(who, pinArg(oldPin));
+  const key = verifyPin(state, token, who, pinArg(oldPin));
   const replacement = pinArg(newPin);
   if (token.tokenKey === null) token.tokenKey = key;
   else key.destroy();

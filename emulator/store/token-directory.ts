@@ -20,6 +20,7 @@ import { generateKey, type KeyHandle } from "../../src/crypto/keys.js";
 import { keyUnwrapKey, keyWrapKey } from "../../src/crypto/keywrap.js";
 import { randomBytes } from "../../src/crypto/random.js";
 import { CkrError } from "../errors.js";
+import { backfillCheckValue } from "../objects/check-value.js";
 import { P11Object } from "../objects/object.js";
 import { pkcs11 } from "../pkcs11.js";
 import type { ModuleState, Persistence } from "../state.js";
@@ -361,6 +362,7 @@ export class TokenDirectory implements Persistence {
         }
         try {
           const opened = openObject(file, handle, keys);
+          backfillCheckValue(opened.attrs, opened.material);
           entry.token.objects.set(handle, new P11Object(handle, opened.attrs, opened.material, undefined));
         } catch (error) {
           if (!(error instanceof ObjectFileError)) throw error;

@@ -1,7 +1,7 @@
 // Token directories: objects and PINs survive restarts; nothing secret is written in clear.
 import test from "ava";
-import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from "node:fs";
+import { createCipheriv, generateKeyPairSync, randomBytes } from "node:crypto";
+import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Emulator } from "../../emulator/emulator.js";
 import { P11Object } from "../../emulator/objects/object.js";
@@ -9,12 +9,13 @@ import { TokenFileError } from "../../emulator/store/errors.js";
 import { inspectTokenDirectory } from "../../emulator/store/inspect.js";
 import { openObject, readObjectHeader, sealObject } from "../../emulator/store/object-codec.js";
 import { TokenDirectory } from "../../emulator/store/token-directory.js";
-import { generateKey, importKey } from "../../src/crypto/keys.js";
+import { generateKey, importKey, type KeyHandle } from "../../src/crypto/keys.js";
 import { ulong } from "../../emulator/objects/attributes.js";
 import {
   attr, FAST_KDF, filesUnder, findAll, handleNumber, leaks, openToken, P, secretKeyTemplate, SO_PIN, tempDir, USER_PIN,
 } from "./persistence-helpers.js";
 import type { Handle } from "../../emulator/pkcs11.js";
+import { CKS } from "./conformance/scenario.js";
 
 const gcm = (iv: Buffer) => ({ mechanism: P.CKM_AES_GCM, parameter: { type: P.CK_PARAMS_AES_GCM, iv, ivBits: 96, tagBits: 128 } });
 
@@ -91,6 +92,31 @@ test("token objects survive a restart: attributes, values, handles, and keys tha
   emulator.close();
 });
 
+test("a secret key stored without CKA_CHECK_VALUE (written before the token computed it) reports it once loaded", (t) => {
+  const dir = tempDir(t);
+  const value = randomBytes(16);
+  const cipher = createCipheriv("aes-128-ecb", value, null);
+  const expected = Buffer.concat([cipher.update(Buffer.alloc(16)), cipher.final()]).subarray(0, 3);
+  {
+    const { emulator, session } = openToken(dir);
+    const key = emulator.C_CreateObject(session, secretKeyTemplate(P.CKK_AES, value, "old", [{ type: P.CKA_SENSITIVE, value: true }]));
+    t.true(attr(emulator, session, key, P.CKA_CHECK_VALUE).equals(expected));
+    // Rewrite its file as an older hsmkit wrote it: the same object, no CKA_CHECK_VALUE.
+    const internals = emulator as unknown as Internals;
+    const entry = internals.store.bySlot.get(0)! as unknown as { objectKey: KeyHandle; record: { tokenId: Buffer } };
+    const keys = { tokenId: entry.record.tokenId, objectKey: entry.objectKey, tokenKey: internals.state.slots[0]!.token.tokenKey as unknown as KeyHandle };
+    const path = join(dir, "slot-0", "objects", `${handleNumber(key)}.object`);
+    const opened = openObject(readFileSync(path), handleNumber(key), keys);
+    t.true(opened.attrs.delete(P.CKA_CHECK_VALUE));
+    writeFileSync(path, sealObject(new P11Object(handleNumber(key), opened.attrs, opened.material, undefined), keys));
+    emulator.close();
+  }
+  const { emulator, session } = openToken(dir);
+  const [key] = findAll(emulator, session, [{ type: P.CKA_LABEL, value: "old" }]);
+  t.true(attr(emulator, session, key!, P.CKA_CHECK_VALUE).equals(expected));
+  emulator.close();
+});
+
 test("C_SetAttributeValue and C_DestroyObject persist; new handles start above the stored ones", (t) => {
   const dir = tempDir(t);
   let kept: number;
@@ -115,6 +141,51 @@ test("C_SetAttributeValue and C_DestroyObject persist; new handles start above t
   t.not(handleNumber(fresh), kept);
   const sessionObject = emulator.C_CreateObject(session, [{ type: P.CKA_CLASS, value: P.CKO_DATA }]);
   t.true(handleNumber(sessionObject) > handleNumber(fresh));
+  emulator.close();
+});
+
+test("a C_DestroyObject whose file cannot be removed fails with CKR_DEVICE_ERROR and leaves the object as the disk has it", (t) => {
+  const dir = tempDir(t);
+  const { emulator, session } = openToken(dir);
+  const key = emulator.C_CreateObject(session, secretKeyTemplate(P.CKK_AES, randomBytes(32), "stuck", [{ type: P.CKA_ENCRYPT, value: true }]));
+  // A directory where the object file was: unlink(2) fails (EISDIR), even for root.
+  const path = join(dir, "slot-0", "objects", `${handleNumber(key)}.object`);
+  const file = readFileSync(path);
+  rmSync(path);
+  mkdirSync(path);
+  t.throws(() => emulator.C_DestroyObject(session, key), { instanceOf: P.Pkcs11Error, code: P.CKR_DEVICE_ERROR });
+  t.deepEqual(findAll(emulator, session, [{ type: P.CKA_LABEL, value: "stuck" }]).map(handleNumber), [handleNumber(key)], "still there");
+  emulator.C_EncryptInit(session, gcm(randomBytes(12)), key);
+  t.is(emulator.C_Encrypt(session, Buffer.from("usable"), Buffer.alloc(64)).length, 6 + 16, "and usable");
+  rmSync(path, { recursive: true });
+  writeFileSync(path, file);
+  emulator.C_DestroyObject(session, key);
+  t.deepEqual(findAll(emulator, session, [{ type: P.CKA_LABEL, value: "stuck" }]), []);
+  t.false(existsSync(path));
+  emulator.close();
+});
+
+test("a C_Login that cannot read the token's objects fails with CKR_DEVICE_ERROR and leaves nobody logged in", (t) => {
+  const dir = tempDir(t);
+  let path: string;
+  let file: Buffer;
+  {
+    const { emulator, session } = openToken(dir);
+    const key = emulator.C_CreateObject(session, secretKeyTemplate(P.CKK_AES, randomBytes(32), "unreadable"));
+    path = join(dir, "slot-0", "objects", `${handleNumber(key)}.object`);
+    file = readFileSync(path);
+    emulator.close();
+  }
+  // A directory where the object file was: read(2) fails (EISDIR), even for root.
+  rmSync(path);
+  mkdirSync(path);
+  const { emulator, session } = openToken(dir, { login: false });
+  t.throws(() => emulator.C_Login(session, P.CKU_USER, USER_PIN), { instanceOf: P.Pkcs11Error, code: P.CKR_DEVICE_ERROR });
+  t.is(emulator.C_GetSessionInfo(session).state, CKS.RW_PUBLIC, "not logged in");
+  rmSync(path, { recursive: true });
+  writeFileSync(path, file);
+  emulator.C_Login(session, P.CKU_USER, USER_PIN);
+  t.is(findAll(emulator, session, [{ type: P.CKA_LABEL, value: "unreadable" }]).length, 1, "a retry logs in and loads the object");
   emulator.close();
 });
 
@@ -144,6 +215,25 @@ test("a wrong PIN opens nothing, and failures persist across restarts up to the 
   t.truthy(emulator.C_GetTokenInfo(slot).flags & P.CKF_USER_PIN_LOCKED);
   t.throws(() => emulator.C_Login(session, P.CKU_USER, USER_PIN), { instanceOf: P.Pkcs11Error, code: P.CKR_PIN_LOCKED }, "locked even with the right PIN");
   t.is(findAll(emulator, session).length, 0);
+  emulator.close();
+});
+
+test("wrong PINs given to C_SetPIN and C_InitToken count toward the lockout across restarts too", (t) => {
+  const dir = tempDir(t);
+  {
+    const { emulator, slot, session } = openToken(dir, { login: false });
+    for (let i = 0; i < 3; i++) {
+      t.throws(() => emulator.C_SetPIN(session, "wrong-pin", "new-pin-1"), { instanceOf: P.Pkcs11Error, code: P.CKR_PIN_INCORRECT });
+    }
+    emulator.C_CloseAllSessions(slot);
+    t.throws(() => emulator.C_InitToken(slot, "wrong-so-pin", "renewed"), { instanceOf: P.Pkcs11Error, code: P.CKR_PIN_INCORRECT });
+    emulator.close();
+  }
+  const stored = inspectTokenDirectory(dir).tokens[0]!;
+  t.is(stored.userPin.failures, 3, "C_SetPIN's failures are on disk");
+  t.is(stored.soPin.failures, 1, "C_InitToken's failure is on disk");
+  const { emulator, slot } = openToken(dir, { login: false });
+  t.truthy(emulator.C_GetTokenInfo(slot).flags & P.CKF_USER_PIN_COUNT_LOW, "and the restarted token reports them");
   emulator.close();
 });
 

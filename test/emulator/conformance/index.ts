@@ -3,6 +3,7 @@
  * pkcs11js surface; run by emulator.test.ts (the emulator) and softhsm.test.ts (SoftHSMv2).
  */
 import { ATTRIBUTE_SCENARIOS } from "./attributes.js";
+import { CHECK_VALUE_SCENARIOS } from "./check-value.js";
 import { FAMILY_SCENARIOS } from "./families.js";
 import { LOGIN_SCENARIOS } from "./login.js";
 import { MECHANISM_SCENARIOS } from "./mechanisms.js";
@@ -17,6 +18,7 @@ export const SCENARIOS: readonly Scenario[] = [
   ...LOGIN_SCENARIOS,
   ...OBJECT_SCENARIOS,
   ...ATTRIBUTE_SCENARIOS,
+  ...CHECK_VALUE_SCENARIOS,
   ...MECHANISM_SCENARIOS,
   ...WRAP_SCENARIOS,
   ...RANDOM_SCENARIOS,
