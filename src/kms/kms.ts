@@ -217,7 +217,9 @@ export class Kms {
    * token's key), and a Kms over both. close() closes them.
    */
   static async open(options: OpenKmsOptions): Promise<Kms> {
-    const backend = openBackend(options.token);
+    // The backend's operator messages (the token out of memory for the cache) go where the Kms's do.
+    const warn = options.token.warn ?? options.warn;
+    const backend = openBackend(warn === undefined ? options.token : { ...options.token, warn });
     let store: KmsStore;
     try {
       const mac: AuditMac = { mac: (data) => backend.mac(data), verifyMac: (data, tag) => backend.verifyMac(data, tag) };

@@ -3,9 +3,14 @@
 // and a device error in the middle of an operation (emulator/faults.ts).
 import test, { type ExecutionContext } from "ava";
 import { existsSync } from "node:fs";
+import { CkrError } from "../../emulator/errors.js";
 import { FaultInjector, type FaultPlan } from "../../emulator/index.js";
+import type { ModuleState } from "../../emulator/state.js";
+import type { KmsBackend, VersionRef } from "../../src/kms/backend/backend.js";
 import { openBackend } from "../../src/kms/backend/graphene.js";
-import { EMULATOR, USER_PIN } from "./backend-fixtures.js";
+import { pkcs11 } from "../../src/kms/backend/pkcs11.js";
+import { KMS_ERRORS } from "../../src/kms/errors.js";
+import { EMULATOR, USER_PIN, type TokenHarness } from "./backend-fixtures.js";
 import { registerBackendScenarios, throwsKms } from "./backend-scenarios.js";
 
 registerBackendScenarios(EMULATOR);
@@ -105,4 +110,182 @@ test("a module path that does not exist, or a library that is not PKCS#11, is KM
   throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "x", pin: "" }), "KMS.0308");
   throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "x", pin: "1", cacheSize: 0 }), "KMS.0308");
   throwsKms(t, () => openBackend({ module: "/nonexistent", tokenLabel: "x", pin: "1", sessions: 65 }), "KMS.0308");
+});
+
+/** The C_ functions that make an object. */
+const CREATING = new Set(["C_CreateObject", "C_CopyObject", "C_GenerateKey", "C_GenerateKeyPair", "C_UnwrapKey", "C_DeriveKey"]);
+
+/**
+ * A token with room for `limit` session objects, as a real HSM has a fixed number of object slots:
+ * a call that would make one more fails with `rv` (CKR_DEVICE_MEMORY by default), through the
+ * emulator's fault hook. Objects that go (destroyed, or with their session) free their room.
+ */
+class ObjectLimit extends FaultInjector {
+  refusals = 0;
+  private token: ModuleState | undefined;
+
+  constructor(private readonly limit: number, private readonly rv: number = pkcs11.CKR_DEVICE_MEMORY) {
+    super({ rules: [] });
+  }
+
+  override attach(state: ModuleState, methods: ReadonlySet<string>): void {
+    super.attach(state, methods);
+    this.token = state;
+  }
+
+  override decide(method: string) {
+    if (CREATING.has(method) && this.token!.sessionObjects.size >= this.limit) {
+      this.refusals++;
+      const rv = this.rv;
+      return { apply: () => { throw new CkrError(rv, "no room for another object"); } };
+    }
+    return super.decide(method);
+  }
+}
+
+function versions(backend: KmsBackend, count: number): VersionRef[] {
+  return Array.from({ length: count }, (_, i) => ({ id: `key-${i}:1`, wrapped: backend.createVersionKey() }));
+}
+
+/** Every session object in the token is one the cache knows of: nothing leaked. */
+function noLeak(t: ExecutionContext, harness: TokenHarness, backend: KmsBackend, when: string): void {
+  t.is(harness.sessionKeys().length, backend.info().cache.size, `${when}: the token holds exactly the cached versions`);
+}
+
+function noKeyMaterial(t: ExecutionContext, text: string, wrapped: readonly VersionRef[]): void {
+  for (const v of wrapped) {
+    t.false(text.includes(Buffer.from(v.wrapped).toString("hex")), "no wrapped key in the text");
+    t.false(text.includes(Buffer.from(v.wrapped).toString("base64")), "no wrapped key in the text");
+  }
+}
+
+test("emulator › the token refusing the Nth object (CKR_DEVICE_MEMORY): cached versions are evicted, the request succeeds, the bound shrinks and is reported", (t) => {
+  // Five unwraps go through, the sixth is refused once.
+  const faults = new FaultInjector({ rules: [{ calls: "C_UnwrapKey", fail: "CKR_DEVICE_MEMORY", after: 5, times: 1 }] });
+  const harness = EMULATOR.setup(t, { emulator: { faults } });
+  const warnings: string[] = [];
+  const backend = harness.open({ cacheSize: 16, warn: (message) => warnings.push(message) });
+  const all = versions(backend, 8);
+  const iv = backend.random(12);
+  const sealed = all.map((v, i) => backend.encrypt(v, iv, Buffer.alloc(0), Buffer.from(`message ${i}`)));
+  t.is(faults.events.length, 1, "the sixth unwrap was refused");
+  const info = backend.info().cache;
+  // Five held at the refusal: the bound drops to five less an eighth (one), the retry made the fourth.
+  t.like(info, { capacity: 4, configured: 16, memoryShrinks: 1, size: 4, unwraps: 8 });
+  noLeak(t, harness, backend, "after the refusal");
+  for (const [i, v] of all.entries()) {
+    t.is(backend.decrypt(v, iv, Buffer.alloc(0), sealed[i]!).toString(), `message ${i}`);
+    // Every decrypt here misses (eight versions round a smaller cache): the bound grows back one per turn of it.
+    t.true(harness.sessionKeys().length <= backend.info().cache.capacity);
+  }
+  noLeak(t, harness, backend, "after a round of decrypts");
+  t.is(warnings.length, 1);
+  t.regex(warnings[0]!, /CKR_DEVICE_MEMORY in C_UnwrapKey holding 5 unwrapped CMK versions/u);
+  t.regex(warnings[0]!, /at most 4 \(token\.cacheSize is 16\)/u);
+  noKeyMaterial(t, warnings[0]!, all);
+});
+
+test("emulator › a token with room for six objects: every request succeeds, the cache settles below the token's size, nothing leaks", (t) => {
+  const faults = new ObjectLimit(6);
+  const harness = EMULATOR.setup(t, { emulator: { faults } });
+  const warnings: string[] = [];
+  const backend = harness.open({ cacheSize: 32, warn: (message) => warnings.push(message) });
+  const all = versions(backend, 12);
+  const iv = backend.random(12);
+  const sealed = all.map((v, i) => backend.encrypt(v, iv, Buffer.alloc(0), Buffer.from(`message ${i}`)));
+  t.true(faults.refusals >= 1, "the token ran out of room");
+  for (const round of [0, 1, 2]) {
+    for (const [i, v] of all.entries()) {
+      t.is(backend.decrypt(v, iv, Buffer.alloc(0), sealed[i]!).toString(), `message ${i}`, `round ${round}`);
+      noLeak(t, harness, backend, `round ${round}, version ${i}`);
+    }
+  }
+  const info = backend.info().cache;
+  t.true(info.capacity <= 6, `bound ${info.capacity}`);
+  t.is(info.configured, 32);
+  t.true(info.memoryShrinks >= 1);
+  t.is(warnings.length, info.memoryShrinks, "each shrink is reported once");
+  // Creating a version needs one object more than the cache holds: made room for the same way.
+  t.is(backend.createVersionKey().length, 40);
+  t.is(backend.info().recoveries, 0, "no session was dropped to make room");
+});
+
+test("emulator › creating a version with the cache filling the token (CKR_HOST_MEMORY): room is made, the version is created", (t) => {
+  const faults = new ObjectLimit(4, pkcs11.CKR_HOST_MEMORY);
+  const harness = EMULATOR.setup(t, { emulator: { faults } });
+  const warnings: string[] = [];
+  const backend = harness.open({ cacheSize: 4, warn: (message) => warnings.push(message) });
+  const all = versions(backend, 4);
+  const iv = backend.random(12);
+  for (const v of all) backend.encrypt(v, iv, Buffer.alloc(0), Buffer.from("x"));
+  t.is(harness.sessionKeys().length, 4, "the cache fills the token");
+  t.is(faults.refusals, 0);
+  const created = backend.createVersionKey();
+  t.is(faults.refusals, 1, "the token refused the new version's key once");
+  t.like(backend.info().cache, { capacity: 3, size: 2, memoryShrinks: 1 });
+  noLeak(t, harness, backend, "after creating");
+  t.regex(warnings[0] ?? "", /creating a version key: the token answered CKR_HOST_MEMORY in C_GenerateKey holding 4/u);
+  const v = { id: "new:1", wrapped: created };
+  t.is(backend.decrypt(v, iv, Buffer.alloc(0), backend.encrypt(v, iv, Buffer.alloc(0), Buffer.from("new"))).toString(), "new");
+});
+
+test("emulator › out of memory with nothing to evict, or again after evicting, is KMS.0104 (503) with no internals in the message", (t) => {
+  for (const fail of ["CKR_DEVICE_MEMORY", "CKR_HOST_MEMORY"] as const) {
+    const faults = new FaultInjector({ rules: [{ calls: ["C_UnwrapKey", "C_GenerateKey"], fail, after: 2 }] });
+    const harness = EMULATOR.setup(t, { emulator: { faults } });
+    const warnings: string[] = [];
+    // The root and MAC keys take the two C_GenerateKey calls let through; the cache is empty.
+    const backend = harness.open({ warn: (message) => warnings.push(message) });
+    const error = throwsKms(t, () => backend.createVersionKey(), "KMS.0104");
+    t.is(error.status, 503);
+    t.is(error.message, KMS_ERRORS["KMS.0104"].message);
+    t.regex(error.detail ?? "", new RegExp(`creating a version key: ${fail} .* in C_GenerateKey`, "u"));
+    t.is(harness.sessionKeys().length, 0);
+    t.is(warnings.length, 0, "nothing was evicted, nothing learned");
+    t.is(backend.info().cache.capacity, 1024);
+  }
+
+  // Three unwraps go through; from the fourth on the token refuses every one.
+  const faults = new FaultInjector({ rules: [{ calls: "C_UnwrapKey", fail: "CKR_DEVICE_MEMORY", after: 3 }] });
+  const harness = EMULATOR.setup(t, { emulator: { faults } });
+  const warnings: string[] = [];
+  const backend = harness.open({ cacheSize: 8, warn: (message) => warnings.push(message) });
+  const all = versions(backend, 4);
+  const iv = backend.random(12);
+  const sealed = all.slice(0, 3).map((v) => backend.encrypt(v, iv, Buffer.alloc(0), Buffer.from("kept")));
+  const error = throwsKms(t, () => backend.encrypt(all[3]!, iv, Buffer.alloc(0), Buffer.from("x")), "KMS.0104");
+  t.is(error.message, KMS_ERRORS["KMS.0104"].message);
+  t.regex(error.detail ?? "", /unwrapping version key-3:1: CKR_DEVICE_MEMORY .* in C_UnwrapKey/u);
+  noKeyMaterial(t, `${error.message} ${error.detail ?? ""}`, all);
+  t.is(faults.events.length, 2, "refused, room made, refused again: no third try");
+  t.like(backend.info().cache, { capacity: 2, size: 1, memoryShrinks: 1 });
+  noLeak(t, harness, backend, "after the refused retry");
+  t.is(warnings.length, 1);
+  // The hand took the oldest two: the last one unwrapped is still cached and serves as before.
+  t.is(backend.decrypt(all[2]!, iv, Buffer.alloc(0), sealed[2]!).toString(), "kept");
+  t.is(backend.info().cache.unwraps, 3);
+});
+
+test("emulator › after a passing shortage the bound grows back, one entry per turn of the cache, up to token.cacheSize", (t) => {
+  const faults = new FaultInjector({ rules: [{ calls: "C_UnwrapKey", fail: "CKR_DEVICE_MEMORY", after: 3, times: 1 }] });
+  const harness = EMULATOR.setup(t, { emulator: { faults } });
+  const warnings: string[] = [];
+  const backend = harness.open({ cacheSize: 4, warn: (message) => warnings.push(message) });
+  const all = versions(backend, 6);
+  const iv = backend.random(12);
+  const sealed = all.map((v) => backend.encrypt(v, iv, Buffer.alloc(0), Buffer.from("x")));
+  // Refused holding three: the bound went to two; the two unwraps after it into the full cache made it three.
+  t.is(backend.info().cache.capacity, 3);
+  const bounds: number[] = [];
+  for (let round = 0; round < 4; round++) {
+    for (const [i, v] of all.entries()) {
+      backend.decrypt(v, iv, Buffer.alloc(0), sealed[i]!);
+      bounds.push(backend.info().cache.capacity);
+      t.true(harness.sessionKeys().length <= backend.info().cache.capacity);
+    }
+  }
+  t.deepEqual([...new Set(bounds)], [3, 4], "three unwraps at three, then four, and no further");
+  t.like(backend.info().cache, { capacity: 4, configured: 4, memoryShrinks: 1 });
+  t.is(warnings.length, 1);
+  noLeak(t, harness, backend, "at the end");
 });

@@ -1,6 +1,6 @@
 // The backend's handle cache (second chance) against a plain model (an array in insertion order
-// with a used bit each), under random sequences of get/set/delete/clear: the same values, the same
-// entries passed to onEvict in the same order, the same counters.
+// with a used bit each), under random sequences of get/set/delete/clear/resize: the same values, the
+// same entries passed to onEvict in the same order, the same counters and bound.
 import test from "ava";
 import fc from "fast-check";
 import { HandleCache } from "../../src/kms/backend/handle-cache.js";
@@ -9,7 +9,8 @@ type Op =
   | { op: "get"; id: string }
   | { op: "set"; id: string; value: number }
   | { op: "delete"; id: string }
-  | { op: "clear"; destroy: boolean };
+  | { op: "clear"; destroy: boolean }
+  | { op: "resize"; capacity: number; free: number };
 
 /** The reference: entries in insertion order with a used bit; the hand takes the first, giving a used one a second chance at the end. */
 class Model {
@@ -19,7 +20,7 @@ class Model {
   misses = 0;
   evictions = 0;
 
-  constructor(readonly capacity: number) {}
+  constructor(public capacity: number) {}
 
   get(id: string): number | undefined {
     const entry = this.entries.find((e) => e.id === id);
@@ -39,7 +40,18 @@ class Model {
       if (previous!.value !== value) this.evicted.push([id, previous!.value]);
     }
     this.entries.push({ id, value, used: true });
-    while (this.entries.length > this.capacity) {
+    this.evictDownTo(this.capacity);
+  }
+
+  resize(capacity: number, free: number): number {
+    this.capacity = capacity;
+    const before = this.evictions;
+    this.evictDownTo(capacity - free);
+    return this.evictions - before;
+  }
+
+  evictDownTo(limit: number): void {
+    while (this.entries.length > limit) {
       const head = this.entries.shift()!;
       if (head.used) {
         head.used = false;
@@ -71,6 +83,11 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ op: fc.constant("set" as const), id, value: fc.integer({ min: 0, max: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("delete" as const), id }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant("clear" as const), destroy: fc.boolean() }) },
+  {
+    weight: 1,
+    arbitrary: fc.integer({ min: 1, max: 4 }).chain((capacity) =>
+      fc.record({ op: fc.constant("resize" as const), capacity: fc.constant(capacity), free: fc.integer({ min: 0, max: capacity }) })),
+  },
 );
 
 test("the handle cache behaves as a plain second-chance model: values, evictions in order, counters", (t) => {
@@ -94,8 +111,12 @@ test("the handle cache behaves as a plain second-chance model: values, evictions
           cache.clear(step.destroy);
           model.clear(step.destroy);
           break;
+        case "resize":
+          if (cache.resize(step.capacity, step.free) !== model.resize(step.capacity, step.free)) return false;
+          break;
       }
       if (JSON.stringify(evicted) !== JSON.stringify(model.evicted) || cache.size !== model.entries.length) return false;
+      if (cache.capacity !== model.capacity) return false;
     }
     const stats = cache.stats();
     return stats.hits === model.hits && stats.misses === model.misses && stats.evictions === model.evictions;
@@ -121,4 +142,30 @@ test("an entry used since the hand last passed survives it; the one just added i
   t.deepEqual(evicted, ["a", "c", "e"]);
   t.is(cache.get("e"), undefined, "a deleted entry is not served");
   t.deepEqual(cache.stats(), { size: 2, capacity: 3, hits: 2, misses: 1, evictions: 2 });
+});
+
+test("resize lowers the bound and leaves room below it, evicting second chance; raising it evicts nothing; bad bounds throw", (t) => {
+  const evicted: string[] = [];
+  const cache = new HandleCache<number>(4, (_value, key) => evicted.push(key));
+  for (const [i, key] of [..."abcd"].entries()) cache.set(key, i);
+  cache.get("c");
+  // Every entry came in used (c's hit changes nothing): the hand clears all four bits, then takes a and b.
+  t.is(cache.resize(3, 1), 2);
+  t.deepEqual(evicted, ["a", "b"]);
+  t.is(cache.capacity, 3);
+  t.is(cache.size, 2);
+  cache.set("e", 4);
+  t.is(cache.size, 3, "the room was left for one entry");
+  t.deepEqual(evicted, ["a", "b"]);
+  cache.set("f", 5);
+  t.is(cache.size, 3, "the lowered bound holds");
+  t.deepEqual(evicted, ["a", "b", "c"]);
+  t.is(cache.resize(5), 0);
+  t.is(cache.capacity, 5);
+  t.is(cache.size, 3);
+  t.is(cache.stats().capacity, 5);
+  t.throws(() => cache.resize(0), { instanceOf: RangeError });
+  t.throws(() => cache.resize(2, 3), { instanceOf: RangeError });
+  t.throws(() => cache.resize(1.5), { instanceOf: RangeError });
+  t.is(cache.capacity, 5, "a refused resize changes nothing");
 });

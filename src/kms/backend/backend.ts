@@ -84,7 +84,12 @@ export interface BackendInfo {
   /** The PKCS#11 mechanisms in use. */
   mechanisms: { wrap: "CKM_AES_KEY_WRAP_PAD"; encrypt: "CKM_AES_GCM"; mac: "CKM_SHA256_HMAC" };
   sessions: { open: number; idle: number; size: number };
-  cache: { size: number; capacity: number; hits: number; misses: number; evictions: number; unwraps: number };
+  /**
+   * The unwrapped-version cache: `capacity` is its bound now, `configured` the one asked for
+   * (token.cacheSize); the bound is lower after the token ran out of memory for an object
+   * (`memoryShrinks` times), and grows back slowly.
+   */
+  cache: { size: number; capacity: number; hits: number; misses: number; evictions: number; unwraps: number; configured: number; memoryShrinks: number };
   /** Times the backend dropped its sessions and reopened them after a token failure. */
   recoveries: number;
 }

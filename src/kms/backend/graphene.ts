@@ -23,6 +23,12 @@
  * call once; if that fails too, the error is reported and the next call reconnects again. The
  * exception is a token that refuses the PIN when logging in again (changed meanwhile): the backend
  * never tries that PIN again, since every try counts toward locking it for everyone.
+ *
+ * Room in the token: real tokens hold far fewer objects than the cache's default bound (a YubiHSM 2
+ * a few hundred in all; Luna and CloudHSM partitions have object and session-memory quotas). When
+ * creating an object fails with CKR_DEVICE_MEMORY or CKR_HOST_MEMORY, the backend evicts cached
+ * versions, lowers the cache's bound below what the token held, warns, and tries once more (see
+ * makeRoom).
  */
 // Imported: the global Buffer is an accessor on globalThis, and these paths read it on every call.
 import { Buffer } from "node:buffer";
@@ -33,7 +39,7 @@ import {
 } from "./backend.js";
 import { HandleCache } from "./handle-cache.js";
 import { acquireModule, type ModuleLease, type ModuleSource } from "./module-loader.js";
-import { DECRYPT_REJECTED, ckrOf, isPinRefused, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Slot } from "./pkcs11.js";
+import { DECRYPT_REJECTED, ckrOf, isOutOfMemory, isPinRefused, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Slot } from "./pkcs11.js";
 import { SessionPool } from "./session-pool.js";
 
 const P = pkcs11;
@@ -44,6 +50,13 @@ export const DEFAULT_MAC_KEY_LABEL = "hsmkit-kms-audit-mac";
 export const DEFAULT_SESSIONS = 4;
 /** Unwrapped CMK versions kept as session objects. */
 export const DEFAULT_CACHE_SIZE = 1024;
+/**
+ * When the token runs out of memory, the cache's bound drops to what it held less this fraction of
+ * it (at least one): a margin for the objects others create meanwhile (other worker threads and
+ * applications on the token, a version being created), so that the next miss does not meet the
+ * same wall.
+ */
+const MEMORY_BACKOFF = 1 / 8;
 
 export interface GrapheneBackendOptions {
   /** A PKCS#11 library path (e.g. /usr/lib/softhsm/libsofthsm2.so), or a pkcs11js-shaped object such as `new Emulator(…)` (which the caller keeps and closes). */
@@ -65,8 +78,13 @@ export interface GrapheneBackendOptions {
   createKeys?: boolean;
   /** Worker sessions, 1..64 (default 4). */
   sessions?: number;
-  /** Unwrapped versions kept in the token, 1..1 000 000 (default 1024). */
+  /**
+   * Unwrapped versions kept in the token, 1..1 000 000 (default 1024). A token that runs out of
+   * memory first lowers the effective bound (info().cache.capacity) and says so through `warn`.
+   */
   cacheSize?: number;
+  /** Operator messages (the token ran out of memory for the cache); must not throw. Default: process.emitWarning. No key material reaches them. */
+  warn?: (message: string) => void;
 }
 
 /** Opens a backend: loads/initializes the module, finds the token, logs in, finds or creates the token keys. */
@@ -200,6 +218,10 @@ export class GrapheneBackend implements KmsBackend {
   private unwraps = 0;
   private recoveries = 0;
   private destroyFailures = 0;
+  /** Times the token ran out of memory for an object and the cache's bound was lowered (makeRoom). */
+  private memoryShrinks = 0;
+  /** Unwraps into a full cache since its bound last moved, while it is below cacheSize (see regrow). */
+  private fullUnwraps = 0;
   /**
    * An evicted version's C_DestroyObject failed, so its object may still be in the token: the next
    * operation drops the connection (closing the owner session takes every object it made), or the
@@ -225,6 +247,7 @@ export class GrapheneBackend implements KmsBackend {
       createKeys: options.createKeys ?? true,
       sessions: integer(options.sessions, "sessions", DEFAULT_SESSIONS, 1, 64),
       cacheSize: integer(options.cacheSize, "cacheSize", DEFAULT_CACHE_SIZE, 1, 1_000_000),
+      warn: options.warn ?? ((message) => process.emitWarning(message, { code: "HSMKIT_KMS" })),
     };
     this.cache = new HandleCache<CachedVersion>(this.options.cacheSize, (entry) => this.destroyObject(entry.key));
     try {
@@ -244,7 +267,8 @@ export class GrapheneBackend implements KmsBackend {
   createVersionKey(): Buffer {
     return this.operation("creating a version key", (c) =>
       c.pool.run((session) => {
-        const key = session.generateKey({ name: P.CKM_AES_KEY_GEN, params: null }, { ...VERSION_GENERATE_TEMPLATE }) as Key;
+        const key = this.createObject("creating a version key", () =>
+          session.generateKey({ name: P.CKM_AES_KEY_GEN, params: null }, { ...VERSION_GENERATE_TEMPLATE }) as Key);
         let wrapped: Buffer;
         try {
           wrapped = session.wrapKey(KWP, c.root, key);
@@ -386,7 +410,7 @@ export class GrapheneBackend implements KmsBackend {
       macKey: { ...this.macInfo! },
       mechanisms: { wrap: "CKM_AES_KEY_WRAP_PAD", encrypt: "CKM_AES_GCM", mac: "CKM_SHA256_HMAC" },
       sessions: this.connection?.pool.stats() ?? { open: 0, idle: 0, size: this.options.sessions },
-      cache: { ...this.cache.stats(), unwraps: this.unwraps },
+      cache: { ...this.cache.stats(), unwraps: this.unwraps, configured: this.options.cacheSize, memoryShrinks: this.memoryShrinks },
       recoveries: this.recoveries,
     };
   }
@@ -448,17 +472,75 @@ export class GrapheneBackend implements KmsBackend {
     // Its own memory, not a slice of Node's shared pool, which the cache entry would keep alive whole.
     const wrapped = Buffer.allocUnsafeSlow(version.wrapped.length);
     wrapped.set(version.wrapped);
+    const step = `unwrapping version ${version.id}`;
     let key: Key;
     try {
-      key = c.pool.owner.unwrapKey(KWP, c.root, wrapped, { ...VERSION_UNWRAP_TEMPLATE });
+      key = this.createObject(step, () => c.pool.owner.unwrapKey(KWP, c.root, wrapped, { ...VERSION_UNWRAP_TEMPLATE }));
     } catch (error) {
       if (isRecoverable(error)) throw error;
       // An integrity failure of the wrapping (or any other refusal) is a fault of the store, not of the request.
-      throw tokenError(error, `unwrapping version ${version.id}`);
+      throw tokenError(error, step);
     }
     this.unwraps++;
+    if (this.cache.size >= this.cache.capacity && this.cache.capacity < this.options.cacheSize) this.regrow();
     this.cache.set(version.id, { key, wrapped });
     return key;
+  }
+
+  /**
+   * Runs `create`, a C_ call that makes an object; if the token has no memory for it, makes room
+   * (makeRoom) and runs it once more. The second failure, or the first when nothing could be
+   * evicted, is thrown as it came (tokenError makes both memory codes KMS.0104).
+   */
+  private createObject<T>(step: string, create: () => T): T {
+    try {
+      return create();
+    } catch (error) {
+      if (!isOutOfMemory(error) || !this.makeRoom(error, step)) throw error;
+    }
+    return create();
+  }
+
+  /**
+   * The token refused an object for want of memory while the cache held `size` objects of ours: the
+   * token has room for that many, not for the bound. Lowers the bound to that size less a margin
+   * (MEMORY_BACKOFF) and evicts, second chance as always, to one below it: room for the object
+   * being made.
+   * Nothing cached is in use at that moment: the backend is synchronous, and an operation's one
+   * version is unwrapped before it is used (or, being created, is not cached at all). Returns false
+   * when the cache is empty (the memory is not ours to free).
+   */
+  private makeRoom(error: unknown, step: string): boolean {
+    const held = this.cache.size;
+    if (held === 0) return false;
+    const bound = Math.max(1, held - Math.ceil(held * MEMORY_BACKOFF));
+    this.cache.resize(bound, 1);
+    this.memoryShrinks++;
+    this.fullUnwraps = 0;
+    const failure = ckrOf(error);
+    const what = failure === undefined ? "no memory" : `${failure.name}${failure.method === undefined || failure.method === "" ? "" : ` in ${failure.method}`}`;
+    this.options.warn(
+      `hsmkit KMS backend: ${step}: the token answered ${what} holding ${held} unwrapped CMK versions of this backend; ` +
+      `the cache now keeps at most ${bound} (token.cacheSize is ${this.options.cacheSize}): set token.cacheSize to ${bound} or less, or give the token more room`,
+    );
+    return true;
+  }
+
+  /**
+   * After a full turn of the cache at a lowered bound (as many unwraps into a full cache as the
+   * bound) without the token refusing, the bound grows by one, up to cacheSize: additive increase
+   * after makeRoom's multiplicative decrease, as TCP's congestion window does (RFC 5681). Growing
+   * back, rather than never, because the wall may have been others' objects that are gone now (a
+   * burst of another application or worker thread), and a bound that only ever fell would ratchet
+   * down to one unwrap per request. Slowly, because on a token whose size is fixed each step back
+   * to the wall costs a refusal, an eviction of an eighth of the cache and a warning: at this pace
+   * that happens about once per bound²/8 cold unwraps, and never once cacheSize is set to fit.
+   * Each such unwrap is itself evidence: the token held the full cache and the new object.
+   */
+  private regrow(): void {
+    if (++this.fullUnwraps < this.cache.capacity) return;
+    this.fullUnwraps = 0;
+    this.cache.resize(this.cache.capacity + 1);
   }
 
   /**

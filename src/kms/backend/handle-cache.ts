@@ -4,7 +4,8 @@
  * holds: a version used again after eviction is simply unwrapped again.
  *
  * An entry leaves the cache in one of two ways, and `onEvict` is told which:
- * - evicted (capacity reached, or removed on request): its token object should be destroyed;
+ * - evicted (capacity reached, the bound lowered by resize(), or removed on request): its token
+ *   object should be destroyed;
  * - dropped (`clear(false)`): the token object is already gone — its session was closed — so there
  *   is nothing to destroy.
  *
@@ -28,17 +29,24 @@ export interface HandleCacheStats {
 
 export class HandleCache<V> {
   private readonly entries = new Map<string, { value: V; used: boolean }>();
+  private bound: number;
   private hits = 0;
   private misses = 0;
   private evictions = 0;
 
   /**
-   * @param capacity at least 1.
+   * @param capacity at least 1 (resize() may change it later).
    * @param onEvict called with each entry that leaves the cache while its token object still exists.
    *   It must not throw (the backend's destroys are best-effort).
    */
-  constructor(readonly capacity: number, private readonly onEvict: (value: V, id: string) => void) {
-    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`handle cache capacity must be an integer ≥ 1, got ${capacity}`);
+  constructor(capacity: number, private readonly onEvict: (value: V, id: string) => void) {
+    checkCapacity(capacity);
+    this.bound = capacity;
+  }
+
+  /** The bound now. */
+  get capacity(): number {
+    return this.bound;
   }
 
   /** The entry for `id` (now marked used), or undefined. */
@@ -61,17 +69,21 @@ export class HandleCache<V> {
       if (previous.value !== value) this.onEvict(previous.value, id);
     }
     this.entries.set(id, { value, used: true });
-    while (this.entries.size > this.capacity) {
-      const [oldest, slot] = this.entries.entries().next().value as [string, { value: V; used: boolean }];
-      this.entries.delete(oldest);
-      if (slot.used) {
-        slot.used = false;
-        this.entries.set(oldest, slot);
-        continue;
-      }
-      this.evictions++;
-      this.onEvict(slot.value, oldest);
-    }
+    this.evictDownTo(this.bound);
+  }
+
+  /**
+   * Sets the bound to `capacity` and evicts (second chance, as set() does) until at most
+   * `capacity - free` entries are left: room for `free` entries that are about to come in.
+   * Returns the number evicted.
+   */
+  resize(capacity: number, free = 0): number {
+    checkCapacity(capacity);
+    if (!Number.isInteger(free) || free < 0 || free > capacity) throw new RangeError(`handle cache free must be an integer 0..${capacity}, got ${free}`);
+    this.bound = capacity;
+    const before = this.evictions;
+    this.evictDownTo(capacity - free);
+    return this.evictions - before;
   }
 
   /** Removes `id` (its token object is destroyed through onEvict); false when it was not cached. */
@@ -95,6 +107,25 @@ export class HandleCache<V> {
   }
 
   stats(): HandleCacheStats {
-    return { size: this.entries.size, capacity: this.capacity, hits: this.hits, misses: this.misses, evictions: this.evictions };
+    return { size: this.entries.size, capacity: this.bound, hits: this.hits, misses: this.misses, evictions: this.evictions };
   }
+
+  /** The hand: an entry used since it last passed goes to the end unused, the first one unused is evicted. */
+  private evictDownTo(limit: number): void {
+    while (this.entries.size > limit) {
+      const [oldest, slot] = this.entries.entries().next().value as [string, { value: V; used: boolean }];
+      this.entries.delete(oldest);
+      if (slot.used) {
+        slot.used = false;
+        this.entries.set(oldest, slot);
+        continue;
+      }
+      this.evictions++;
+      this.onEvict(slot.value, oldest);
+    }
+  }
+}
+
+function checkCapacity(capacity: number): void {
+  if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`handle cache capacity must be an integer ≥ 1, got ${capacity}`);
 }

@@ -68,13 +68,25 @@ export function ckrOf(error: unknown): CkrFailure | undefined {
 }
 
 /**
- * The token is gone or unusable as a device: the API answers 503 (KMS.0104) so that clients retry,
- * and the backend reopens its sessions on the next request.
+ * The token is gone or unusable as a device, or out of memory for now: the API answers 503
+ * (KMS.0104) so that clients retry, and the backend reopens its sessions on the next request.
+ * CKR_HOST_MEMORY is the library's side of running out ("the computer that the Cryptoki library
+ * is running on has insufficient memory", v2.40 §5.1.1): as passing as CKR_DEVICE_MEMORY, and no
+ * more a fault of the KMS.
  */
 const UNAVAILABLE = new Set<number>([
   P.CKR_DEVICE_REMOVED, P.CKR_TOKEN_NOT_PRESENT, P.CKR_TOKEN_NOT_RECOGNIZED, P.CKR_DEVICE_ERROR,
-  P.CKR_DEVICE_MEMORY, P.CKR_SESSION_COUNT, P.CKR_CRYPTOKI_NOT_INITIALIZED,
+  P.CKR_DEVICE_MEMORY, P.CKR_HOST_MEMORY, P.CKR_SESSION_COUNT, P.CKR_CRYPTOKI_NOT_INITIALIZED,
 ]);
+
+/** The token, or the library's host, had no memory for what a call asked (e.g. one more object). */
+const OUT_OF_MEMORY = new Set<number>([P.CKR_DEVICE_MEMORY, P.CKR_HOST_MEMORY]);
+
+/** True when a failure says there was no memory for it (see OUT_OF_MEMORY): freeing objects may let it through. */
+export function isOutOfMemory(error: unknown): boolean {
+  const failure = ckrOf(error);
+  return failure !== undefined && OUT_OF_MEMORY.has(failure.rv);
+}
 
 /**
  * Failures after which the backend's sessions, login or handles may no longer be what it thinks:
