@@ -154,17 +154,31 @@ Examples:
   addFilterOptions(audit.command("list"))
     .description("list audit records, oldest first: time, action, outcome, error code, key, principal, source, request id")
     .option("--limit <n>", "at most this many records", integerIn(1, 1_000_000), 100)
-    .addHelpText("after", "\nExamples:\n  hsmkit audit list --action encryptData --outcome failure\n  hsmkit audit list --since 2025-01-31T00:00:00Z --limit 1000 --json")
+    .addHelpText("after", `
+Examples:
+  hsmkit audit list --action encryptData --outcome failure
+  hsmkit audit list --since 2025-01-31T00:00:00Z --limit 1000 --json
+  hsmkit audit list --key billing --since 24h --endpoint http://127.0.0.1:8731`)
     .action(action((flags: FilterFlags & { limit: number }) => list(flags)));
 
   audit.command("verify")
     .description("verify the hash chain and the HSM-MACed checkpoints; exit 1 and name the first bad record if the log was tampered with")
+    .addHelpText("after", `
+Exit status: 0 the log verifies; 1 it does not (stderr names the first record that cannot be trusted), or the check could not run.
+
+Examples:
+  hsmkit audit verify
+  hsmkit audit verify --json
+  hsmkit audit verify --endpoint http://127.0.0.1:8731 --credentials auditor-credentials.json`)
     .action(action((flags: ClientFlags) => verify(flags)));
 
   addFilterOptions(audit.command("export"))
     .description("export the project's audit records as JSON lines: a header, then one record per line")
     .option("--out <file>", "write to a file instead of stdout")
-    .addHelpText("after", "\nExamples:\n  hsmkit audit export --out audit.jsonl\n  hsmkit audit export --since 7d --key billing > week.jsonl")
+    .addHelpText("after", `
+Examples:
+  hsmkit audit export --out audit.jsonl
+  hsmkit audit export --since 7d --key billing > week.jsonl`)
     .action(action((flags: FilterFlags & { out?: string }) => exportLog(flags)));
 
   return addClientOptions(audit);

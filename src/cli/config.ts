@@ -74,6 +74,7 @@ Values come from the defaults, then the config file, then HSMKIT_* environment v
 
 Examples:
   hsmkit config
-  HSMKIT_PORT=9000 hsmkit config --config hsmkit.json --json`)
+  hsmkit config --config hsmkit.json --json
+  hsmkit config --data /var/lib/hsmkit --port 9000`)
     .action(action((flags: ConfigFlags) => show(flags)));
 }

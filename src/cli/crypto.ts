@@ -178,7 +178,7 @@ export function encryptCommand(): Command {
 Examples:
   hsmkit encrypt --key billing --text "card 4111"
   hsmkit encrypt --key billing --in secret.txt --out secret.kms --context tenant=42
-  echo -n hello | hsmkit encrypt --key billing --endpoint http://127.0.0.1:8731
+  hsmkit encrypt --key billing --endpoint http://127.0.0.1:8731 < note.txt
 
 For data over 4096 bytes, or binary data, use a data key (hsmkit datakey).`)
     .action(action((flags: EncryptFlags) => encrypt(flags)));
@@ -219,11 +219,15 @@ Examples:
 
 export function randomCommand(): Command {
   const command = new Command("random")
-    .description("random bytes from the HSM's generator")
+    .description("print random bytes from the HSM's generator (hex, or base64)")
     .option("--bits <n>", "how many bits (8-8192, a multiple of 8)", integerIn(8, 8192), 256)
     .option("--hex", "print hex (the default)")
     .addOption(new Option("--base64", "print base64").conflicts("hex"));
   return addClientOptions(command)
-    .addHelpText("after", "\nExamples:\n  hsmkit random --bits 512\n  hsmkit random --bits 128 --base64")
+    .addHelpText("after", `
+Examples:
+  hsmkit random --bits 512
+  hsmkit random --bits 128 --base64
+  hsmkit random --endpoint http://127.0.0.1:8731 --json`)
     .action(action((flags: ClientFlags & { bits: number; base64?: boolean }) => random(flags)));
 }

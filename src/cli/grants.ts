@@ -62,7 +62,7 @@ async function list(key: string | undefined, flags: ClientFlags & { retirable?: 
   await withClient(flags, async (client) => {
     const { grants, total } = await allGrants(client, flags.retirable ? undefined : key, flags.limit);
     const lines = grants.length === 0
-      ? [flags.retirable ? "No grants you may retire." : `Key ${key} has no grants.`]
+      ? [flags.retirable ? "No grants name you as their retiring principal." : `Key ${key} has no grants.`]
       : [
         ...table([
           ["Grant ID", ...(flags.retirable ? ["Key ID"] : []), "Grantee", "Type", "Operations", "Name", "Created"],
@@ -88,10 +88,13 @@ async function end(path: "/revoke-grant" | "/retire-grant", key: string, grantId
 export function grantsCommand(): Command {
   const grants = new Command("grants").description("let other principals use a key: create, list, revoke, retire grants")
     .addHelpText("after", `
+Grantees are user ids (hsmkit users list) or, with --type domain, account ids; grant ids are
+printed by \`hsmkit grants create\` and \`hsmkit grants list\`.
+
 Examples:
-  hsmkit grants create billing --grantee 0123abcd... --operations encrypt-data,decrypt-data
+  hsmkit grants create billing --grantee 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 --operations encrypt-data,decrypt-data
   hsmkit grants list billing
-  hsmkit grants revoke billing <grant-id>`);
+  hsmkit grants revoke billing 7a3c9e1f5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0a1c3b5d7f9e2a4c6b8d0f1e3a`);
 
   grants.command("create")
     .description("grant a principal operations on a key (not on a default key; never create-grant alone)")
@@ -101,13 +104,23 @@ Examples:
     .requiredOption("--operations <list>", `comma-separated: ${GRANT_OPERATIONS.join(", ")}`, parseOperations)
     .option("--name <name>", "a name for the grant (letters, digits, : / _ -)")
     .option("--retiring <id>", "a principal who may retire the grant besides its issuer")
+    .addHelpText("after", `
+Examples:
+  hsmkit grants create billing --grantee 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 --operations encrypt-data,decrypt-data
+  hsmkit grants create billing --grantee 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 --operations create-datakey,decrypt-datakey,retire-grant --name batch-job
+  hsmkit grants create billing --type domain --grantee c35520e41de8c906d5f86fdb5f54fa4f --operations describe-key --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, flags: CreateFlags) => create(key, flags)));
 
   grants.command("list")
-    .description("list a key's grants, or with --retirable the grants you may retire")
+    .description("list a key's grants, or with --retirable the project's grants that name you as their retiring principal")
     .argument("[key]", "key id or alias")
     .option("--retirable", "the project's grants whose retiring principal is you (no key)")
     .option("--limit <n>", "at most this many (1-1000; default: all)", integerIn(1, 1000))
+    .addHelpText("after", `
+Examples:
+  hsmkit grants list billing
+  hsmkit grants list billing --json --endpoint http://127.0.0.1:8731
+  hsmkit grants list --retirable --credentials app-credentials.json`)
     .action(action(async (key: string | undefined, flags: ClientFlags & { retirable?: boolean; limit?: number }, command: Command) => {
       if (key === undefined && !flags.retirable) command.error("error: give a key, or --retirable", { exitCode: 1 });
       await list(key, flags);
@@ -117,12 +130,21 @@ Examples:
     .description("revoke a grant (key administrators)")
     .argument("<key>", "key id or alias")
     .argument("<grant-id>", "the grant (64 hex digits)")
+    .addHelpText("after", `
+Examples:
+  hsmkit grants revoke billing 7a3c9e1f5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0a1c3b5d7f9e2a4c6b8d0f1e3a
+  hsmkit grants revoke billing 7a3c9e1f5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0a1c3b5d7f9e2a4c6b8d0f1e3a --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, grantId: string, flags: ClientFlags) => end("/revoke-grant", key, grantId, flags)));
 
   grants.command("retire")
     .description("retire a grant (its issuer, its retiring principal, or its grantee holding retire-grant)")
     .argument("<key>", "key id or alias")
     .argument("<grant-id>", "the grant (64 hex digits)")
+    .addHelpText("after", `
+Examples:
+  hsmkit grants retire billing 7a3c9e1f5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0a1c3b5d7f9e2a4c6b8d0f1e3a
+  hsmkit grants retire billing 7a3c9e1f5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0a1c3b5d7f9e2a4c6b8d0f1e3a --credentials app-credentials.json   # as a grantee holding retire-grant
+  hsmkit grants retire billing 7a3c9e1f5b2d4c6e8a0f1b3d5c7e9a2b4d6f8e0a1c3b5d7f9e2a4c6b8d0f1e3a --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, grantId: string, flags: ClientFlags) => end("/retire-grant", key, grantId, flags)));
 
   return addClientOptions(grants);

@@ -64,6 +64,9 @@ export function initCommand(): Command {
     .option("--config <file>", "JSON config file (also $HSMKIT_CONFIG)")
     .option("--show-secret", "also print the secret key (SK)")
     .option("--json", "print JSON")
-    .addHelpText("after", "\nExamples:\n  hsmkit init\n  hsmkit init --data /var/lib/hsmkit --json")
+    .addHelpText("after", `
+Examples:
+  hsmkit init
+  hsmkit init --data /var/lib/hsmkit --json`)
     .action(action((flags: InitFlags) => init(flags)));
 }

@@ -239,40 +239,68 @@ Examples:
     .description("create a key (AES-256, generated in the HSM) with an alias unique in the project")
     .argument("<alias>", "alias: letters, digits and : / _ - (1-255; not ending in /default)")
     .option("--description <text>", "description (0-255 characters)")
-    .addHelpText("after", "\nExample:\n  hsmkit keys create app/data --description \"application data\"")
+    .addHelpText("after", `
+Examples:
+  hsmkit keys create app/data --description "application data"
+  hsmkit keys create billing --endpoint http://127.0.0.1:8731 --json`)
     .action(action((alias: string, flags: ClientFlags & { description?: string }) => create(alias, flags)));
 
   keys.command("list")
     .description("list the project's keys: id, alias, state, creation time, description")
     .option("--state <state>", "only keys in this state: enabled, disabled, pending-deletion, pending-activation, pending-import (or 1-5)", parseState)
     .option("--limit <n>", "at most this many keys (1-1000; default: all)", integerIn(1, 1000))
+    .addHelpText("after", `
+Examples:
+  hsmkit keys list
+  hsmkit keys list --state pending-deletion --json
+  hsmkit keys list --limit 20 --endpoint http://127.0.0.1:8731`)
     .action(action((flags: ClientFlags & { state?: string; limit?: number }) => list(flags)));
 
   keys.command("describe")
-    .description("show a key's details")
+    .description("show a key's details: id, alias, state, spec, description, dates, rotation, origin")
     .argument("<key>", KEY_ARG)
+    .addHelpText("after", `
+Examples:
+  hsmkit keys describe billing
+  hsmkit keys describe 0d2b5c9e-7f41-4a3b-9c6d-2e8f1a7b3c54 --json
+  hsmkit keys describe billing --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, flags: ClientFlags) => describe(key, flags)));
 
   keys.command("enable")
     .description("enable a disabled key")
     .argument("<key>", KEY_ARG)
+    .addHelpText("after", `
+Examples:
+  hsmkit keys enable billing
+  hsmkit keys enable billing --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, flags: ClientFlags) => setState("/enable-key", key, flags)));
 
   keys.command("disable")
     .description("disable a key: it neither encrypts nor decrypts until enabled again")
     .argument("<key>", KEY_ARG)
+    .addHelpText("after", `
+Examples:
+  hsmkit keys disable billing
+  hsmkit keys disable billing --endpoint http://127.0.0.1:8731 --json`)
     .action(action((key: string, flags: ClientFlags) => setState("/disable-key", key, flags)));
 
   keys.command("schedule-deletion")
     .description("schedule a key's destruction; every ciphertext under it becomes undecryptable for good when it happens")
     .argument("<key>", KEY_ARG)
     .requiredOption("--days <n>", "days until destruction (7-1096)", integerIn(7, 1096))
-    .addHelpText("after", "\nExample:\n  hsmkit keys schedule-deletion old-key --days 30")
+    .addHelpText("after", `
+Examples:
+  hsmkit keys schedule-deletion old-key --days 30
+  hsmkit keys schedule-deletion old-key --days 7 --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, flags: ClientFlags & { days: number }) => scheduleDeletion(key, flags)));
 
   keys.command("cancel-deletion")
-    .description("cancel a scheduled deletion (the key returns to disabled)")
+    .description("cancel a scheduled deletion (the key returns to disabled: enable it to use it again)")
     .argument("<key>", KEY_ARG)
+    .addHelpText("after", `
+Examples:
+  hsmkit keys cancel-deletion old-key
+  hsmkit keys cancel-deletion old-key --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, flags: ClientFlags) => cancelDeletion(key, flags)));
 
   keys.command("rotate")
@@ -282,30 +310,54 @@ Examples:
     .option("--disable", "turn automatic rotation off")
     .option("--interval <days>", "automatic rotation interval (30-365 days)", integerIn(30, 365))
     .option("--status", "show the rotation status only")
-    .addHelpText("after", "\nExamples:\n  hsmkit keys rotate billing                         rotate now\n  hsmkit keys rotate billing --enable --interval 90  rotate every 90 days\n  hsmkit keys rotate billing --status")
+    .addHelpText("after", `
+Examples:
+  hsmkit keys rotate billing                          # rotate now
+  hsmkit keys rotate billing --enable --interval 90   # rotate every 90 days
+  hsmkit keys rotate billing --status --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, flags: RotateFlags) => rotate(key, flags)));
 
   keys.command("alias")
     .description("change a key's alias (not a default key's)")
     .argument("<key>", KEY_ARG)
-    .argument("<new-alias>", "the new alias")
+    .argument("<new-alias>", "the new alias (letters, digits and : / _ -; not ending in /default)")
+    .addHelpText("after", `
+Examples:
+  hsmkit keys alias billing billing/2025
+  hsmkit keys alias 0d2b5c9e-7f41-4a3b-9c6d-2e8f1a7b3c54 invoices --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, newAlias: string, flags: ClientFlags) => alias(key, newAlias, flags)));
 
   const tag = keys.command("tag").description("add, remove or list a key's tags (at most 10 per key; key ≤ 36, value ≤ 43 characters)")
-    .addHelpText("after", "\nExamples:\n  hsmkit keys tag add billing team=finance env=prod\n  hsmkit keys tag remove billing env\n  hsmkit keys tag list billing");
+    .addHelpText("after", `
+Examples:
+  hsmkit keys tag add billing team=finance env=prod
+  hsmkit keys tag remove billing env
+  hsmkit keys tag list billing`);
   tag.command("add")
     .description("add tags (an existing tag key gets the new value)")
     .argument("<key>", KEY_ARG)
     .argument("<tag=value...>", "tags to add")
+    .addHelpText("after", `
+Examples:
+  hsmkit keys tag add billing team=finance env=prod
+  hsmkit keys tag add billing owner=alice --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, pairs: string[], flags: ClientFlags) => tagAdd(key, pairs, flags)));
   tag.command("remove")
     .description("remove tags by their key")
     .argument("<key>", KEY_ARG)
     .argument("<tag...>", "tag keys to remove")
+    .addHelpText("after", `
+Examples:
+  hsmkit keys tag remove billing env
+  hsmkit keys tag remove billing env owner --endpoint http://127.0.0.1:8731`)
     .action(action((key: string, names: string[], flags: ClientFlags) => tagRemove(key, names, flags)));
   tag.command("list")
     .description("list a key's tags")
     .argument("<key>", KEY_ARG)
+    .addHelpText("after", `
+Examples:
+  hsmkit keys tag list billing
+  hsmkit keys tag list billing --json`)
     .action(action((key: string, flags: ClientFlags) => tagList(key, flags)));
 
   return addClientOptions(keys);

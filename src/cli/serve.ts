@@ -119,6 +119,6 @@ Cloud SDKs do). SIGINT or SIGTERM stops the server gracefully; a second signal s
 Examples:
   hsmkit serve
   hsmkit serve --port 9000 --data /var/lib/hsmkit
-  HSMKIT_HOST=0.0.0.0 hsmkit serve`)
+  hsmkit serve --host 0.0.0.0 --config /etc/hsmkit.json`)
     .action(action((flags: ServeFlags) => serve(flags)));
 }

@@ -11,6 +11,12 @@ export function statusCommand(): Command {
   return new Command("status")
     .description("show the native crypto core: OpenSSL, entropy sources and their health, DRBG, secure memory")
     .option("--json", "print machine-readable JSON")
+    .addHelpText("after", `
+Exit status: 0 the generator has a healthy seed; 1 it has none (the report says which sources failed).
+
+Examples:
+  hsmkit status
+  hsmkit status --json`)
     .action((options: { json?: boolean }) => {
       const openssl = addon.opensslVersion();
       // The generator seeds lazily; seed it now so the report shows a real draw and health

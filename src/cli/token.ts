@@ -22,7 +22,11 @@ import { DEFAULT_KDF, MAX_PIN, MIN_PIN, type KdfParams } from "../../emulator/to
 
 const P = pkcs11;
 
-/** Where tokens live unless --dir says otherwise: $HSMKIT_TOKEN_DIR, else the data directory's `tokens`. */
+/**
+ * Where tokens live unless --dir says otherwise: $HSMKIT_TOKEN_DIR, else the emulator's documented
+ * default (docs/emulator-storage.md). Not the KMS's own token, which `hsmkit init` and `serve` keep
+ * in `<data>/token`.
+ */
 export function defaultTokenDir(): string {
   return process.env["HSMKIT_TOKEN_DIR"] ?? ".hsmkit/tokens";
 }
@@ -372,7 +376,16 @@ function action<T extends unknown[]>(body: (...args: T) => void | Promise<void>)
 }
 
 export function tokenCommand(): Command {
-  const command = new Command("token").description("manage emulator token directories (as softhsm2-util manages SoftHSMv2's)");
+  const command = new Command("token").description("manage emulator token directories (as softhsm2-util manages SoftHSMv2's)")
+    .addHelpText("after", `
+Every subcommand takes --dir (default $HSMKIT_TOKEN_DIR, else .hsmkit/tokens). The KMS's own token,
+made by hsmkit init or serve, is in <data>/token: --dir .hsmkit/token. PINs not given as options
+come from $HSMKIT_SO_PIN and $HSMKIT_PIN, else a prompt on a terminal.
+
+Examples:
+  hsmkit token init --label app --so-pin 87654321 --pin 12345678
+  hsmkit token list --dir .hsmkit/token
+  hsmkit token objects --label app --pin 12345678`);
 
   addCommon(command.command("init"))
     .description("initialize a token: SO PIN, label, user PIN (the first free slot unless --slot)")
@@ -382,23 +395,44 @@ export function tokenCommand(): Command {
     .option("--pin <pin>", "user PIN (default: $HSMKIT_PIN, else prompt)")
     .option("--force", "re-initialize a slot that holds a token (needs its SO PIN; destroys its objects)")
     .option("--kdf <N,r,p>", `scrypt cost of the PIN records (default: ${DEFAULT_KDF.N},${DEFAULT_KDF.r},${DEFAULT_KDF.p})`, parseKdf)
+    .addHelpText("after", `
+Examples:
+  hsmkit token init --label app --so-pin 87654321 --pin 12345678
+  hsmkit token init --dir /srv/tokens --slot 2 --label backup            # prompts for both PINs
+  hsmkit token init --slot 0 --label app --force --so-pin 87654321 --pin 12345678`)
     .action(action((options: InitOptions) => init(options)));
 
   addCommon(command.command("list"))
     .description("list the tokens of a directory: slot, serial, label, object count, PIN states")
+    .addHelpText("after", `
+Examples:
+  hsmkit token list
+  hsmkit token list --dir .hsmkit/token --json`)
     .action(action((options: Common) => list(options)));
 
   addSelector(addCommon(command.command("info")))
     .description("show one token's details (no PIN needed)")
+    .addHelpText("after", `
+Examples:
+  hsmkit token info --label app
+  hsmkit token info --dir /srv/tokens --slot 2 --json`)
     .action(action((options: Common & Selector) => info(options)));
 
   addSelector(addCommon(command.command("objects")))
     .description("list a token's objects after a user login: handle, class, key type, label, id, flags — never values")
     .option("--pin <pin>", "user PIN (default: $HSMKIT_PIN, else prompt)")
+    .addHelpText("after", `
+Examples:
+  hsmkit token objects --label app --pin 12345678
+  hsmkit token objects --dir /srv/tokens --slot 2 --json                 # prompts for the user PIN`)
     .action(action((options: Common & Selector & { pin?: string }) => objects(options)));
 
   addSelector(addCommon(command.command("delete")))
-    .description("delete a token and all its objects")
+    .description("delete a token and all its objects (no PIN asked: the directory's file permissions protect it)")
+    .addHelpText("after", `
+Examples:
+  hsmkit token delete --label backup
+  hsmkit token delete --dir /srv/tokens --serial 9f3c2a17d04b6e85`)
     .action(action((options: Common & Selector) => remove(options)));
 
   return command;

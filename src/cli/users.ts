@@ -127,12 +127,13 @@ export function usersCommand(): Command {
     .description("users of a data directory: create one with an AK/SK credential and roles, list, enable, disable, change roles")
     .addHelpText("after", `
 Users sign requests with their own AK/SK; roles (${ROLES.join(", ")}) say what they may do in a
-project, and grants (hsmkit grants create --grantee <user id>) let them use one key. These commands
+project, and grants (hsmkit grants create KEY --grantee USER_ID …) let them use one key. These commands
 work on the data directory itself: stop the server while you run them.
 
-Example:
+Examples:
   hsmkit users create app --roles crypto_user --out app-credentials.json
-  hsmkit grants create --key photos --grantee <user id> --operations encrypt-data,decrypt-data`);
+  hsmkit users list
+  hsmkit users add-roles 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 key_admin`);
   const common = (c: Command): Command => c.option("--data <dir>", DATA_HELP).option("--config <file>", "JSON config file").option("--json", "print JSON");
 
   common(users.command("create"))
@@ -142,20 +143,47 @@ Example:
     .option("--project <id>", "the project of the roles (default: the data directory's project)")
     .option("--out <file>", "write the credentials to this file (0600) instead of printing the SK")
     .option("--force", "replace --out if it exists")
+    .addHelpText("after", `
+Examples:
+  hsmkit users create app --roles crypto_user --out app-credentials.json
+  hsmkit users create auditor --roles auditor --out auditor-credentials.json --data /var/lib/hsmkit
+  hsmkit users create batch          # no roles (grants only); prints the SK once`)
     .action(action((name: string, flags: DataFlags & { roles?: Role[]; project?: string; out?: string; force?: boolean }) => create(name, flags)));
   common(users.command("list"))
-    .description("the users of a project's account, their roles in the project (default: the data directory's) and access keys")
+    .description("list the users of a project's account: their roles in the project (default: the data directory's) and access keys")
     .option("--project <id>", "the project")
+    .addHelpText("after", `
+Examples:
+  hsmkit users list
+  hsmkit users list --data /var/lib/hsmkit --json`)
     .action(action((flags: DataFlags & { project?: string }) => list(flags)));
-  common(users.command("disable")).description("refuse every request of a user").argument("<user-id>")
+  common(users.command("disable")).description("refuse every request of a user").argument("<user-id>", "the user (hsmkit users list)")
+    .addHelpText("after", `
+Examples:
+  hsmkit users disable 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48
+  hsmkit users disable 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 --data /var/lib/hsmkit`)
     .action(action((id: string, flags: DataFlags) => setDisabled(id, true, flags)));
-  common(users.command("enable")).description("accept a disabled user's requests again").argument("<user-id>")
+  common(users.command("enable")).description("accept a disabled user's requests again").argument("<user-id>", "the user (hsmkit users list)")
+    .addHelpText("after", `
+Examples:
+  hsmkit users enable 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48
+  hsmkit users enable 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 --json`)
     .action(action((id: string, flags: DataFlags) => setDisabled(id, false, flags)));
-  common(users.command("add-roles")).description("give a user roles in a project").argument("<user-id>").argument("<roles>", "comma-separated", parseRoles)
+  common(users.command("add-roles")).description("give a user roles in a project").argument("<user-id>", "the user (hsmkit users list)")
+    .argument("<roles>", `comma-separated: ${ROLES.join(", ")}`, parseRoles)
     .option("--project <id>", "the project (default: the data directory's)")
+    .addHelpText("after", `
+Examples:
+  hsmkit users add-roles 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 crypto_user
+  hsmkit users add-roles 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 key_admin,auditor --project ead1eafe455a69247341acb058c63286`)
     .action(action((id: string, roles: Role[], flags: DataFlags & { project?: string }) => changeRoles(id, roles, true, flags)));
-  common(users.command("remove-roles")).description("take roles away from a user").argument("<user-id>").argument("<roles>", "comma-separated", parseRoles)
+  common(users.command("remove-roles")).description("take roles away from a user").argument("<user-id>", "the user (hsmkit users list)")
+    .argument("<roles>", `comma-separated: ${ROLES.join(", ")}`, parseRoles)
     .option("--project <id>", "the project (default: the data directory's)")
+    .addHelpText("after", `
+Examples:
+  hsmkit users remove-roles 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 key_admin
+  hsmkit users remove-roles 5f0c8e2a9d4b4c71a3e6f1b27d9c0e48 key_admin,auditor --json`)
     .action(action((id: string, roles: Role[], flags: DataFlags & { project?: string }) => changeRoles(id, roles, false, flags)));
   return users;
 }
