@@ -48,6 +48,9 @@ function startFailure(error: unknown, config: Readonly<HsmkitConfig>): string | 
   return undefined;
 }
 
+/** How long the log may take to reach stdout after shutdown before the process exits anyway. */
+const FLUSH_BEFORE_EXIT_MS = 2000;
+
 async function serve(flags: ServeFlags): Promise<void> {
   const config = serveConfig(flags);
   // Imported here: `hsmkit config` shares this module and needs none of the server.
@@ -57,6 +60,16 @@ async function serve(flags: ServeFlags): Promise<void> {
   limitMallocArenas();
   const { startServer } = await import("../server/server.js");
   let server: RunningServer;
+  // stdout carries the banner and the log. A reader that goes away (`hsmkit serve | head`) makes
+  // writes to it fail with EPIPE, an 'error' event nobody handled: the process died, and pino's
+  // exit-time flush then retried the broken pipe forever. The server goes on without its log.
+  let stdoutGone = false;
+  process.stdout.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code !== "EPIPE") throw error;
+    if (stdoutGone) return;
+    stdoutGone = true;
+    process.stderr.write("hsmkit serve: stdout was closed (EPIPE): the server goes on, its log lines are dropped\n");
+  });
   try {
     server = await startServer(config);
   } catch (error) {
@@ -81,6 +94,17 @@ async function serve(flags: ServeFlags): Promise<void> {
   ].join("\n"));
   server.logger.info({ url: server.url, data: config.data, credentials: credentialsFile }, "hsmkit KMS ready");
 
+  // pino flushes its stdout stream synchronously at exit, and sonic-boom's synchronous flush retries
+  // any error but EAGAIN forever: with stdout a pipe whose reader has gone (`hsmkit serve | head`),
+  // the process hung in process.exit and ignored every signal. Flushing while the event loop still
+  // runs lets the EPIPE arrive as an error first, which makes pino stop writing to the stream.
+  const exit = (code: number): void => {
+    const deadline = setTimeout(() => process.exit(code), FLUSH_BEFORE_EXIT_MS);
+    server.logger.flush(() => {
+      clearTimeout(deadline);
+      process.exit(code);
+    });
+  };
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -92,11 +116,11 @@ async function serve(flags: ServeFlags): Promise<void> {
     server.close().then(
       () => {
         server.logger.info("stopped");
-        process.exit(0);
+        exit(0);
       },
       (error: unknown) => {
         server.logger.error({ err: error }, "shutdown failed");
-        process.exit(1);
+        exit(1);
       },
     );
   };

@@ -4,8 +4,8 @@
 import test from "ava";
 import type { ExecutionContext } from "ava";
 import Database from "better-sqlite3";
-import { spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:child_process";
+import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -298,6 +298,74 @@ test("serve: the same round trip with --endpoint; the data directory is locked m
   // The lock is released: the directory opens directly again, and holds what the server wrote.
   t.regex(ok(t, await hsmkit(["keys", "describe", "remote", "--data", data]), "describe after").stdout, /Alias:\s+remote/);
 });
+
+test("serve: with stdout a pipe whose reader has gone (`hsmkit serve | head`), it serves, and SIGTERM exits 0", async (t) => {
+  // Before: the banner's EPIPE was an unhandled 'error' that ended the process, whose exit-time log
+  // flush (pino) then retried the broken pipe forever: no port, and every signal ignored.
+  t.timeout(60_000);
+  const dir = tempDir(t);
+  const data = join(dir, "data");
+  // A real pipe (spawn's own stdio are socket pairs, which behave otherwise), its reader closed at once.
+  const fifo = join(dir, "stdout.fifo");
+  execFileSync("mkfifo", [fifo]);
+  const reader = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writer = openSync(fifo, constants.O_WRONLY);
+  closeSync(reader);
+  const server = spawn(process.execPath, ["--no-warnings", CLI, "serve", "--port", "0", "--data", data], {
+    env: cleanEnv({ HSMKIT_LOG_LEVEL: "info" }), stdio: ["ignore", writer, "pipe"],
+  });
+  closeSync(writer);
+  t.teardown(() => {
+    if (server.exitCode === null) server.kill("SIGKILL");
+  });
+  let stderr = "";
+  server.stderr!.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+  const exited = new Promise<number | null>((resolve) => server.on("exit", (code) => resolve(code)));
+  // Its banner (with the port) went nowhere: ask the OS which port it listens on.
+  const url = await new Promise<string>((resolve, reject) => {
+    const poll = setInterval(() => {
+      if (server.exitCode !== null) {
+        clearInterval(poll);
+        reject(new Error(`serve exited (${server.exitCode}): ${stderr}`));
+        return;
+      }
+      const port = listeningPort(server.pid!);
+      if (port !== undefined) {
+        clearInterval(poll);
+        resolve(`http://127.0.0.1:${port}`);
+      }
+    }, 100);
+  });
+  t.regex(stderr, /stdout was closed \(EPIPE\): the server goes on/u);
+  t.is((await fetch(`${url}/healthz`)).status, 200);
+  // Refusals are logged at info: more lines that meet the closed pipe.
+  for (let i = 0; i < 3; i++) t.is((await fetch(`${url}/v1.0/p/kms/list-keys`, { method: "POST", body: "{}" })).status, 401);
+  server.kill("SIGTERM");
+  const deadline = new Promise<"hung">((resolve) => setTimeout(() => resolve("hung"), 30_000).unref());
+  t.is(await Promise.race([exited, deadline]), 0, `serve exits after SIGTERM instead of hanging in its exit-time log flush: ${stderr}`);
+});
+
+/** The TCP port process `pid` listens on (from /proc/net/tcp and its fds), or undefined. */
+function listeningPort(pid: number): number | undefined {
+  let inodes: Set<string>;
+  try {
+    inodes = new Set(readdirSync(`/proc/${pid}/fd`).map((fd) => {
+      try {
+        return /^socket:\[(\d+)\]$/u.exec(readlinkSync(`/proc/${pid}/fd/${fd}`))?.[1] ?? "";
+      } catch {
+        return "";
+      }
+    }));
+  } catch {
+    return undefined;
+  }
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/u);
+    // state 0A = LISTEN; local address hex ip:port; field 9 the inode.
+    if (f[3] === "0A" && inodes.has(f[9] ?? "-")) return parseInt(f[1]!.split(":")[1]!, 16);
+  }
+  return undefined;
+}
 
 test("users: a grant-only user made with `users create` encrypts and decrypts through the server with its own credentials, and nothing else", async (t) => {
   const dir = tempDir(t);
