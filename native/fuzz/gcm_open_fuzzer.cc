@@ -8,7 +8,8 @@
 //                             another IV length, and expect the same verdict
 //   [1]     tag length = byte % 20 (0..3 and 17..19 are invalid on purpose)
 //   [2..3]  IV length, little endian, & 0x1ff (0 is invalid; 129..511 take the long-IV path)
-//   [4]     AAD length
+//   [4]     AAD length, low 8 bits; the high 4 bits are byte [3]'s high nibble (0..4095 bytes:
+//           JavaScript passes AAD of any length, and OpenSSL hashes long AAD in bulk)
 //   then    key, IV, AAD, payload (sealed = ciphertext || tag, or a plaintext in round-trip mode)
 //
 // Invariants checked (aead.h is the contract):
@@ -203,8 +204,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   c.round_trip = (flags & 8) != 0;
   c.reuse = (flags & 16) != 0;
   size_t iv_len = (iv_lo | (static_cast<size_t>(iv_hi) << 8)) & 0x1ff;
+  size_t aad_bytes = aad_len | (static_cast<size_t>(iv_hi >> 4) << 8);
   if (!reader.bytes(hsmkit::fuzz::kAesKeySizes[flags & 3], c.key) || !reader.bytes(iv_len, c.iv) ||
-      !reader.bytes(aad_len, c.aad)) {
+      !reader.bytes(aad_bytes, c.aad)) {
     return 0;
   }
   c.payload = reader.rest();

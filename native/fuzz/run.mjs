@@ -11,7 +11,9 @@
 // Seeds are generated on every run, never committed: Wycheproof vectors when that directory
 // exists (valid and invalid GCM, KW and KWP cases, including 257-byte GCM IVs), plus
 // deterministic synthetic cases: valid sealed messages with every tag length 4..16 and
-// round-trip inputs with IVs from 1 to 511 bytes. What libFuzzer finds beyond them is kept in
+// round-trip inputs with IVs from 1 to 511 bytes and AAD up to 4000 bytes; audit batches and
+// framings as JavaScript passes them to auditFrame/auditChain, with the forged offsets of a
+// fixed out-of-bounds read among them. What libFuzzer finds beyond them is kept in
 // build-cmake/fuzz/corpus/<target> and reused by the next run; crashes go to
 // build-cmake/fuzz/artifacts/. Exit status: 0 when every target ran its time without a crash.
 import { spawn, spawnSync } from "node:child_process";
@@ -22,7 +24,7 @@ import { fileURLToPath } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const buildDir = join(root, "build-cmake", "fuzz");
-const TARGETS = ["gcm_open_fuzzer", "keywrap_unwrap_fuzzer"];
+const TARGETS = ["gcm_open_fuzzer", "keywrap_unwrap_fuzzer", "audit_frame_fuzzer"];
 
 // ---- arguments ------------------------------------------------------------------------------
 const argv = process.argv.slice(2);
@@ -85,7 +87,8 @@ function bytes(label, n) {
 const KEY_SELECT = { 16: 0, 24: 1, 32: 2 };
 
 function gcmSeed({ flags, key, iv, aad, payload, tagLength }) {
-  const header = Buffer.from([flags | KEY_SELECT[key.length], tagLength, iv.length & 0xff, iv.length >> 8, aad.length]);
+  const header = Buffer.from([flags | KEY_SELECT[key.length], tagLength, iv.length & 0xff,
+    (iv.length >> 8) | ((aad.length >> 8) << 4), aad.length & 0xff]);
   return Buffer.concat([header, key, iv, aad, payload]);
 }
 
@@ -117,7 +120,7 @@ function gcmSeeds() {
     const key = Buffer.from(test.key, "hex");
     const iv = Buffer.from(test.iv, "hex");
     const aad = Buffer.from(test.aad, "hex");
-    if (!(key.length in KEY_SELECT) || iv.length > 511 || aad.length > 255) continue;
+    if (!(key.length in KEY_SELECT) || iv.length > 511 || aad.length > 4095) continue;
     const payload = Buffer.concat([Buffer.from(test.ct, "hex"), Buffer.from(test.tag, "hex")]);
     const flags = [0, 4, 16, 20][test.tcId % 4];
     seeds.push(gcmSeed({ flags, key, iv, aad, payload, tagLength: group.tagSize / 8 }));
@@ -138,6 +141,12 @@ function gcmSeeds() {
       // The same as a round trip (flag 8), where the payload is the plaintext.
       seeds.push(gcmSeed({ flags: 8, key, iv, aad, payload: plaintext, tagLength }));
     }
+  }
+  // Round trips with AAD past one header byte's reach, on both IV paths; and an empty message.
+  for (const [i, aadLength] of [256, 257, 300, 1024, 2047, 4000].entries()) {
+    const label = `gcm-aad/${aadLength}`;
+    seeds.push(gcmSeed({ flags: 8, key: bytes(`${label}/key`, [16, 24, 32][i % 3]), iv: bytes(`${label}/iv`, i % 2 ? 12 : 200),
+      aad: bytes(`${label}/aad`, aadLength), payload: bytes(`${label}/pt`, i * 7), tagLength: 12 + (i % 5) }));
   }
   // Round trips through the long-IV path (IVs over 128 bytes) and its boundary.
   for (const ivLength of [127, 128, 129, 200, 256, 257, 511]) {
@@ -174,9 +183,79 @@ function kwSeeds() {
   return seeds;
 }
 
+// The audit framing as JavaScript hands it to auditFrame (string ids, times, str-encoded strings
+// and their offsets) and auditChain (u32 length || body framing), in audit_frame_fuzzer's layout.
+function str(text) {
+  const utf8 = Buffer.from(text, "utf8");
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(utf8.length);
+  return Buffer.concat([head, utf8]);
+}
+
+function auditFrameSeed({ strs, offsets, records }) {
+  const head = Buffer.from([0, offsets.length - 1, records.length]);
+  const offs = Buffer.alloc(4 * offsets.length);
+  offsets.forEach((offset, i) => offs.writeUInt32LE(offset >>> 0, 4 * i));
+  const ids = Buffer.from(records.flatMap((r) => r.ids));
+  const times = Buffer.alloc(8 * records.length);
+  records.forEach((r, i) => times.writeDoubleLE(r.time, 8 * i));
+  return Buffer.concat([head, offs, ids, times, strs]);
+}
+
+function auditChainSeed({ count, bodiesDelta = 0, hashesDelta = 0, framed }) {
+  return Buffer.concat([Buffer.from([1, count, bodiesDelta & 0xff, hashesDelta & 0xff]), framed]);
+}
+
+function auditSeeds() {
+  const seeds = [];
+  const texts = ["success", "failure", "encryptData", "genRandom", "req-1", "req-2", "10.0.0.1", "project", "", "KMS.0306",
+    "a longer detail string, with UTF-8: \u00e9\u4e2d", "key-0001"];
+  const encoded = texts.map(str);
+  const strs = Buffer.concat(encoded);
+  const offsets = [0];
+  for (const e of encoded) offsets.push(offsets.at(-1) + e.length);
+  const n = texts.length;
+  const records = [];
+  for (let i = 0; i < 12; i++) {
+    // Required ids 1..n; optional ones 0 (null) or a string; times at the edges of [0, 2^53).
+    const pick = (k) => 1 + ((i * 7 + k * 3) % n);
+    const ids = [pick(0), pick(1), pick(2), pick(3), ...[4, 5, 6, 7, 8].map((k) => ((i + k) % 3 === 0 ? 0 : pick(k)))];
+    records.push({ ids, time: [0, 1, 1_700_000_000_000, 2 ** 53 - 1][i % 4] });
+  }
+  for (const count of [0, 1, 2, 5, 12]) seeds.push(auditFrameSeed({ strs, offsets, records: records.slice(0, count) }));
+  seeds.push(auditFrameSeed({ strs: Buffer.alloc(0), offsets: [0], records: [] }));
+  // Refusals: a time just past 2^53, a fraction, a required null, an id past the strings.
+  seeds.push(auditFrameSeed({ strs, offsets, records: [{ ids: records[0].ids, time: 2 ** 53 }] }));
+  seeds.push(auditFrameSeed({ strs, offsets, records: [{ ids: records[0].ids, time: 0.5 }] }));
+  seeds.push(auditFrameSeed({ strs, offsets, records: [{ ids: [0, ...records[0].ids.slice(1)], time: 1 }] }));
+  seeds.push(auditFrameSeed({ strs, offsets, records: [{ ids: [...records[0].ids.slice(0, 8), n + 1], time: 1 }] }));
+  // Regression (commit a7806a5): an offset past the strings that a later one undercuts; the
+  // first string's length prefix was read from past the end of an empty buffer.
+  seeds.push(auditFrameSeed({ strs: Buffer.alloc(0), offsets: [0, 2 ** 30, 0], records: [{ ids: [1, 1, 1, 1, 0, 0, 0, 0, 0], time: 1 }] }));
+  seeds.push(auditFrameSeed({ strs: Buffer.alloc(2), offsets: [0, 2 ** 30, 2], records: [{ ids: [1, 1, 1, 1, 0, 0, 0, 0, 0], time: 1 }] }));
+  // Chain mode: framings of 1..5 bodies, the shortest allowed body, and outputs one byte short.
+  const body = (length, fill) => {
+    const framed = Buffer.alloc(4 + length, fill);
+    framed.writeUInt32BE(length);
+    return framed;
+  };
+  for (let count = 0; count <= 5; count++) {
+    const framed = Buffer.concat(Array.from({ length: count }, (_, i) => body(9 + i * 13, i)));
+    seeds.push(auditChainSeed({ count, framed }));
+    if (count > 0) {
+      seeds.push(auditChainSeed({ count, framed, bodiesDelta: -1 }));
+      seeds.push(auditChainSeed({ count, framed, hashesDelta: -1 }));
+      seeds.push(auditChainSeed({ count: count + 1, framed }));
+    }
+  }
+  seeds.push(auditChainSeed({ count: 1, framed: body(8, 1) }));
+  return seeds;
+}
+
 const seedDirs = {};
 if (targets.includes("gcm_open_fuzzer")) seedDirs.gcm_open_fuzzer = writeSeeds("gcm_open_fuzzer", gcmSeeds());
 if (targets.includes("keywrap_unwrap_fuzzer")) seedDirs.keywrap_unwrap_fuzzer = writeSeeds("keywrap_unwrap_fuzzer", kwSeeds());
+if (targets.includes("audit_frame_fuzzer")) seedDirs.audit_frame_fuzzer = writeSeeds("audit_frame_fuzzer", auditSeeds());
 
 // ---- run ------------------------------------------------------------------------------------
 async function fuzz(target) {
