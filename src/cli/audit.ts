@@ -109,7 +109,7 @@ async function verify(flags: ClientFlags): Promise<void> {
       const unanchored = Number(v["unanchored"] ?? 0);
       const recovery = (v["recovery_checkpoints"] as number[] | undefined) ?? [];
       print(flags, v, [
-        `The audit log is intact: ${String(v["records"])} records, ${String(v["checkpoints"])} MACed checkpoints.`,
+        `The audit log is intact: ${counted(v["records"], "record")}, ${counted(v["checkpoints"], "MACed checkpoint")}.`,
         ...fields([
           ["Head", `record ${String(v["head_seq"])}, chain value ${String(v["head_hash"])}`],
           ["Last checkpoint", `after record ${String(v["last_checkpoint_seq"])}${unanchored > 0 ? ` (${unanchored} records after it are chained but not yet MACed)` : ""}`],
@@ -141,6 +141,11 @@ async function exportLog(flags: FilterFlags & { out?: string }): Promise<void> {
     const records = text.split("\n").filter((line) => line.startsWith('{"type":"record"')).length;
     process.stderr.write(`Exported ${records} audit records to ${flags.out}.\n`);
   });
+}
+
+/** "1 record", "2 records". */
+function counted(n: unknown, noun: string): string {
+  return `${String(n)} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 export function auditCommand(): Command {
