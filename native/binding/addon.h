@@ -43,6 +43,12 @@ bool bool_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
 // A Uint32Array argument.
 std::pair<const uint32_t*, size_t> uint32_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
 
+// Throws InvalidArgument naming `what` unless `this` is an object tagged `tag` by its class's
+// constructor. Every member of a wrapped class calls it: V8 checks the receiver of a prototype
+// method but not of an accessor, and a getter or setter called on another wrapped object would
+// read or write that object's native state as its own.
+void check_receiver(const Napi::CallbackInfo& info, const napi_type_tag& tag, const char* what);
+
 // The key slot behind a NativeKey handle argument; throws InvalidArgument for anything else.
 KeySlot& key_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
 // Wraps a slot into a new NativeKey handle.

@@ -125,9 +125,7 @@ class AesOperation : public Napi::ObjectWrap<AesOperation> {
   };
 
   static void check_this(const Napi::CallbackInfo& info) {
-    if (!info.This().IsObject() || !info.This().As<Napi::Object>().CheckTypeTag(&kAesOperationTag)) {
-      throw_invalid("not an AesOperation");
-    }
+    check_receiver(info, kAesOperationTag, "an AesOperation");
   }
 
   // update(data, out) -> bytes written (exactly outputSize(data.length)); out must not overlap data.

@@ -37,13 +37,9 @@ class NativeKey : public Napi::ObjectWrap<NativeKey> {
   KeySlot& slot() { return *slot_; }
 
  private:
-  // V8 checks the receiver of a prototype method, but not of an accessor: the getter of `length`
-  // called on another wrapped object (an HmacOperation, a CtrDrbg) would read that object's
-  // fields as a KeySlot. Every member checks the tag before touching the slot.
+  // Every member, accessors included (check_receiver says why), before touching the slot.
   static void check_this(const Napi::CallbackInfo& info) {
-    if (!info.This().IsObject() || !info.This().As<Napi::Object>().CheckTypeTag(&kKeyTag)) {
-      throw_invalid("not a key handle");
-    }
+    check_receiver(info, kKeyTag, "a key handle");
   }
 
   Napi::Value destroy(const Napi::CallbackInfo& info) {

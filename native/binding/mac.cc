@@ -85,9 +85,7 @@ class HmacOperation : public Napi::ObjectWrap<HmacOperation> {
   };
 
   static void check_this(const Napi::CallbackInfo& info) {
-    if (!info.This().IsObject() || !info.This().As<Napi::Object>().CheckTypeTag(&kHmacOperationTag)) {
-      throw_invalid("not an HmacOperation");
-    }
+    check_receiver(info, kHmacOperationTag, "an HmacOperation");
   }
 
   // update(data): void

@@ -15,6 +15,13 @@ Napi::Error make_error(Napi::Env env, ErrorCode code, const char* message) {
   return error;
 }
 
+void check_receiver(const Napi::CallbackInfo& info, const napi_type_tag& tag, const char* what) {
+  bool tagged = false;
+  if (napi_check_object_type_tag(info.Env(), info.This(), &tag, &tagged) != napi_ok || !tagged) {
+    throw_invalid(std::string("not ") + what);
+  }
+}
+
 // Argument readers use napi_get_typedarray_info and friends directly: one N-API call per
 // argument instead of node-addon-api's three (is-typed-array, type, data), which is a
 // measurable share of a 64-byte seal.

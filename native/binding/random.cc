@@ -157,13 +157,9 @@ class CtrDrbgWrap : public Napi::ObjectWrap<CtrDrbgWrap> {
   }
 
  private:
-  // V8 checks the receiver of a prototype method, but not of an accessor: reseedInterval's
-  // setter called on a key handle would write into that key's native state. Every member
-  // checks the tag before touching the DRBG.
+  // Every member, accessors included (check_receiver says why), before touching the DRBG.
   static void check_this(const Napi::CallbackInfo& info) {
-    if (!info.This().IsObject() || !info.This().As<Napi::Object>().CheckTypeTag(&kCtrDrbgTag)) {
-      throw_invalid("not a CtrDrbg");
-    }
+    check_receiver(info, kCtrDrbgTag, "a CtrDrbg");
   }
 
   // instantiate(entropy: Uint8Array, nonce: Uint8Array | null, personalization: Uint8Array | null): void
