@@ -774,7 +774,8 @@ export class Kms {
    * attempt are no matter. Every version is tried before the first failure is thrown.
    */
   async #deleteKey(ref: { projectId: string; keyId: string; deletionDate: number }): Promise<void> {
-    this.#cache.invalidate(ref.projectId, ref.keyId);
+    // The cached record is dropped once, after the store has decided (a key pending deletion is
+    // refused every use meanwhile, cached or not).
     try {
       const versions = await this.#store.keys.listVersions(ref.projectId, ref.keyId);
       let failure: { error: unknown } | undefined;

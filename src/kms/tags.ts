@@ -30,6 +30,11 @@ function characters(text: string): number {
 /** A tag key to set: 1..36 characters, none forbidden. */
 export function checkTagKey(key: unknown): string {
   if (typeof key !== "string" || FORBIDDEN.test(key)) throw new KmsError("KMS.0406", "a tag key is a string without ASCII 0-31 and * < > \\ =");
+  return checkTagKeyLength(key);
+}
+
+/** KMS.0411 unless a tag key is 1..36 characters. */
+function checkTagKeyLength(key: string): string {
   const length = characters(key);
   if (length < 1 || length > MAX_TAG_KEY_CHARS) throw new KmsError("KMS.0411", `a tag key is 1..${MAX_TAG_KEY_CHARS} characters`);
   return key;
@@ -48,9 +53,7 @@ export function checkTagValue(value: unknown): string {
  */
 export function checkTagKeyToDelete(key: unknown): string {
   if (typeof key !== "string" || CONTROL.test(key)) throw new KmsError("KMS.0406", "a tag key is a string without control characters");
-  const length = characters(key);
-  if (length < 1 || length > MAX_TAG_KEY_CHARS) throw new KmsError("KMS.0411", `a tag key is 1..${MAX_TAG_KEY_CHARS} characters`);
-  return key;
+  return checkTagKeyLength(key);
 }
 
 /** A non-empty list of tags to set (keys unique; a repeated key keeps its last value). */
