@@ -221,7 +221,9 @@ export function readAttribute(object: P11Object, type: number): Buffer {
   if (secretValueTypes(object.objectClass).has(type)) return readSecret(object, type);
   const value = object.attrs.get(type);
   if (value === undefined) throw new CkrError(P.CKR_ATTRIBUTE_TYPE_INVALID, `attribute 0x${type.toString(16)} has no value`);
-  return value;
+  // A copy, as pkcs11js gives: stored values are shared (between objects too, see interned()),
+  // and a caller writing into the one it was handed would change them all.
+  return Buffer.from(value);
 }
 
 const JWK_FIELDS = new Map<number, string>([

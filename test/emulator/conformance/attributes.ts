@@ -241,4 +241,22 @@ export const ATTRIBUTE_SCENARIOS: Scenario[] = [
       }
     },
   },
+  {
+    area: "attributes",
+    title: "values C_GetAttributeValue returns are the caller's: writing into one changes no object",
+    run(t, token) {
+      const { p11 } = token;
+      const s = userSession(token);
+      const types = [P.CKA_CLASS, P.CKA_KEY_TYPE, P.CKA_VALUE_LEN, P.CKA_ENCRYPT, P.CKA_SENSITIVE, P.CKA_LABEL, P.CKA_CHECK_VALUE];
+      const template: Template = [{ type: P.CKA_ENCRYPT, value: true }, { type: P.CKA_SENSITIVE, value: true }, { type: P.CKA_LABEL, value: "mine" }];
+      const key = generateAes(token, s, 32, template);
+      const other = generateAes(token, s, 32, template);
+      const read = (object: typeof key): Buffer[] => types.map((type) => Buffer.from(attribute(token, s, object, type)));
+      const before = [read(key), read(other)];
+      // pkcs11js hands out fresh Buffers; an emulator handing out its own (or values shared between
+      // objects, such as one CK_TRUE) would let this corrupt every key on the token.
+      for (const result of p11.C_GetAttributeValue(s, key, types.map((type) => ({ type })))) (result.value as Buffer).fill(0xee);
+      t.deepEqual([read(key), read(other)], before);
+    },
+  },
 ];
