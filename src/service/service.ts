@@ -275,10 +275,19 @@ export class KmsService implements ServicePort {
     }
   }
 
+  /**
+   * Not ok while closing, and once the backend can serve nothing until a restart (the token refused
+   * the configured PIN on logging in again): every call would fail, and a supervisor or load
+   * balancer reading /healthz must see it. No token call is made.
+   */
   async health(): Promise<ServiceHealth> {
     const info = this.kms.backend.info();
-    const health: ServiceHealth = { ok: !this.#closed, token: { label: info.token.label, module: info.module.source } };
-    if (this.#closed) health.problem = "closing";
+    const health: ServiceHealth = { ok: true, token: { label: info.token.label, module: info.module.source } };
+    const problem = this.#closed ? "closing" : this.kms.backend.unserviceable();
+    if (problem !== undefined) {
+      health.ok = false;
+      health.problem = problem;
+    }
     return health;
   }
 

@@ -9,14 +9,14 @@ import type { ModuleState } from "../../emulator/state.js";
 import type { KmsBackend, VersionRef } from "../../src/kms/backend/backend.js";
 import { openBackend } from "../../src/kms/backend/graphene.js";
 import { pkcs11 } from "../../src/kms/backend/pkcs11.js";
-import { KMS_ERRORS } from "../../src/kms/errors.js";
+import { KMS_ERRORS, type KmsErrorCode } from "../../src/kms/errors.js";
 import { EMULATOR, USER_PIN, type TokenHarness } from "./backend-fixtures.js";
 import { registerBackendScenarios, throwsKms } from "./backend-scenarios.js";
 
 registerBackendScenarios(EMULATOR);
 
-function faulty(t: ExecutionContext, plan: FaultPlan = { rules: [] }) {
-  const faults = new FaultInjector(plan);
+function faulty(t: ExecutionContext, plan: FaultPlan | FaultInjector = { rules: [] }) {
+  const faults = plan instanceof FaultInjector ? plan : new FaultInjector(plan);
   const harness = EMULATOR.setup(t, { emulator: { faults } });
   const backend = harness.open();
   const version = { id: "k:1", wrapped: backend.createVersionKey() };
@@ -42,6 +42,7 @@ test("emulator › a removed token is KMS.0104 (503); once it is back, the next 
   const error = throwsKms(t, () => backend.decrypt(version, iv, Buffer.alloc(0), sealed), "KMS.0104");
   t.is(error.status, 503);
   throwsKms(t, () => backend.random(8), "KMS.0104");
+  t.is(backend.unserviceable(), undefined, "a passing failure: every call tries the token again");
   faults.insertToken();
   t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
   t.is(backend.random(8).length, 8);
@@ -58,6 +59,67 @@ test("emulator › a device error inside an operation closes that worker session
   t.is(after.recoveries, 0);
 });
 
+/**
+ * The plan's faults, with a C_Decrypt it fails ending the session's decryption as a token's own
+ * failure would (v2.40 §5.9: every C_Decrypt but CKR_BUFFER_TOO_SMALL and a length query ends the
+ * operation); the plain injector fails the call before it runs, leaving the operation active.
+ */
+class DecryptFaults extends FaultInjector {
+  private token: ModuleState | undefined;
+
+  override attach(state: ModuleState, methods: ReadonlySet<string>): void {
+    super.attach(state, methods);
+    this.token = state;
+  }
+
+  override decide(method: string) {
+    const decision = super.decide(method);
+    if (method !== "C_Decrypt") return decision;
+    return {
+      apply: () => {
+        try {
+          decision.apply();
+        } catch (error) {
+          for (const session of this.token!.sessions.values()) session.end("decrypt");
+          throw error;
+        }
+      },
+    };
+  }
+}
+
+test("emulator › a token fault in C_Decrypt is the token's error (KMS.0101, or 0104 when passing), never the opaque KMS.2201 of a bad ciphertext", (t) => {
+  // [CKR, times it fires, code]: twice for a session lost again after the reconnect, and for a
+  // CKR_GENERAL_ERROR that is the token's own (the probe after it fails too; see the next test).
+  const faults: ReadonlyArray<[string, number, KmsErrorCode]> = [
+    ["CKR_GENERAL_ERROR", 2, "KMS.0101"],
+    ["CKR_FUNCTION_FAILED", 1, "KMS.0101"],
+    ["CKR_DEVICE_ERROR", 1, "KMS.0104"],
+    ["CKR_DEVICE_MEMORY", 1, "KMS.0104"],
+    ["CKR_HOST_MEMORY", 1, "KMS.0104"],
+    ["CKR_SESSION_HANDLE_INVALID", 2, "KMS.0101"],
+  ];
+  for (const [fail, times, code] of faults) {
+    const { backend, version, iv, sealed } = faulty(t, new DecryptFaults({ rules: [{ calls: "C_Decrypt", fail, times }] }));
+    const error = throwsKms(t, () => backend.decrypt(version, iv, Buffer.alloc(0), sealed), code);
+    t.is(error.status, KMS_ERRORS[code].status, fail);
+    t.regex(error.detail ?? "", new RegExp(`decrypting: ${fail} .* in C_Decrypt`, "u"));
+    t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here", `${fail}: the next call is served`);
+    const flipped = Buffer.from(sealed);
+    flipped[0]! ^= 1;
+    throwsKms(t, () => backend.decrypt(version, iv, Buffer.alloc(0), flipped), "KMS.2201");
+  }
+});
+
+test("emulator › a CKR_GENERAL_ERROR from C_Decrypt after which the token seals and opens soundly is a refused ciphertext (SoftHSMv2's answer to a bad tag): KMS.2201", (t) => {
+  const { faults, backend, version, iv, sealed } = faulty(t, new DecryptFaults({ rules: [{ calls: "C_Decrypt", fail: "CKR_GENERAL_ERROR", times: 1 }] }));
+  const error = throwsKms(t, () => backend.decrypt(version, iv, Buffer.alloc(0), sealed), "KMS.2201");
+  t.is(error.message, KMS_ERRORS["KMS.2201"].message);
+  t.is(faults.events.length, 1);
+  t.is(backend.info().recoveries, 0);
+  t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+});
+
 test("emulator › a failure that repeats after the retry is reported, and the call after it reconnects", (t) => {
   const { backend, version, iv, sealed } = faulty(t, { rules: [{ calls: "C_EncryptInit", fail: "CKR_SESSION_HANDLE_INVALID", after: 1, times: 2 }] });
   const error = throwsKms(t, () => backend.encrypt(version, iv, Buffer.alloc(0), Buffer.from("y")), "KMS.0101");
@@ -71,11 +133,15 @@ test("emulator › a PIN changed while the backend runs is tried once on reconne
   harness.withSession((session) => session.setPin(USER_PIN, "new-pin-1357"));
   faults.closeSessions();
   // Requests and sweeps keep coming; the token locks the user PIN after 10 wrong tries (emulator/token.ts).
+  t.is(backend.unserviceable(), undefined, "not yet: the token has not been asked");
   for (let i = 0; i < 12; i++) {
     const error = throwsKms(t, () => backend.random(8), "KMS.0101");
     t.regex(error.detail ?? "", /CKR_PIN_INCORRECT .*will not be tried again/u);
     t.notRegex(error.detail ?? "", new RegExp(`${USER_PIN}|new-pin-1357`, "u"), "no PIN in the detail");
   }
+  const reason = backend.unserviceable() ?? "";
+  t.regex(reason, /CKR_PIN_INCORRECT .*configure the token's current PIN and restart/u, "what health reports");
+  t.notRegex(reason, new RegExp(`${USER_PIN}|new-pin-1357`, "u"), "no PIN in the reason");
   const withNewPin = harness.open({ pin: "new-pin-1357" });
   t.is(withNewPin.random(8).length, 8, "the token's PIN still works for whoever has it");
 });

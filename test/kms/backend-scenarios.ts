@@ -328,10 +328,12 @@ export const SCENARIOS: Scenario[] = [
       throwsKms(t, () => backend.encrypt({ id: "", wrapped: v.wrapped }, iv, Buffer.alloc(0), Buffer.from("x")), "KMS.0308");
       throwsKms(t, () => backend.decrypt(v, iv, Buffer.alloc(0), Buffer.alloc(16)), "KMS.2201");
       throwsKms(t, () => backend.mac("text" as unknown as Buffer), "KMS.0308");
+      t.is(backend.unserviceable(), undefined);
       backend.close();
       backend.close();
       throwsKms(t, () => backend.random(4), "KMS.0101");
       throwsKms(t, () => backend.info(), "KMS.0101");
+      t.is(backend.unserviceable(), "the backend is closed");
     },
   },
   {

@@ -140,6 +140,15 @@ export interface KmsBackend {
   info(): BackendInfo;
 
   /**
+   * Why the backend will serve nothing until the process is restarted with a corrected
+   * configuration, or undefined while it can serve: the token refused the configured PIN when the
+   * backend logged in again (a PIN it never tries again), or the backend is closed. Passing
+   * failures (a removed token, a device error) are retried by every call and do not show here.
+   * Makes no token call; the text names the cause and the remedy, never a secret.
+   */
+  unserviceable(): string | undefined;
+
+  /**
    * Destroys the cached session objects, closes the sessions and releases the module (finalized if
    * this thread initialized it and no other backend uses it). Idempotent; later calls throw.
    */

@@ -39,7 +39,7 @@ import {
 } from "./backend.js";
 import { HandleCache } from "./handle-cache.js";
 import { acquireModule, type ModuleLease, type ModuleSource } from "./module-loader.js";
-import { DECRYPT_REJECTED, ckrOf, isOutOfMemory, isPinRefused, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Slot } from "./pkcs11.js";
+import { DECRYPT_REJECTED, ckrOf, isOutOfMemory, isPinRefused, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Session, type Slot } from "./pkcs11.js";
 import { SessionPool } from "./session-pool.js";
 
 const P = pkcs11;
@@ -98,6 +98,9 @@ const NO_USAGE = { encrypt: false, decrypt: false, wrap: false, unwrap: false, s
 
 const KWP = { name: P.CKM_AES_KEY_WRAP_PAD, params: null };
 const HMAC = { name: P.CKM_SHA256_HMAC, params: null };
+/** What decryptsSoundly seals and opens: no secret, and the same whatever the version. */
+const PROBE = Buffer.from("hsmkit decrypt probe");
+const PROBE_AAD = Buffer.alloc(0);
 /** HMAC as pkcs11js takes it (mac() calls the module directly, as the GCM path does). */
 const HMAC_MECHANISM = { mechanism: P.CKM_SHA256_HMAC };
 
@@ -331,7 +334,7 @@ export class GrapheneBackend implements KmsBackend {
         } catch (error) {
           out.fill(0);
           const failure = ckrOf(error);
-          if (failure !== undefined && DECRYPT_REJECTED.has(failure.rv)) {
+          if (failure !== undefined && (DECRYPT_REJECTED.has(failure.rv) || (failure.rv === P.CKR_GENERAL_ERROR && this.decryptsSoundly(session, key)))) {
             throw new KmsError("KMS.2201", "AES-GCM authentication failed", { cause: error });
           }
           throw error;
@@ -343,6 +346,28 @@ export class GrapheneBackend implements KmsBackend {
         c.pool.give(session, healthy);
       }
     });
+  }
+
+  /**
+   * Whether the token, on `session` and under `key`, seals and opens a probe right now. Asked only
+   * after C_Decrypt answered CKR_GENERAL_ERROR, which SoftHSMv2 returns for a GCM tag that does not
+   * verify (measured, 2.6.1) and any token returns for a fault of its own: a sound round trip says
+   * the ciphertext was refused (the opaque KMS.2201), a failed one that the token is at fault
+   * (KMS.0101), so an outage is not reported as bad input. Every rejected ciphertext takes the same
+   * path, so the answer tells one kind of bad ciphertext from another no more than before. The
+   * probe's IV is fresh from the token like every seal's, and its ciphertext never leaves this
+   * function, so no one could see two messages under one IV even if the draw repeated one.
+   */
+  private decryptsSoundly(session: Session, key: Key): boolean {
+    try {
+      const mechanism = gcmMechanism(this.lib.C_GenerateRandom(session.handle, Buffer.alloc(GCM_IV_BYTES)), PROBE_AAD);
+      this.lib.C_EncryptInit(session.handle, mechanism, key.handle);
+      const sealed = this.lib.C_Encrypt(session.handle, PROBE, Buffer.alloc(PROBE.length + GCM_TAG_BYTES));
+      this.lib.C_DecryptInit(session.handle, mechanism, key.handle);
+      return this.lib.C_Decrypt(session.handle, sealed, Buffer.alloc(sealed.length)).equals(PROBE);
+    } catch {
+      return false;
+    }
   }
 
   destroyVersion(id: string): void {
@@ -413,6 +438,11 @@ export class GrapheneBackend implements KmsBackend {
       cache: { ...this.cache.stats(), unwraps: this.unwraps, configured: this.options.cacheSize, memoryShrinks: this.memoryShrinks },
       recoveries: this.recoveries,
     };
+  }
+
+  unserviceable(): string | undefined {
+    if (this.closed) return "the backend is closed";
+    return this.pinRefused;
   }
 
   close(): void {

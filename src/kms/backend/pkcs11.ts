@@ -136,10 +136,10 @@ export function tokenError(error: unknown, step: string): KmsError {
 }
 
 /**
- * What C_Decrypt of AES-GCM answers when the tag (or the length) does not check out: the
- * specification's CKR_ENCRYPTED_DATA_INVALID / _LEN_RANGE (the emulator), and CKR_GENERAL_ERROR,
- * which SoftHSMv2 2.6 returns for a failed GCM tag (measured). All become the one opaque
- * KMS.2201, so a real CKR_GENERAL_ERROR of the device during C_Decrypt is reported as an invalid
- * ciphertext too — the price of not telling tag failures apart from anything else.
+ * What C_Decrypt of AES-GCM answers when the tag (or the length) does not check out, as the
+ * specification has it (v2.40 §5.9: CKR_ENCRYPTED_DATA_INVALID / _LEN_RANGE; the emulator): the one
+ * opaque KMS.2201. Every other failure is the token's, not the caller's (KMS.0101, or KMS.0104 per
+ * tokenError) — except that SoftHSMv2 2.6 answers a failed tag with CKR_GENERAL_ERROR (measured),
+ * which the backend tells from a fault of the token by a probe (GrapheneBackend.decryptsSoundly).
  */
-export const DECRYPT_REJECTED = new Set<number>([P.CKR_ENCRYPTED_DATA_INVALID, P.CKR_ENCRYPTED_DATA_LEN_RANGE, P.CKR_GENERAL_ERROR]);
+export const DECRYPT_REJECTED = new Set<number>([P.CKR_ENCRYPTED_DATA_INVALID, P.CKR_ENCRYPTED_DATA_LEN_RANGE]);

@@ -10,7 +10,7 @@ export const HEALTH_PATH = "/healthz";
 export function registerSystemRoutes(app: FastifyInstance, service: ServicePort, metrics: ServerMetrics | undefined, closing: () => boolean): void {
   app.get(HEALTH_PATH, {
     schema: {
-      summary: "Liveness and readiness: 200 once the token and the store are open, 503 while starting or shutting down",
+      summary: "Liveness and readiness: 200 once the token and the store are open; 503 while starting or shutting down, and when the service can serve nothing until restarted (the token refused the configured PIN)",
       tags: ["System"],
       response: { 200: object({ status: string(), token: object({ label: string(), module: string() }) }), 503: object({ status: string(), problem: string() }), "4xx": ERROR_SCHEMA },
     },
