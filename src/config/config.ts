@@ -28,6 +28,15 @@ export interface ServerConfig {
    * store, and one thread still owns the token and the audit chain (docs/server-design.md).
    */
   kmsThread: boolean;
+  /**
+   * The KMS thread's V8 heap limit, MB (default 512). V8 paces its major collections by it: given
+   * the ~4 GB a large machine gets by default, the heap grows to about four times what is live
+   * between two of them, and the KMS's caches turn over fast enough under cache misses to push a
+   * process past 300 MB that way (docs/BENCHMARKS.md). What the KMS keeps live is bounded (the
+   * caches, the requests in flight), tens of MB, so 512 leaves it ample room. A thread that
+   * passes the limit ends like any crashed KMS thread: every call 503, /healthz 503, logged.
+   */
+  kmsThreadHeapMb: number;
   /** Interval of the deletion and rotation sweepers, seconds (default 60). */
   sweepIntervalSeconds: number;
   /** Serve /docs (browsable API documentation) (default true). */
@@ -113,6 +122,7 @@ export const DEFAULTS: Readonly<HsmkitConfig> = Object.freeze({
     requestTimeoutMs: 30_000,
     shutdownTimeoutMs: 10_000,
     kmsThread: true,
+    kmsThreadHeapMb: 512,
     sweepIntervalSeconds: 60,
     docs: true,
   },
@@ -136,6 +146,7 @@ export const ENV_NAMES: ReadonlyArray<{ name: string; path: string; type: "strin
   { name: "HSMKIT_SERVER_REQUEST_TIMEOUT_MS", path: "server.requestTimeoutMs", type: "integer" },
   { name: "HSMKIT_SERVER_SHUTDOWN_TIMEOUT_MS", path: "server.shutdownTimeoutMs", type: "integer" },
   { name: "HSMKIT_SERVER_KMS_THREAD", path: "server.kmsThread", type: "boolean" },
+  { name: "HSMKIT_SERVER_KMS_THREAD_HEAP_MB", path: "server.kmsThreadHeapMb", type: "integer" },
   { name: "HSMKIT_SERVER_SWEEP_INTERVAL_SECONDS", path: "server.sweepIntervalSeconds", type: "integer" },
   { name: "HSMKIT_SERVER_DOCS", path: "server.docs", type: "boolean" },
   { name: "HSMKIT_AUTH_CLOCK_SKEW_SECONDS", path: "auth.clockSkewSeconds", type: "integer" },
@@ -265,6 +276,7 @@ function validate(c: HsmkitConfig): void {
   int(c.server.requestTimeoutMs, "server.requestTimeoutMs", 100, 3_600_000);
   int(c.server.shutdownTimeoutMs, "server.shutdownTimeoutMs", 0, 600_000);
   bool(c.server.kmsThread, "server.kmsThread");
+  int(c.server.kmsThreadHeapMb, "server.kmsThreadHeapMb", 64, 65_536);
   int(c.server.sweepIntervalSeconds, "server.sweepIntervalSeconds", 1, 86_400);
   bool(c.server.docs, "server.docs");
   int(c.auth.clockSkewSeconds, "auth.clockSkewSeconds", 1, 86_400);

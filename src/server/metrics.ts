@@ -84,6 +84,16 @@ export function createMetrics(service: ServicePort): ServerMetrics {
       if (s) this.set(s.entropyHealthFailures);
     },
   });
+  new Gauge({
+    name: "hsmkit_kms_heap_bytes", help: "The V8 heap of the thread running the KMS (the KMS thread's when there is one): bytes used, and its limit (server.kmsThreadHeapMb).",
+    labelNames: ["figure"], registers: [registry],
+    async collect() {
+      const s = await stats();
+      if (!s) return;
+      this.set({ figure: "used" }, s.heap.usedBytes);
+      this.set({ figure: "limit" }, s.heap.limitBytes);
+    },
+  });
   // The labelled series of each route, method and status, looked up once: prom-client hashes the
   // label object on every inc/observe otherwise. Bounded, although routes are the templates and
   // Node's parser knows a fixed set of methods.

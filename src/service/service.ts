@@ -13,6 +13,7 @@
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import { Emulator } from "../../emulator/index.js";
 import { configuredPin, ConfigError, type HsmkitConfig } from "../config/config.js";
 import { randomStatus } from "../crypto/random.js";
@@ -89,6 +90,8 @@ export interface ServiceStats {
   entropy: Array<{ name: string; available: boolean; inService: boolean; bytesDrawn: number }>;
   entropyHealthFailures: number;
   cachedKeys: number;
+  /** The V8 heap of the thread the service runs in (the KMS thread's when there is one): bytes in use and its limit. */
+  heap: { usedBytes: number; limitBytes: number };
 }
 
 /** What the HTTP layer needs from the service. Every value crossing it is plain data (structured-clone safe). */
@@ -294,6 +297,7 @@ export class KmsService implements ServicePort {
   async stats(): Promise<ServiceStats> {
     const info = this.kms.backend.info();
     const random = randomStatus();
+    const heap = getHeapStatistics();
     const calls: Record<string, Record<string, number>> = {};
     for (const [method, outcomes] of this.#calls) calls[method] = Object.fromEntries(outcomes);
     return {
@@ -302,6 +306,7 @@ export class KmsService implements ServicePort {
       entropy: random.sources.map((s) => ({ name: s.name, available: s.available, inService: s.inService, bytesDrawn: s.bytesDrawn })),
       entropyHealthFailures: random.healthFailures,
       cachedKeys: this.kms.cachedKeys,
+      heap: { usedBytes: heap.used_heap_size, limitBytes: heap.heap_size_limit },
     };
   }
 

@@ -254,7 +254,11 @@ export class ThreadServicePort implements ServicePort {
    */
   static open(config: Readonly<HsmkitConfig>, log: ServiceLog, options: ThreadServiceOptions = {}): Promise<ThreadServicePort> {
     const data: KmsThreadData = { config, sweep: options.sweep ?? true };
-    const worker = new Worker(options.entry ?? new URL("./thread-worker.js", import.meta.url), { workerData: data });
+    const worker = new Worker(options.entry ?? new URL("./thread-worker.js", import.meta.url), {
+      workerData: data,
+      // Also how V8 paces the thread's major collections (config.ts, server.kmsThreadHeapMb).
+      resourceLimits: { maxOldGenerationSizeMb: config.server.kmsThreadHeapMb },
+    });
     const exited = new Promise<number>((resolve) => worker.once("exit", resolve));
     return new Promise<ThreadServicePort>((resolve, reject) => {
       let failure: Error | undefined;

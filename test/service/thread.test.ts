@@ -9,6 +9,7 @@ import test, { type ExecutionContext } from "ava";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { getHeapStatistics } from "node:v8";
 import { threadId } from "node:worker_threads";
 import { loadConfig, type HsmkitConfig } from "../../src/config/config.js";
 import type { RequestContext } from "../../src/kms/access.js";
@@ -17,6 +18,7 @@ import type { AuditVerification } from "../../src/kms/audit/verify.js";
 import { KmsError } from "../../src/kms/errors.js";
 import type { AuthEvidence } from "../../src/service/auth/authenticator.js";
 import type { Credentials } from "../../src/service/identity.js";
+import { createMetrics } from "../../src/server/metrics.js";
 import { KmsService, type ServiceCall, type ServiceLog, type ServiceMethod } from "../../src/service/service.js";
 import { ThreadServicePort, type ThreadServiceOptions } from "../../src/service/thread.js";
 
@@ -106,6 +108,23 @@ test("calls run in another thread and their results, bytes and errors come back 
   const stats = await port.stats();
   t.is(stats.calls["encryptData"]?.["ok"], 1);
   t.is(stats.calls["describeKey"]?.["KMS.0207"], 1);
+});
+
+test("the KMS thread's V8 heap is limited by server.kmsThreadHeapMb, and its stats report that heap, not the caller's", async (t) => {
+  const MB = 1024 * 1024;
+  for (const heapMb of [96, 512]) {
+    const f = fixture(t);
+    const config = loadConfig({ overrides: { data: f.dir, server: { kmsThreadHeapMb: heapMb } }, env: {} });
+    const port = await openPort(t, { ...f, config });
+    const { heap } = await port.stats();
+    // V8's limit is the old generation's plus the young generation's (a few MB to tens of MB).
+    t.true(heap.limitBytes >= heapMb * MB && heap.limitBytes < (heapMb + 64) * MB, `${heapMb} MB: limit ${heap.limitBytes}`);
+    t.true(heap.limitBytes < getHeapStatistics().heap_size_limit, "not this thread's limit");
+    t.true(heap.usedBytes > 0 && heap.usedBytes < heap.limitBytes);
+    const scraped = /^hsmkit_kms_heap_bytes\{figure="limit"\} (\d+)$/mu.exec(await createMetrics(port).registry.metrics());
+    t.is(Number(scraped?.[1]), heap.limitBytes, "exported at /metrics");
+    await port.close();
+  }
 });
 
 test("concurrent calls each resolve to their own caller", async (t) => {
