@@ -272,7 +272,7 @@ export class ThreadServicePort implements ServicePort {
           } else if (message.t === "ready") {
             worker.off("message", onMessage);
             worker.off("error", onError);
-            const port = new ThreadServicePort(worker, log, message, exited);
+            const port = new ThreadServicePort(worker, log, message, exited, config.server.kmsThreadHeapMb);
             port.#receive(batch.slice(i + 1));
             resolve(port);
             return;
@@ -295,7 +295,7 @@ export class ThreadServicePort implements ServicePort {
     });
   }
 
-  private constructor(worker: Worker, log: ServiceLog, ready: Extract<FromKmsThread, { t: "ready" }>, exited: Promise<number>) {
+  private constructor(worker: Worker, log: ServiceLog, ready: Extract<FromKmsThread, { t: "ready" }>, exited: Promise<number>, heapMb: number) {
     this.#worker = worker;
     this.#log = log;
     this.threadId = worker.threadId;
@@ -309,7 +309,9 @@ export class ThreadServicePort implements ServicePort {
     worker.on("message", (batch: FromKmsThread[]) => this.#receive(batch));
     // An uncaught exception: the thread exits right after, and #onExit reports it.
     worker.on("error", (error) => {
-      this.#problem ??= `the KMS thread failed: ${error.name}: ${error.message}`;
+      this.#problem ??= (error as NodeJS.ErrnoException).code === "ERR_WORKER_OUT_OF_MEMORY"
+        ? `the KMS thread ran out of its ${heapMb} MB V8 heap (server.kmsThreadHeapMb): raise the limit, or look for what grew (the hsmkit_kms_heap_bytes metric)`
+        : `the KMS thread failed: ${error.name}: ${error.message}`;
       this.#crashStack ??= error.stack;
     });
     this.#exited = exited.then((code) => this.#onExit(code));

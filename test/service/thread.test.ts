@@ -127,6 +127,21 @@ test("the KMS thread's V8 heap is limited by server.kmsThreadHeapMb, and its sta
   }
 });
 
+test("a KMS thread that exhausts its heap limit fails calls with KMS.0104, and health names the setting to raise", async (t) => {
+  const f = fixture(t);
+  const config = loadConfig({ overrides: { data: f.dir, server: { kmsThreadHeapMb: 64 } }, env: {} });
+  const port = await openPort(t, { ...f, config }, { entry: new URL("./thread-crash-worker.js", import.meta.url) });
+  const creds = credentialsOf(f);
+  const call = caller(port, await tokenEvidence(port, creds), creds);
+  const error = await t.throwsAsync(call("genRandom", { randomDataLength: 64 }, "exhaust"), { instanceOf: KmsError, code: "KMS.0104" });
+  t.regex((error as KmsError).detail ?? "", /ran out of its 64 MB V8 heap \(server\.kmsThreadHeapMb\)/u);
+  const health = await port.health();
+  t.false(health.ok);
+  t.regex(health.problem ?? "", /raise the limit/u);
+  t.true(f.lines.some((l) => l.level === "error" && /server\.kmsThreadHeapMb/u.test(l.message)));
+  await port.close();
+});
+
 test("concurrent calls each resolve to their own caller", async (t) => {
   const f = fixture(t);
   const port = await openPort(t, f);
