@@ -169,6 +169,12 @@ export class Access {
   /** By principal, then project: a lookup joins no strings, and a principal's entries go together. */
   readonly #callers = new Map<string, Map<string, CachedCaller>>();
   #cachedCount = 0;
+  /**
+   * Bumped by every invalidate(). A lookup caches what it read only if no invalidation happened
+   * while it awaited the store: otherwise a read that began before a change (the principal
+   * disabled, a role removed) and answered after it would cache the old state for `cacheMs`.
+   */
+  #generation = 0;
 
   /** `cacheMs` is measured on the monotonic clock (performance.now), not the Kms's business clock. */
   constructor(store: KmsStore, cacheMs: number) {
@@ -184,12 +190,13 @@ export class Access {
     if (cached !== undefined && now - cached.at < this.#cacheMs) {
       caller = cached.caller;
     } else {
+      const generation = this.#generation;
       const principal = await this.#store.principals.get(principalId);
       caller = principal === undefined ? null : {
         principal,
         roles: new Set((await this.#store.principals.listRoles(principalId, projectId)).map((role) => role.role)),
       };
-      if (this.#cacheMs > 0) {
+      if (this.#cacheMs > 0 && generation === this.#generation) {
         if (this.#cachedCount >= 10_000) this.invalidate();
         let projects = this.#callers.get(principalId);
         if (projects === undefined) this.#callers.set(principalId, (projects = new Map()));
@@ -249,6 +256,7 @@ export class Access {
 
   /** Forgets cached principals (all, or one): after a change of roles or of the principal. */
   invalidate(principalId?: string): void {
+    this.#generation++;
     if (principalId === undefined) {
       this.#callers.clear();
       this.#cachedCount = 0;

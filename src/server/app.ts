@@ -139,6 +139,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       return typeof id === "string" && REQUEST_ID.test(id) ? id : randomUUID();
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false, allErrors: false } },
+    // A path's key_id may be an alias of 255 characters (its "/" sent as %2F), a tag key 36
+    // characters of up to four UTF-8 bytes each (12 characters escaped): fastify's default of 100
+    // refused both.
+    routerOptions: { maxParamLength: 1024 },
+    // fastify answers a malformed escape (%ZZ) or an overlong parameter itself, before any hook,
+    // with a body of its own and no X-Request-Id; Huawei's answer to a bad URL is KMS.0201.
+    frameworkErrors: (error, request, reply) => {
+      reply.header("X-Request-Id", request.id);
+      sendError(reply, new KmsError("KMS.0201", error.message));
+    },
   };
   if (options.logger === undefined) fastifyOptions.logger = { level: config.log.level, redact: REDACT_PATHS };
   else if (options.logger === false) fastifyOptions.logger = false;

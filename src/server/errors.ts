@@ -34,6 +34,19 @@ export const FIELD_CODES: Readonly<Record<string, KmsErrorCode>> = {
   retiring_principal: "KMS.2402",
 };
 
+/**
+ * The code a schema violation inside an object or array gets, by its path with array indices as
+ * "*": the code the Kms gives the same value (kms/tags.ts), where the enclosing field's code would
+ * misname the problem (KMS.0401 says the tag list is empty).
+ */
+export const NESTED_FIELD_CODES: Readonly<Record<string, KmsErrorCode>> = {
+  "tag/key": "KMS.0406",
+  "tag/value": "KMS.0405",
+  "tags/*": "KMS.0406",
+  "tags/*/key": "KMS.0406",
+  "tags/*/value": "KMS.0405",
+};
+
 export interface ErrorBody {
   error: { error_code: string; error_msg: string };
   error_code: string;
@@ -58,12 +71,11 @@ interface ValidationIssue {
   params: Record<string, unknown>;
 }
 
-/** The field a validation issue is about: the missing property, or the first segment of the path. */
-function fieldOf(issue: ValidationIssue): string | undefined {
-  if (issue.keyword === "required") return issue.params["missingProperty"] as string | undefined;
-  if (issue.keyword === "additionalProperties") return undefined;
-  const first = issue.instancePath.split("/").filter(Boolean)[0];
-  return first;
+/** The code of the field a validation issue is about: its nested path's, else its top-level field's. */
+function fieldCode(issue: ValidationIssue): KmsErrorCode | undefined {
+  const segments = issue.instancePath.split("/").filter(Boolean);
+  const nested = segments.map((segment) => (/^\d+$/u.test(segment) ? "*" : segment)).join("/");
+  return NESTED_FIELD_CODES[nested] ?? (segments[0] !== undefined ? FIELD_CODES[segments[0]] : undefined);
 }
 
 /** The KmsError a failure is reported as. */
@@ -74,8 +86,7 @@ export function toKmsError(error: unknown): KmsError {
     const issue = e.validation[0]!;
     if (issue.keyword === "required") return new KmsError("KMS.0204", `missing ${String(issue.params["missingProperty"])}`);
     if (issue.keyword === "additionalProperties") return new KmsError("KMS.0308", `unknown field ${String(issue.params["additionalProperty"])}`);
-    const field = fieldOf(issue);
-    return new KmsError((field !== undefined ? FIELD_CODES[field] : undefined) ?? "KMS.0308", `${e.validationContext ?? "body"}${issue.instancePath} ${issue.keyword}`);
+    return new KmsError(fieldCode(issue) ?? "KMS.0308", `${e.validationContext ?? "body"}${issue.instancePath} ${issue.keyword}`);
   }
   switch (e.code) {
     case "FST_ERR_CTP_BODY_TOO_LARGE":

@@ -88,6 +88,15 @@ export function integerString(description?: string): JsonSchema {
   return { anyOf: [{ type: "string", pattern: "^[0-9]{1,10}$" }, { type: "integer", minimum: 0, maximum: 4294967295 }], ...(description ? { description } : {}) };
 }
 
+/**
+ * A paged list's `limit`: as integerString, or "" for the default (the Kms's pageOf reads it so):
+ * Huawei's own example request for list-retirable-grants is {"limit": "", "marker": ""}.
+ */
+export const PAGE_LIMIT: JsonSchema = {
+  anyOf: [...(integerString().anyOf as JsonSchema[]), { type: "string", maxLength: 0 }],
+  description: "1-1000 (default 1000; \"\" for the default)",
+};
+
 /** Huawei's optional `sequence` (36 characters) that most bodies accept. */
 export const SEQUENCE = string({ min: 1, max: 36, description: "Request sequence number (ignored)" });
 

@@ -5,6 +5,7 @@
  * revoke, domain grants, no widening), tags, disabled principals.
  */
 import { KmsError } from "../../src/kms/errors.js";
+import type { KmsStore } from "../../src/kms/store/store.js";
 import type { KmsHarness } from "./kms-fixtures.js";
 import { P, Q, rejects, type KmsScenario } from "./kms-fixtures.js";
 
@@ -220,6 +221,44 @@ export const ACCESS_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.encryptData(h.ctx("domain3"), { keyId: third.keyId, plainText: "x" }), "KMS.0306", "only what the grant lists");
       await h.kms.retireGrant(h.ctx("domain3"), { keyId: third.keyId, grantId: ownAccount.grantId });
       await rejects(t, h.kms.describeKey(h.ctx("domain3"), { keyId: third.keyId }), "KMS.0306", "retired");
+    },
+  },
+  {
+    title: "principal cache: a lookup that read the principal before it was disabled does not cache what it read (a store whose reads are truly asynchronous)",
+    async run(t, h) {
+      const keyId = (await h.kms.createKey(h.ctx("alice"), { keyAlias: "cache-race" })).keyId;
+      // The store as a networked one behaves: a read returns what was committed when it ran, and
+      // its answer arrives later — here, after the principal was disabled.
+      let hold: Promise<void> | undefined;
+      let release = (): void => {};
+      const real = h.store;
+      const principals: KmsStore["principals"] = {
+        ...real.principals,
+        get: async (principalId) => {
+          const principal = await real.principals.get(principalId);
+          if (hold !== undefined) await hold;
+          return principal;
+        },
+      };
+      const store = new Proxy(real, {
+        get: (target, name) => {
+          if (name === "principals") return principals;
+          const value: unknown = Reflect.get(target, name, target);
+          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const kms = h.reconfigure({ store, tunables: { principalCacheMs: 3_600_000 } });
+      hold = new Promise((resolve) => {
+        release = resolve;
+      });
+      const before = kms.encryptData(h.ctx("carol"), { keyId, plainText: "started before" });
+      await kms.admin.setPrincipalDisabled("carol", true);
+      hold = undefined;
+      release();
+      await before;
+      await rejects(t, kms.encryptData(h.ctx("carol"), { keyId, plainText: "x" }), "KMS.0306", "disabled: refused from the moment the change returned");
+      await kms.admin.setPrincipalDisabled("carol", false);
+      t.is((await kms.encryptData(h.ctx("carol"), { keyId, plainText: "x" })).keyId, keyId);
     },
   },
   {

@@ -90,6 +90,21 @@ test("wrong types get the field's code", async (t) => {
   for (const [operation, body, code] of cases) await refused(t, post(operation, body), 400, code, `${operation} ${JSON.stringify(body).slice(0, 80)}`);
 });
 
+test("a tag key or value of the wrong type gets the Kms's tag code, not the enclosing field's", async (t) => {
+  const cases: Array<[string, Record<string, unknown>, KmsErrorCode]> = [
+    [`${keyId}/tags`, { tag: { key: 1, value: "v" } }, "KMS.0406"],
+    [`${keyId}/tags`, { tag: { key: "k", value: 2 } }, "KMS.0405"],
+    [`${keyId}/tags/action`, { action: "create", tags: [{ key: "k", value: 3 }] }, "KMS.0405"],
+    [`${keyId}/tags/action`, { action: "create", tags: [{ key: "k", value: "v" }, { key: null, value: "v" }] }, "KMS.0406"],
+    [`${keyId}/tags/action`, { action: "delete", tags: ["k"] }, "KMS.0406"],
+    // The list itself keeps the list's code.
+    [`${keyId}/tags/action`, { action: "create", tags: "k" }, "KMS.0401"],
+  ];
+  for (const [operation, body, code] of cases) await refused(t, post(operation, body), 400, code, `${operation.slice(37)} ${JSON.stringify(body)}`);
+  const tags = await new SdkClient(server.url, me).get(`/${keyId}/tags`);
+  t.deepEqual(tags.tags, [], "nothing was tagged");
+});
+
 test("missing fields are KMS.0204", async (t) => {
   const cases: Array<[string, unknown]> = [
     ["describe-key", {}],
@@ -160,6 +175,17 @@ test("unknown routes and methods are APIGW.0101 (404)", async (t) => {
 test("a malformed project id in the URL is KMS.0201", async (t) => {
   for (const project of ["a.b", "x".repeat(65), "%20"]) {
     await refused(t, post("describe-key", { key_id: keyId }, { project }), 400, "KMS.0201", project);
+  }
+});
+
+test("a path's key_id may be a 255-character alias; a malformed escape or an overlong parameter is KMS.0201 with a Huawei body", async (t) => {
+  const alias = `${"a".repeat(200)}/${"b".repeat(54)}`;
+  await new SdkClient(server.url, me).post("create-key", { key_alias: alias });
+  const tags = await signedRequest(server.url, { method: "GET", path: `/v1.0/${me.projectId}/kms/${encodeURIComponent(alias)}/tags`, identity: me });
+  t.is(tags.status, 200, JSON.stringify(tags.json));
+  t.deepEqual(tags.json.tags, []);
+  for (const path of [`/v1.0/${me.projectId}/kms/%ZZ/tags`, `/v1.0/${me.projectId}/kms/${keyId}/tags/${"k".repeat(1100)}`]) {
+    await refused(t, rawRequest(server.url, { method: path.endsWith("tags") ? "GET" : "DELETE", path }), 400, "KMS.0201", path.slice(0, 60));
   }
 });
 

@@ -7,7 +7,7 @@
  */
 import type * as Api from "../../kms/api.js";
 import { GRANT_OPERATIONS } from "../../kms/types.js";
-import { dateString, integerString, object, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
+import { dateString, integerString, object, PAGE_LIMIT, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
 import { KEY_ID } from "./keys.js";
 
 const TAG = "Grants";
@@ -15,7 +15,6 @@ const TAG = "Grants";
 /** grantee_principal / retiring_principal (create_grant_request_body.py). */
 const PRINCIPAL = string({ pattern: "^[a-zA-Z0-9]{1,64}$", description: "A user id (type user) or an account id (type domain)" });
 const GRANT_ID = string({ pattern: "^[A-Fa-f0-9]{64}$", description: "64 hex digits" });
-const LIMIT = integerString("1-1000 (default 1000)");
 const MARKER = string({ max: 32, description: "The previous page's next_marker" });
 
 const GRANT_SCHEMA: JsonSchema = object({
@@ -91,7 +90,7 @@ export const GRANT_ROUTES: KmsRoute[] = [
   {
     method: "POST", path: "/list-grants", operationId: "ListGrants", tag: TAG, call: "listGrants",
     summary: "A key's grants, a page at a time (marker/limit)",
-    body: object({ key_id: KEY_ID, limit: LIMIT, marker: MARKER, sequence: SEQUENCE }, ["key_id"]),
+    body: object({ key_id: KEY_ID, limit: PAGE_LIMIT, marker: MARKER, sequence: SEQUENCE }, ["key_id"]),
     response: GRANT_LIST_SCHEMA,
     toRequest: ({ body }) => ({
       keyId: body["key_id"] as string, limit: body["limit"] as Api.IntegerField | undefined, marker: str(body, "marker"),
@@ -101,7 +100,7 @@ export const GRANT_ROUTES: KmsRoute[] = [
   {
     method: "POST", path: "/list-retirable-grants", operationId: "ListRetirableGrants", tag: TAG, call: "listRetirableGrants",
     summary: "The project's grants whose retiring principal is the caller, a page at a time (marker/limit)",
-    body: object({ limit: LIMIT, marker: MARKER, sequence: SEQUENCE }),
+    body: object({ limit: PAGE_LIMIT, marker: MARKER, sequence: SEQUENCE }),
     response: GRANT_LIST_SCHEMA,
     toRequest: ({ body }) => ({ limit: body["limit"] as Api.IntegerField | undefined, marker: str(body, "marker") } satisfies Api.ListRetirableGrantsRequest),
     toResponse: grantList,

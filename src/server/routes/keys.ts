@@ -6,7 +6,7 @@
 import type { KeyDetails } from "../../kms/details.js";
 import type * as Api from "../../kms/api.js";
 import type { UserQuotas } from "../../kms/quotas.js";
-import { dateString, integerString, object, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
+import { dateString, integerString, object, PAGE_LIMIT, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
 
 const TAG = "Keys";
 
@@ -89,12 +89,16 @@ export const KEY_ROUTES: KmsRoute[] = [
       keystore_id: string({ max: 64 }),
       sequence: SEQUENCE,
     }, ["key_alias"]),
-    response: object({ key_info: object({ key_id: string(), domain_id: string() }) }),
+    // key_info is the SDK's KeKInfo (ke_k_info.py): region_id is the region describe-key calls realm.
+    response: object({ key_info: object({ key_id: string(), domain_id: string(), region_id: string() }) }),
     toRequest: ({ body }) => ({
       keyAlias: body["key_alias"] as string, keyDescription: str(body, "key_description"), keySpec: str(body, "key_spec"),
       keyUsage: str(body, "key_usage"), origin: str(body, "origin"),
     } satisfies Api.CreateKeyRequest),
-    toResponse: (r) => ({ key_info: { key_id: (r as KeyDetails).keyId, domain_id: (r as KeyDetails).domainId } }),
+    toResponse: (result) => {
+      const d = result as KeyDetails;
+      return { key_info: { key_id: d.keyId, domain_id: d.domainId, region_id: d.realm } };
+    },
   },
   {
     method: "POST", path: "/describe-key", operationId: "ListKeyDetail", tag: TAG, call: "describeKey",
@@ -108,7 +112,7 @@ export const KEY_ROUTES: KmsRoute[] = [
     method: "POST", path: "/list-keys", operationId: "ListKeys", tag: TAG, call: "listKeys",
     summary: "List the project's keys, a page at a time (marker/limit), optionally by state",
     body: object({
-      limit: integerString("1-1000 (default 1000)"),
+      limit: PAGE_LIMIT,
       marker: string({ max: 32 }),
       key_state: integerString("1-5"),
       key_spec: string({ max: 32 }),

@@ -5,8 +5,8 @@
  * `existTagsNum` (the JSON name show_kms_tags_response.py maps exist_tags_num to).
  *
  * The schemas check types only: the tag key (1-36 characters) and value (0-43) limits are the Kms's
- * (kms/tags.ts), which reports them with their own codes (KMS.0411, KMS.0410, KMS.0406, KMS.0405)
- * where a schema violation could only name the enclosing field.
+ * (kms/tags.ts), which reports them with their own codes (KMS.0411, KMS.0410, KMS.0406, KMS.0405).
+ * A tag key or value of the wrong type gets the Kms's code too (errors.ts NESTED_FIELD_CODES).
  */
 import type * as Api from "../../kms/api.js";
 import { object, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";

@@ -136,7 +136,8 @@ export const SCENARIOS: ServerScenario[] = [
       const after = Date.now();
       const keyId = created.key_info.key_id as string;
       t.regex(keyId, UUID);
-      t.deepEqual(created.key_info, { key_id: keyId, domain_id: h.server.credentials.domain_id });
+      // Huawei's KeKInfo (huaweicloudsdkkms/v2/model/ke_k_info.py): region_id is describe-key's realm.
+      t.deepEqual(created.key_info, { key_id: keyId, domain_id: h.server.credentials.domain_id, region_id: h.server.config.kms.tunables.realm });
 
       const byId = (await h.sdk.post("describe-key", { key_id: keyId })).key_info;
       const byAlias = (await h.sdk.post("describe-key", { key_id: "lifecycle" })).key_info;
@@ -204,6 +205,8 @@ export const SCENARIOS: ServerScenario[] = [
       const all = await h.sdk.post("list-keys", {});
       t.is(all.keys.length, 7, "no limit: up to 1000");
       t.is(all.truncated, "false");
+      // Empty paging fields are the defaults, as in Huawei's example requests.
+      t.deepEqual((await h.sdk.post("list-keys", { limit: "", marker: "" })).keys, all.keys);
       await h.sdk.post("disable-key", { key_id: ids[2] });
       await h.sdk.post("disable-key", { key_id: ids[5] });
       const disabled = await listAll(h.sdk, "1", { key_state: "3" });
@@ -446,6 +449,11 @@ export const SCENARIOS: ServerScenario[] = [
       t.deepEqual([...listed.grants[0].operations].sort(), [...operations].sort());
       const retirable = await h.sdk.post("list-retirable-grants", {});
       t.deepEqual(retirable.grants.map((g: { grant_id: string }) => g.grant_id), [created.grant_id]);
+      // Huawei's example request for list-retirable-grants ("Querying Grants That Can Be Retired")
+      // is {"limit": "", "marker": ""}: empty paging fields mean the defaults.
+      const emptyPaging = await h.sdk.post("list-retirable-grants", { limit: "", marker: "" });
+      t.deepEqual(emptyPaging.grants.map((g: { grant_id: string }) => g.grant_id), [created.grant_id]);
+      t.like(await h.sdk.post("list-grants", { key_id: keyId, limit: "", marker: "" }), { total: 1, truncated: "false", next_marker: "" });
       await h.sdk.fails(t, h.sdk.post("create-grant", { key_id: keyId, grantee_principal: granteeId, operations: ["create-grant"] }), 400, "KMS.2401", "create-grant alone");
       await h.sdk.fails(t, h.sdk.post("revoke-grant", { key_id: keyId, grant_id: "0".repeat(64) }), 400, "KMS.2501", "no such grant");
 
