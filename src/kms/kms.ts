@@ -96,7 +96,8 @@ const ALIAS_REF = /^[a-zA-Z0-9:/_-]{1,255}$/u;
 export const SYSTEM_PRINCIPAL = "system";
 
 /** Data-key sizes by key_spec (create-datakey). */
-const DATAKEY_SPECS: Readonly<Record<string, number>> = { AES_256: 32, AES_128: 16 };
+/** A Map, not an object: a key_spec such as "toString" must find nothing. */
+const DATAKEY_SPECS: ReadonlyMap<string, number> = new Map([["AES_256", 32], ["AES_128", 16]]);
 /** create-datakey datakey_length and gen-random random_data_length: 8..8192 bits (kms-apis.md §1.2). */
 const MIN_BITS = 8;
 const MAX_BITS = 8192;
@@ -1197,7 +1198,7 @@ export class Kms {
       bytes = bitsToBytes(request.datakeyLength, "datakey_length", "KMS.1901", "KMS.1903");
     } else {
       const spec = request.keySpec ?? "AES_256";
-      const size = DATAKEY_SPECS[spec];
+      const size = DATAKEY_SPECS.get(spec);
       if (size === undefined) throw new KmsError("KMS.1902");
       bytes = size;
     }

@@ -75,7 +75,10 @@ interface ValidationIssue {
 function fieldCode(issue: ValidationIssue): KmsErrorCode | undefined {
   const segments = issue.instancePath.split("/").filter(Boolean);
   const nested = segments.map((segment) => (/^\d+$/u.test(segment) ? "*" : segment)).join("/");
-  return NESTED_FIELD_CODES[nested] ?? (segments[0] !== undefined ? FIELD_CODES[segments[0]] : undefined);
+  // Own properties only: a field named like an Object.prototype member has no code of its own.
+  if (Object.hasOwn(NESTED_FIELD_CODES, nested)) return NESTED_FIELD_CODES[nested];
+  const field = segments[0];
+  return field !== undefined && Object.hasOwn(FIELD_CODES, field) ? FIELD_CODES[field] : undefined;
 }
 
 /** The KmsError a failure is reported as. */

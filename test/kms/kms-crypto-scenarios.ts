@@ -168,6 +168,8 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 0 }), "KMS.1901");
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 8200 }), "KMS.1901");
       await rejects(t, h.kms.createDataKey(carol, { keyId, keySpec: "SM4" }), "KMS.1902");
+      // Names every object has are no key specs either.
+      for (const keySpec of ["toString", "constructor", "__proto__"]) await rejects(t, h.kms.createDataKey(carol, { keyId, keySpec }), "KMS.1902", keySpec);
       // Huawei: when both are given, datakey_length decides (huaweicloudsdkkms create_datakey_request_body).
       t.is((await h.kms.createDataKey(carol, { keyId, keySpec: "AES_256", datakeyLength: 64 })).plainText.length, 8);
 
