@@ -8,7 +8,8 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GroupCommitter, type RunOutcome } from "../../src/kms/store/group-commit.js";
 import { DATABASE_FILE } from "../../src/kms/store/sqlite.js";
-import { openDatabase, WriteExecutor, type WriteOp } from "../../src/kms/store/sqlite-writes.js";
+import { openDatabase, reviveError, WriteExecutor, type SerializedError, type WriteOp } from "../../src/kms/store/sqlite-writes.js";
+import { isStoreError } from "../../src/kms/store/errors.js";
 import { KmsError } from "../../src/kms/errors.js";
 import { verifyRecords } from "../../src/kms/audit/verify.js";
 import { AuditBlockReader } from "../../src/kms/store/audit-reads.js";
@@ -217,6 +218,10 @@ test("a transaction that fails as a whole (disk full) rejects all its writes and
   const big = "x".repeat(64 * 1024);
   const failed = executor.runBatch([append("c", big), append("d", big), { op: "key.create", key: newKey(P), version: null, maxCustomKeys: null, existingAlias: "fail", now: 1, audit: null }]);
   t.false(failed.ok);
+  // Every write of the batch gets the contract's "not made durable", naming SQLite's reason.
+  const error = reviveError((failed as { error: SerializedError }).error);
+  t.true(isStoreError(error, "ERR_KMS_STORE_WRITE_FAILED"), String(error));
+  t.regex(error.message, /SQLITE_FULL/);
   t.false(db.inTransaction);
   db.pragma("max_page_count = 1073741823");
   const after = executor.runBatch([append("e")]);

@@ -4,13 +4,13 @@
 import test from "ava";
 import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isStoreError } from "../../src/kms/store/errors.js";
 import { LOCK_FILE } from "../../src/kms/store/lock.js";
 import { APPLICATION_ID, migrate, MIGRATIONS, type Migration } from "../../src/kms/store/migrations.js";
-import { DATABASE_FILE, openSqliteStore } from "../../src/kms/store/sqlite.js";
+import { DATABASE_FILE, openSqliteStore, verifyAuditDatabase } from "../../src/kms/store/sqlite.js";
 import { MAC, newKey, tempDir, WRITERS } from "./store-helpers.js";
 
 const P = "project-a";
@@ -124,6 +124,41 @@ test("a SQLite file that is not an hsmkit store is refused", async (t) => {
   const after = new Database(join(dir, DATABASE_FILE), { readonly: true });
   t.is(after.prepare("SELECT data FROM precious").pluck().get(), "keep me");
   after.close();
+});
+
+test("a foreign SQLite file is refused untouched: its journal mode stays, no write-ahead log is made", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, DATABASE_FILE);
+  const db = new Database(path);
+  db.exec("CREATE TABLE precious (data TEXT); INSERT INTO precious VALUES ('keep me')");
+  db.close();
+  const before = readFileSync(path);
+  for (const writer of WRITERS) {
+    const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer }));
+    t.true(isStoreError(error, "ERR_KMS_STORE_FOREIGN"), `${writer}: ${String(error)}`);
+  }
+  const error = await t.throwsAsync(verifyAuditDatabase(path, MAC));
+  t.true(isStoreError(error, "ERR_KMS_STORE_FOREIGN"), `verifyAuditDatabase: ${String(error)}`);
+  t.true(readFileSync(path).equals(before), "the file is byte for byte as it was (a switch to WAL rewrites its header)");
+  t.false(existsSync(`${path}-wal`));
+  const after = new Database(path, { readonly: true });
+  t.is(after.pragma("journal_mode", { simple: true }), "delete");
+  after.close();
+});
+
+test("a file that is not a SQLite database is refused as not a store, untouched", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, DATABASE_FILE);
+  const text = Buffer.from("these are someone's notes, not a database\n".repeat(200));
+  writeFileSync(path, text);
+  for (const writer of WRITERS) {
+    const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer }));
+    t.true(isStoreError(error, "ERR_KMS_STORE_FOREIGN"), `${writer}: ${String(error)}`);
+  }
+  const error = await t.throwsAsync(verifyAuditDatabase(path, MAC));
+  t.true(isStoreError(error, "ERR_KMS_STORE_FOREIGN"), `verifyAuditDatabase: ${String(error)}`);
+  t.true(readFileSync(path).equals(text));
+  t.false(existsSync(join(dir, LOCK_FILE)));
 });
 
 test("the migration list must be numbered 1, 2, … in order", (t) => {

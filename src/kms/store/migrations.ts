@@ -288,6 +288,21 @@ export interface MigrationReport {
 }
 
 /**
+ * Throws StoreError ERR_KMS_STORE_FOREIGN unless `db` is an hsmkit KMS store or an empty database
+ * (a new store). Only reads: openDatabase calls it before its first change to the file (the switch
+ * to WAL), so a file that is not ours is left exactly as it was — its journal mode included.
+ */
+export function checkStoreFile(db: Database.Database): void {
+  const applicationId = db.pragma("application_id", { simple: true }) as number;
+  if (applicationId === APPLICATION_ID) return;
+  const version = db.pragma("user_version", { simple: true }) as number;
+  const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema").get() as { n: number };
+  if (applicationId !== 0 || version !== 0 || tables.n !== 0) {
+    throw new StoreError("ERR_KMS_STORE_FOREIGN", `${db.name} is not an hsmkit KMS store (application_id ${applicationId}, user_version ${version})`);
+  }
+}
+
+/**
  * Brings `db` to the newest version in `migrations`. Throws StoreError ERR_KMS_STORE_FOREIGN for a
  * database that is not an hsmkit store, ERR_KMS_STORE_SCHEMA_TOO_NEW for one written by a newer
  * hsmkit (never downgrade), and ERR_KMS_STORE_MIGRATION (after rolling that migration back) when
@@ -297,14 +312,8 @@ export function migrate(db: Database.Database, migrations: readonly Migration[] 
   migrations.forEach((migration, position) => {
     if (migration.version !== position + 1) throw new Error(`migration list out of order at ${migration.version}`);
   });
-  const applicationId = db.pragma("application_id", { simple: true }) as number;
+  checkStoreFile(db);
   const from = db.pragma("user_version", { simple: true }) as number;
-  if (applicationId !== APPLICATION_ID) {
-    const tables = db.prepare("SELECT count(*) AS n FROM sqlite_schema").get() as { n: number };
-    if (applicationId !== 0 || from !== 0 || tables.n !== 0) {
-      throw new StoreError("ERR_KMS_STORE_FOREIGN", `${db.name} is not an hsmkit KMS store (application_id ${applicationId}, user_version ${from})`);
-    }
-  }
   const latest = migrations.length;
   if (from > latest) {
     throw new StoreError("ERR_KMS_STORE_SCHEMA_TOO_NEW",

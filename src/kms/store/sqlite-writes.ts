@@ -23,7 +23,7 @@ import type {
   KeyVersionRecord, NewCredential, NewGrant, NewKey, NewKeyVersion, NewPrincipal, NewProject, Role, TagRecord,
 } from "../types.js";
 import { StoreError, type StoreErrorCode } from "./errors.js";
-import { migrate, MIGRATIONS, type Migration, type MigrationReport } from "./migrations.js";
+import { checkStoreFile, migrate, MIGRATIONS, type Migration, type MigrationReport } from "./migrations.js";
 import {
   asBuffer, checkpointFromRow, credentialFromRow, grantFromRow, keyFromRow, principalFromRow, projectFromRow,
   roleFromRow, tagFromRow, type CheckpointRow, type CredentialRow, type GrantRow, type KeyRow, type PrincipalRow,
@@ -238,9 +238,12 @@ export function reviveError(error: SerializedError): Error {
  * meets a checkpoint.
  */
 export function openDatabase(path: string, options: { readonly?: boolean } = {}): Database.Database {
-  const db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
+  let db: Database.Database | undefined;
   try {
+    db = new Database(path, options.readonly === true ? { readonly: true, fileMustExist: true } : {});
     db.pragma("busy_timeout = 5000");
+    // Before the first change to the file: one that is not a store is refused as it was found.
+    checkStoreFile(db);
     if (options.readonly === true) {
       db.pragma("query_only = ON");
     } else {
@@ -256,7 +259,10 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
     }
     return db;
   } catch (error) {
-    db.close();
+    db?.close();
+    if ((error as { code?: unknown })?.code === "SQLITE_NOTADB") {
+      throw new StoreError("ERR_KMS_STORE_FOREIGN", `${path} is not an hsmkit KMS store (not a SQLite database)`, { cause: error });
+    }
     throw error;
   }
 }
@@ -278,6 +284,18 @@ class TransactionLost extends Error {
   constructor(readonly original: unknown) {
     super("the transaction was rolled back by SQLite");
   }
+}
+
+/**
+ * Why a batch failed as a whole, as every write in it gets it: ERR_KMS_STORE_WRITE_FAILED (the
+ * contract's "not made durable") naming SQLite's reason, whatever the error was — a SQLITE_FULL or
+ * SQLITE_IOERR is no answer of the data, and a KmsError one write met is not the others' answer.
+ */
+function notCommitted(error: unknown): StoreError {
+  if (error instanceof StoreError) return error;
+  const code = (error as { code?: unknown })?.code;
+  const reason = `${typeof code === "string" ? `${code}: ` : ""}${error instanceof Error ? error.message : String(error)}`;
+  return new StoreError("ERR_KMS_STORE_WRITE_FAILED", `the transaction was not committed (${reason})`, { cause: error });
 }
 
 const bool = (value: boolean): number => (value ? 1 : 0);
@@ -392,8 +410,7 @@ export class WriteExecutor {
       }
       this.#head = head;
       this.#lastCheckpoint = checkpoint;
-      const original = error instanceof TransactionLost ? error.original : error;
-      return { ok: false, error: serializeError(original), ms: performance.now() - started };
+      return { ok: false, error: serializeError(notCommitted(error instanceof TransactionLost ? error.original : error)), ms: performance.now() - started };
     };
     let truncateLog = false;
     const results: OpResult[] = [];
