@@ -4,6 +4,8 @@
 // the audit chain where the last commit left it.
 import test from "ava";
 import Database from "better-sqlite3";
+import { execFile } from "node:child_process";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { GroupCommitter, type RunOutcome } from "../../src/kms/store/group-commit.js";
@@ -232,4 +234,27 @@ test("a transaction that fails as a whole (disk full) rejects all its writes and
   const logId = db.prepare("SELECT value FROM meta WHERE name = 'log_id'").pluck().get() as Buffer;
   t.true(verifyRecords(logId, MAC, rows, []).ok, "the chain is intact");
   t.is(db.prepare("SELECT count(*) FROM keys").pluck().get(), 0);
+});
+
+test("worker writer: a write that cannot be sent to the writer thread (a value structured clone refuses) fails alone and does not keep the process alive", async (t) => {
+  const dir = tempDir(t);
+  const store = new URL("../../src/kms/store/sqlite.js", import.meta.url).href;
+  // The child ends its script without closing the store: an idle worker writer lets it exit; one
+  // still waiting for an answer that will never come kept it running for ever.
+  const script = `
+    const { openSqliteStore } = await import(${JSON.stringify(store)});
+    const s = await openSqliteStore({ directory: ${JSON.stringify(dir)}, mac: { mac: () => Buffer.alloc(32), verifyMac: () => true }, writer: "worker" });
+    const key = { projectId: "p", keyId: "00000000-0000-4000-8000-000000000001", domainId: "d", alias: "a", keySpec: "AES_256", keyUsage: "ENCRYPT_DECRYPT", origin: "kms", state: 2, defaultKey: false };
+    await s.keys.create({ ...key, description: () => 1 }, { version: { material: Buffer.alloc(40) } }).catch((e) => console.log("refused", e.name));
+    await s.keys.create({ ...key, description: "fine" }, { version: { material: Buffer.alloc(40) } });
+    console.log("next write committed");
+  `;
+  // A file, not --eval: the writer thread would inherit --input-type and fail to start.
+  const child = join(dir, "child.mjs");
+  writeFileSync(child, script);
+  const result = await new Promise<{ error: Error | null; stdout: string }>((resolve) => {
+    execFile(process.execPath, [child], { timeout: 60_000 }, (error, stdout) => resolve({ error, stdout }));
+  });
+  t.is(result.error, null, "the child exited by itself");
+  t.is(result.stdout, "refused DataCloneError\nnext write committed\n");
 });

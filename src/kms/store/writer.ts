@@ -113,7 +113,15 @@ export function startWorkerWriter(path: string): Promise<Writer> {
                 // Encoded audit records move to the writer without a copy.
                 const transfer: ArrayBuffer[] = [];
                 for (const op of ops) if (op.op === "audit.records") transfer.push(op.appends.records.buffer as ArrayBuffer);
-                worker.postMessage({ type: "batch", id, ops: packOps(ops) }, transfer);
+                try {
+                  worker.postMessage({ type: "batch", id, ops: packOps(ops) }, transfer);
+                } catch (error) {
+                  // Not sent (a value that cannot be cloned): no answer will come, so nothing may
+                  // wait for one — nor keep the process alive.
+                  inFlight.delete(id);
+                  if (inFlight.size === 0) worker.unref();
+                  throw error;
+                }
               }).then((result) => toOutcome(ops, result));
             },
             close: () => {
