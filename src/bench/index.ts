@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { arch, cpus, platform, release, totalmem } from "node:os";
 import { addon } from "../crypto/addon.js";
 import { latencyStats, round, throughput } from "./stats.js";
-import { openTarget, type TargetInfo, type TargetSpec } from "./targets.js";
+import { openTarget, type OpenTarget, type TargetInfo, type TargetSpec } from "./targets.js";
 import { runInThread, ThreadPool, type ThreadOutcome, type Timing } from "./runner.js";
 import { expandTrials, type parseMechs } from "./trials.js";
 import { BenchError, type TrialSpec } from "./types.js";
@@ -174,14 +174,17 @@ export async function runBench(options: BenchOptions, progress?: Progress): Prom
   const trials = expandTrials(options.mechs, options.sizes);
   const rows: Row[] = [];
   const targets: TargetInfo[] = [];
-  progress?.start(trials.length * options.targets.length);
+  // The main thread opens every target before any trial runs: it validates path, token and PIN
+  // with a clear message before minutes of measurement on the other targets could be lost to a
+  // typo, and for a module it initializes the library once for the process and holds it until the
+  // workers are done.
+  const opened: OpenTarget[] = [];
   try {
-    for (const spec of options.targets) {
-      // The main thread opens every target first: it validates path, token and PIN with a clear
-      // message, and for a module it initializes the library once for the process and holds it
-      // until the workers are done.
-      const main = openTarget(spec);
-      try {
+    for (const spec of options.targets) opened.push(openTarget(spec));
+    progress?.start(trials.length * options.targets.length);
+    try {
+      for (const [index, main] of opened.entries()) {
+        const spec = options.targets[index]!;
         targets.push(main.info);
         if (options.threads === 1) {
           for (const trial of trials) {
@@ -199,12 +202,12 @@ export async function runBench(options: BenchOptions, progress?: Progress): Prom
             await pool.close();
           }
         }
-      } finally {
-        main.close();
       }
+    } finally {
+      progress?.stop();
     }
   } finally {
-    progress?.stop();
+    for (const main of opened.reverse()) main.close();
   }
   if (options.compare && options.targets.length > 1) addRatios(rows, options.targets[0]!.name);
   return {

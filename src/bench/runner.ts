@@ -25,7 +25,7 @@ export type ThreadOutcome =
   | { status: "unsupported" | "failed"; thread: number; reason: string };
 
 const MAX_CONSECUTIVE_FAILURES = 100;
-const MAX_SAMPLES = 5_000_000;
+export const MAX_SAMPLES = 5_000_000;
 
 function errorCode(error: unknown): string {
   const ckr = ckrOf(error);
@@ -78,6 +78,8 @@ export function timeTrial(prepared: { run(): void; cleanup?: () => void }, timin
   }
   const samples = new Samples();
   const errorsByCode: Record<string, number> = {};
+  // Counted apart from the samples: past MAX_SAMPLES the latencies stop growing but the throughput must not.
+  let ops = 0;
   let errors = 0;
   let consecutive = 0;
   const limit = timing.iterations;
@@ -89,6 +91,7 @@ export function timeTrial(prepared: { run(): void; cleanup?: () => void }, timin
     try {
       run();
       now = clock();
+      ops++;
       if (samples.length < MAX_SAMPLES) samples.push(Number(now - t0));
       consecutive = 0;
     } catch (error) {
@@ -96,13 +99,12 @@ export function timeTrial(prepared: { run(): void; cleanup?: () => void }, timin
       errors++;
       const code = errorCode(error);
       errorsByCode[code] = (errorsByCode[code] ?? 0) + 1;
-      if (++consecutive >= MAX_CONSECUTIVE_FAILURES && samples.length === 0) break;
+      if (++consecutive >= MAX_CONSECUTIVE_FAILURES && ops === 0) break;
     }
     if (cleanup !== undefined) {
       try { cleanup(); } catch { /* counted through the next operation if it matters */ }
     }
   }
-  const ops = samples.length;
   return { status: "ok", thread, session, ops, errors, errorsByCode, startNs: Number(start), endNs: Number(now), samples: samples.values().slice() };
 }
 

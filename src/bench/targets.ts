@@ -79,7 +79,10 @@ function openPkcs11(spec: TargetSpec, p11: PKCS11, close: () => void, modulePath
   let session: Handle | undefined;
   try {
     const slots = p11.C_GetSlotList(true);
-    const labelled = slots.map((slot) => ({ slot, info: p11.C_GetTokenInfo(slot) }));
+    // An uninitialized token (SoftHSMv2 always offers one in its spare slot) has no user PIN to log
+    // in with, so it is never a candidate: it would make a module's one real token ambiguous.
+    const labelled = slots.map((slot) => ({ slot, info: p11.C_GetTokenInfo(slot) }))
+      .filter((s) => (s.info.flags & P.CKF_TOKEN_INITIALIZED) !== 0);
     const labels = labelled.map((s) => `"${text(s.info.label)}"`);
     let chosen = labelled[0];
     if (spec.token !== undefined) {
@@ -88,7 +91,7 @@ function openPkcs11(spec: TargetSpec, p11: PKCS11, close: () => void, modulePath
         throw new BenchError(`${spec.name}: no token labelled "${spec.token}" (tokens present: ${labels.join(", ") || "none"})`);
       }
     } else if (labelled.length !== 1) {
-      throw new BenchError(`${spec.name}: ${labelled.length === 0 ? "no token present" : `several tokens (${labels.join(", ")}): choose one with --token LABEL`}`);
+      throw new BenchError(`${spec.name}: ${labelled.length === 0 ? "no initialized token present" : `several tokens (${labels.join(", ")}): choose one with --token LABEL`}`);
     }
     const { slot, info } = chosen!;
     session = p11.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);

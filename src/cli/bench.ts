@@ -50,14 +50,18 @@ function positive(name: string, value: string, integer: boolean): number {
 
 function progressBar(): Progress | undefined {
   if (!process.stderr.isTTY) return undefined;
+  // No terminal modes (hidden cursor, autowrap off): a trial runs synchronously, so on Ctrl-C no
+  // handler could restore them and the user's shell would be left without a cursor. Long lines
+  // are cut to the terminal's width instead (linewrap true).
   const bar = new cliProgress.SingleBar(
-    { format: "{bar} {value}/{total} {trial}", clearOnComplete: true, hideCursor: true, stream: process.stderr },
+    { format: "{bar} {value}/{total} {trial}", clearOnComplete: true, hideCursor: false, linewrap: true, stream: process.stderr },
     cliProgress.Presets.shades_classic,
   );
   let done = 0;
   return {
     start: (total) => bar.start(total, 0, { trial: "" }),
-    tick: (label) => bar.update(done++, { trial: label }),
+    // Drawn now: the trial about to start runs synchronously and holds off cli-progress's redraw timer.
+    tick: (label) => { bar.update(done++, { trial: label }); bar.render(); },
     stop: () => { bar.update(done); bar.stop(); },
   };
 }

@@ -2,8 +2,10 @@
 // asserts speed. SoftHSMv2 cases get a fresh token in a temporary directory and are skipped when
 // SoftHSMv2 is not installed.
 import test from "ava";
-import { execFile, execFileSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { once } from "node:events";
+import { setTimeout as sleep } from "node:timers/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -120,6 +122,17 @@ softhsm(`SoftHSMv2: a wrong PIN gives a clear message and exit 1${SOFTHSM.missin
   t.regex(label.stderr, /no token labelled "nope" \(tokens present: "benchtest"/u);
 });
 
+softhsm(`SoftHSMv2 without --token: its one initialized token is used, not refused as ambiguous with the spare uninitialized slot${SOFTHSM.missing ? ` (skipped: ${SOFTHSM.missing})` : ""}`, async (t) => {
+  const { env, library } = softHsmToken(t);
+  const dir = tempDir(t);
+  const json = join(dir, "out.json");
+  const run = await bench(["--module", library, "--mech", "random", "--json", json, ...TINY], { ...env, HSMKIT_PIN: "1234" });
+  t.is(run.code, 0, run.stderr);
+  const report = JSON.parse(readFileSync(json, "utf8")) as BenchReport;
+  t.is(report.targets[0]!.token!.label, "benchtest");
+  t.is(report.rows[0]!.status, "ok");
+});
+
 softhsm(`SoftHSMv2, two threads: separate sessions, module facts, valid JSON and SVG${SOFTHSM.missing ? ` (skipped: ${SOFTHSM.missing})` : ""}`, async (t) => {
   const { env, library } = softHsmToken(t);
   const dir = tempDir(t);
@@ -143,4 +156,40 @@ softhsm(`SoftHSMv2, two threads: separate sessions, module facts, valid JSON and
   t.true(report.rows.filter((r) => r.target === "emulator").every((r) => r.ratio_vs === "softhsm2"));
   const series = parseXml(readFileSync(svg, "utf8")).filter((e) => e.name === "g" && e.attributes["class"] === "series");
   t.deepEqual([...new Set(series.map((e) => e.attributes["data-target"]))].sort(), ["emulator", "native", "node-crypto", "softhsm2"]);
+});
+
+/** util-linux script(1): runs the CLI on a pseudo-terminal, so that the progress bar is drawn, and records what it wrote. */
+const SCRIPT = ["/usr/bin/script", "/bin/script"].find((p) => existsSync(p));
+const onTerminal = SCRIPT === undefined ? test.skip : test;
+
+/** Runs the CLI on a pseudo-terminal until it has drawn `shown`, then types Ctrl-C; what it wrote to the terminal. */
+async function interruptOnTerminal(t: { teardown(fn: () => void): void }, args: string[], shown: string): Promise<{ drawn: boolean; out: string }> {
+  const log = join(tempDir(t), "tty.log");
+  const command = [process.execPath, "--no-warnings", CLI, "bench", ...args].join(" ");
+  const child = spawn(SCRIPT!, ["-qfc", command, log], { stdio: ["pipe", "ignore", "ignore"] });
+  t.teardown(() => { if (child.exitCode === null) child.kill("SIGKILL"); });
+  const recorded = (): string => (existsSync(log) ? readFileSync(log, "latin1") : "");
+  for (let waited = 0; !recorded().includes(shown) && waited < 20_000; waited += 50) await sleep(50);
+  const drawn = recorded().includes(shown);
+  child.stdin.write("\x03");
+  await once(child, "exit");
+  return { drawn, out: recorded() };
+}
+
+const skippedWithoutScript = SCRIPT === undefined ? " (skipped: script(1) not installed)" : "";
+// The last trial lasts 600 s: only Ctrl-C ends these runs.
+const LONG = ["--module", "native", "--sizes", "64", "--warmup", "0", "--duration", "600"];
+
+onTerminal(`Ctrl-C during a run on a terminal leaves the cursor and line wrapping as they were${skippedWithoutScript}`, async (t) => {
+  const { drawn, out } = await interruptOnTerminal(t, [...LONG, "--mech", "random"], "0/1");
+  t.true(drawn, "the progress bar was drawn");
+  const count = (sequence: string): number => out.split(sequence).length - 1;
+  t.is(count("\x1b[?25l"), count("\x1b[?25h"), "every hidden cursor shown again");
+  t.is(count("\x1b[?7l"), count("\x1b[?7h"), "line wrapping restored");
+});
+
+onTerminal(`the progress bar names the trial running now, even after trials that ended at once${skippedWithoutScript}`, async (t) => {
+  // aes-gcm-token-iv is unsupported on native: its two trials end in microseconds, then random runs.
+  const { drawn, out } = await interruptOnTerminal(t, [...LONG, "--mech", "aes-gcm-token-iv,random"], "2/3 native random/generate");
+  t.true(drawn, out.slice(-300));
 });

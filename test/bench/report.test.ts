@@ -3,7 +3,7 @@
 import test from "ava";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { parseMechs, runBench, targetSpec, type BenchReport } from "../../src/bench/index.js";
+import { BenchError, parseMechs, runBench, targetSpec, type BenchReport, type Progress } from "../../src/bench/index.js";
 import { renderChart } from "../../src/bench/chart.js";
 import { renderTable } from "../../src/bench/report.js";
 import { BENCH_SCHEMA, validate } from "../../src/bench/schema.js";
@@ -82,4 +82,20 @@ test("the table has a line per row and ratio columns", async (t) => {
   t.regex(table, /× native/u);
   t.is(table.split("\n").filter((l) => /^(native|node-crypto|emulator) /u.test(l)).length, r.rows.length);
   t.regex(table, /UNSUPPORTED/u);
+});
+
+test("a target that cannot be opened stops the run before any other target is measured", async (t) => {
+  const ticks: string[] = [];
+  const progress: Progress = { start: () => ticks.push("start"), tick: (label) => ticks.push(label), stop: () => ticks.push("stop") };
+  const error = await t.throwsAsync(runBench({
+    // The bad module comes last: found only after the first target's trials, the mistake would cost their whole run.
+    targets: [targetSpec("native", undefined, undefined), targetSpec("/nonexistent/libnothing.so", "bench", "1234")],
+    mechs: parseMechs("random"),
+    sizes: [64],
+    threads: 1,
+    timing: { iterations: 1, durationS: 0, warmupS: 0 },
+    compare: true,
+  }, progress), { instanceOf: BenchError });
+  t.regex(error!.message, /no PKCS#11 module at \/nonexistent\/libnothing\.so/u);
+  t.deepEqual(ticks, [], "no trial started");
 });

@@ -1,8 +1,8 @@
-// Statistics of src/bench on synthetic timings: exact values, no benchmark runs.
+// Statistics of src/bench on synthetic timings: exact values; the one timed loop runs a no-op and asserts counts only.
 import test from "ava";
 import { latencyStats, percentile, round, Samples, throughput } from "../../src/bench/stats.js";
 import { aggregate, addRatios } from "../../src/bench/index.js";
-import type { ThreadOutcome } from "../../src/bench/runner.js";
+import { MAX_SAMPLES, timeTrial, type ThreadOutcome } from "../../src/bench/runner.js";
 
 test("nearest-rank percentiles", (t) => {
   const sorted = Array.from({ length: 100 }, (_, i) => i + 1); // 1..100
@@ -102,4 +102,13 @@ test("ratios are ops/s against the first target's matching row", (t) => {
   t.is(a.ratio, 1);
   t.is(b.ratio, 2.5);
   t.is(b.ratio_vs, "a");
+});
+
+test("past the latency-sample cap, every successful operation still counts toward ops and throughput", (t) => {
+  // A no-op closure runs MAX_SAMPLES + 10 times in well under a second; only the counts are asserted.
+  const outcome = timeTrial({ run() {} }, { iterations: MAX_SAMPLES + 10, durationS: 0, warmupS: 0 }, 0);
+  if (outcome.status !== "ok") return t.fail(outcome.status);
+  t.is(outcome.samples.length, MAX_SAMPLES);
+  t.is(outcome.ops, MAX_SAMPLES + 10);
+  t.is(aggregate("native", { mech: "random", op: "generate", bytes: 1, keyBits: 0 }, 1, [outcome]).ops, MAX_SAMPLES + 10);
 });
