@@ -36,7 +36,7 @@ import { resolveKmsConfig, type KmsConfig, type KmsLimits, type KmsTunables } fr
 import { defaultAlias, defaultKeyDescription, defaultKeyService, type DefaultKeyService } from "./default-keys.js";
 import { checkPendingDays, deletionDate } from "./deletion.js";
 import { grantDetails, keyDetails, type KeyDetails } from "./details.js";
-import { Envelope, MAX_PLAINTEXT_BYTES, MIN_PLAINTEXT_BYTES, parseBlob, type EnvelopeOptions, type ParsedBlob } from "./envelope/blob.js";
+import { Envelope, MAX_PLAINTEXT_BYTES, MIN_PLAINTEXT_BYTES, bindForOpen, parseBlob, type EnvelopeOptions, type OpenBinding, type ParsedBlob } from "./envelope/blob.js";
 import type { BoundContext, CiphertextPurpose } from "./envelope/context.js";
 import { checkDatakeyCipherLength, dekDigest, splitDekAndDigest } from "./envelope/datakey.js";
 import { KmsError, type KmsErrorCode } from "./errors.js";
@@ -1166,26 +1166,28 @@ export class Kms {
   #open(
     op: Op, blob: Uint8Array, purpose: CiphertextPurpose, named: string | undefined, context: BoundContext, grant?: GrantOperation,
   ): Opened | Promise<Opened> {
+    // The caller's own fields first: an invalid one is KMS.0208/0308 whatever the blob names.
+    const binding = bindForOpen(purpose, context);
     const access = grant === undefined ? {} : { grant };
     if (named !== undefined && named !== "") {
       return andThen(this.#authorizeKeyNow(op, named) ?? this.#authorizeKey(op, named, access), (entry) => {
         const parsed = parseBlob(blob);
         if (parsed.keyId !== entry.record.keyId) throw new KmsError("KMS.2201", "the ciphertext is not the named key's");
-        return this.#openWith(entry, parsed, purpose, context);
+        return this.#openWith(entry, parsed, binding);
       });
     }
     const parsed = parseBlob(blob);
     op.keyId = parsed.keyId;
     return andThen(this.#authorizeKeyNow(op, parsed.keyId) ?? this.#authorizeKey(op, parsed.keyId, { ...access, missing: "KMS.2201" }),
-      (entry) => this.#openWith(entry, parsed, purpose, context));
+      (entry) => this.#openWith(entry, parsed, binding));
   }
 
   /** Opens a parsed blob with its (authorized) key's version. */
-  #openWith(entry: KeyEntry, parsed: ParsedBlob, purpose: CiphertextPurpose, context: BoundContext): Opened | Promise<Opened> {
+  #openWith(entry: KeyEntry, parsed: ParsedBlob, binding: OpenBinding): Opened | Promise<Opened> {
     checkGuard(entry.record, GUARDS.use);
     return andThen(entry.versions.get(parsed.version) ?? this.#version(entry, parsed.version), (version) => {
       if (version === undefined) throw new KmsError("KMS.2201", "the blob names no version available to the caller");
-      return { entry, plaintext: this.#envelope.openParsed(parsed, purpose, version, context).plaintext };
+      return { entry, plaintext: this.#envelope.openParsed(parsed, binding, version).plaintext };
     });
   }
 

@@ -120,6 +120,121 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
     },
   },
   {
+    title: "every blob the Kms hands out is docs/ciphertext-format.md byte for byte: header, IV, and GCM additional data = header ‖ bound context with the operation's purpose",
+    async run(t, h) {
+      // The token's GCM calls, as the Kms makes them.
+      const seals: Array<{ iv: Buffer; aad: Buffer; length: number }> = [];
+      const opens: Array<{ iv: Buffer; aad: Buffer }> = [];
+      const real = h.backend;
+      const spy = new Proxy(real, {
+        get(target, name) {
+          if (name === "encrypt") {
+            return (version: Parameters<typeof real.encrypt>[0], iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array) => {
+              seals.push({ iv: Buffer.from(iv), aad: Buffer.from(aad), length: plaintext.length });
+              return target.encrypt(version, iv, aad, plaintext, out);
+            };
+          }
+          if (name === "decrypt") {
+            return (version: Parameters<typeof real.decrypt>[0], iv: Uint8Array, aad: Uint8Array, sealed: Uint8Array) => {
+              opens.push({ iv: Buffer.from(iv), aad: Buffer.from(aad) });
+              return target.decrypt(version, iv, aad, sealed);
+            };
+          }
+          const value = Reflect.get(target, name, target) as unknown;
+          return typeof value === "function" ? (value as (...args: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const kms = h.reconfigure({ backend: spy });
+      const carol = h.ctx("carol");
+      const key = await kms.createKey(h.ctx("alice"), { keyAlias: "spec" });
+      const other = await kms.createKey(h.ctx("alice"), { keyAlias: "spec-2" });
+
+      // The encoding of §3, from the document alone.
+      const u32 = (n: number): Buffer => {
+        const out = Buffer.alloc(4);
+        out.writeUInt32BE(n);
+        return out;
+      };
+      const utf8 = (text: string): Buffer => Buffer.concat([u32(Buffer.byteLength(text)), Buffer.from(text, "utf8")]);
+      const boundContext = (purpose: number, fields: BoundFields): Buffer => {
+        const pairs = Object.entries(fields.encryptionContext ?? {})
+          .map(([k, v]) => [Buffer.from(k, "utf8"), v] as const)
+          .sort(([a], [b]) => Buffer.compare(a, b));
+        return Buffer.concat([
+          Buffer.from([purpose]), utf8(fields.additionalAuthenticatedData ?? ""), u32(pairs.length),
+          ...pairs.flatMap(([k, v]) => [u32(k.length), k, utf8(v)]),
+        ]);
+      };
+      // The layout of §2, from the document alone.
+      const check = (what: string, blob: Buffer, keyId: string, version: number, plaintextLength: number, purpose: number, fields: BoundFields): void => {
+        t.is(blob.length, 35 + plaintextLength + 16, what);
+        t.is(blob.subarray(0, 3).toString("hex"), "484b01", what);
+        t.is(blob.subarray(3, 19).toString("hex"), keyId.replace(/-/g, ""), what);
+        t.is(blob.readUInt32BE(19), version, what);
+        const seal = seals.at(-1)!;
+        t.is(seal.length, plaintextLength, what);
+        t.true(seal.iv.equals(blob.subarray(23, 35)), `${what}: the IV is bytes 23..35`);
+        t.is(seal.aad.toString("hex"), Buffer.concat([blob.subarray(0, 35), boundContext(purpose, fields)]).toString("hex"), `${what}: AAD`);
+      };
+      const fields: BoundFields = { additionalAuthenticatedData: "ä-42", encryptionContext: { "😀": "astral", "ﬀ": "bmp", b: "", a: "b,c" } };
+      const data = await kms.encryptData(carol, { keyId: key.keyId, plainText: "payload", ...fields });
+      check("encrypt-data", data.cipherText, key.keyId, 1, 7, 0x01, fields);
+      const made = await kms.createDataKey(carol, { keyId: key.keyId, datakeyLength: 256, ...fields });
+      check("create-datakey", made.cipherText, key.keyId, 1, 32, 0x02, fields);
+      const hidden = await kms.createDataKeyWithoutPlaintext(carol, { keyId: key.keyId, keySpec: "AES_128" });
+      check("create-datakey-without-plaintext", hidden.cipherText, key.keyId, 1, 16, 0x02, {});
+      const dek = h.backend.random(24);
+      const wrapped = await kms.encryptDataKey(carol, { keyId: key.keyId, plainText: Buffer.concat([dek, sha256(dek)]), datakeyPlainLength: 24, ...fields });
+      check("encrypt-datakey", wrapped.cipherText, key.keyId, 1, 24, 0x02, fields);
+      await kms.rotateKeyOnDemand(h.ctx("alice"), { keyId: other.keyId });
+      const otherVersion = parseBlob((await kms.encryptData(carol, { keyId: other.keyId, plainText: "v" })).cipherText).version;
+      const moved = await kms.reEncrypt(carol, { cipherText: data.cipherText, ...{ sourceAdditionalAuthenticatedData: fields.additionalAuthenticatedData, sourceEncryptionContext: fields.encryptionContext }, destinationKeyId: other.keyId });
+      t.true(opens.at(-1)!.aad.equals(Buffer.concat([data.cipherText.subarray(0, 35), boundContext(0x01, fields)])), "re-encrypt opens with the source's binding");
+      check("re-encrypt (data)", moved.cipherText, other.keyId, otherVersion, 7, 0x01, {});
+      const movedKey = await kms.reEncrypt(carol, { cipherText: made.cipherText, datakeyCipherLength: 32, sourceAdditionalAuthenticatedData: fields.additionalAuthenticatedData, sourceEncryptionContext: fields.encryptionContext, destinationKeyId: other.keyId, destinationEncryptionContext: { k: "v" } });
+      check("re-encrypt (data key)", movedKey.cipherText, other.keyId, otherVersion, 32, 0x02, { encryptionContext: { k: "v" } });
+      // Opening binds the same bytes.
+      await kms.decryptData(carol, { cipherText: data.cipherText, ...fields });
+      t.true(opens.at(-1)!.aad.equals(Buffer.concat([data.cipherText.subarray(0, 35), boundContext(0x01, fields)])), "decrypt-data");
+      t.true(opens.at(-1)!.iv.equals(data.cipherText.subarray(23, 35)));
+      await kms.decryptDataKey(carol, { keyId: key.keyId, cipherText: made.cipherText, datakeyCipherLength: 32, ...fields });
+      t.true(opens.at(-1)!.aad.equals(Buffer.concat([made.cipherText.subarray(0, 35), boundContext(0x02, fields)])), "decrypt-datakey");
+    },
+  },
+  {
+    title: "the caller's AAD and context are checked before the blob (docs/ciphertext-format.md §4): KMS.0208/0308 whatever the blob, so a bad request reveals nothing of the key it names",
+    async run(t, h) {
+      const carol = h.ctx("carol");
+      const key = await h.kms.createKey(h.ctx("alice"), { keyAlias: "order" });
+      const { cipherText } = await h.kms.encryptData(carol, { keyId: key.keyId, plainText: "x" });
+      const dataKey = await h.kms.createDataKey(carol, { keyId: key.keyId, datakeyLength: 128 });
+      // The same blobs naming a key id that exists nowhere.
+      const unknown = Buffer.from(cipherText);
+      unknown.fill(0xab, 3, 19);
+      const unknownDataKey = Buffer.from(dataKey.cipherText);
+      unknownDataKey.fill(0xab, 3, 19);
+      const badContexts: Array<[string, BoundFields, "KMS.0208" | "KMS.0308"]> = [
+        ["empty context key", { encryptionContext: { "": "v" } }, "KMS.0208"],
+        ["lone surrogate", { encryptionContext: { k: "\uD800" } }, "KMS.0208"],
+        ["context over 8192 characters", { encryptionContext: { k: "v".repeat(8192) } }, "KMS.0208"],
+        ["AAD over 128 bytes", { additionalAuthenticatedData: "é".repeat(65) }, "KMS.0308"],
+      ];
+      for (const [what, bad, code] of badContexts) {
+        for (const [blobName, blob] of [["its key's blob", cipherText], ["an unknown key's blob", unknown], ["garbage", Buffer.alloc(10)]] as const) {
+          await rejects(t, h.kms.decryptData(carol, { cipherText: blob, ...bad }), code, `decrypt-data, ${what}, ${blobName}`);
+        }
+        await rejects(t, h.kms.decryptData(carol, { cipherText: unknown, keyId: key.keyId, ...bad }), code, `decrypt-data naming the key, ${what}`);
+        for (const [blobName, blob] of [["its key's blob", dataKey.cipherText], ["an unknown key's blob", unknownDataKey]] as const) {
+          await rejects(t, h.kms.decryptDataKey(carol, { keyId: key.keyId, cipherText: blob, datakeyCipherLength: 16, ...bad }), code, `decrypt-datakey, ${what}, ${blobName}`);
+        }
+        const source = { sourceAdditionalAuthenticatedData: bad.additionalAuthenticatedData, sourceEncryptionContext: bad.encryptionContext };
+        for (const [blobName, blob] of [["its key's blob", cipherText], ["an unknown key's blob", unknown]] as const) {
+          await rejects(t, h.kms.reEncrypt(carol, { cipherText: blob, destinationKeyId: key.keyId, ...source }), code, `re-encrypt, ${what}, ${blobName}`);
+        }
+      }
+    },
+  },
+  {
     title: "a blob presented in another project is the opaque KMS.2201, exactly like a blob of a key that never existed",
     async run(t, h) {
       const key = await h.kms.createKey(h.ctx("alice"), { keyAlias: "home" });

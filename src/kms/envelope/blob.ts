@@ -220,6 +220,21 @@ export function blobPlaintextLength(blob: Uint8Array): number {
   return blob.length - BLOB_OVERHEAD_BYTES;
 }
 
+/** A caller's purpose and bound context, validated and encoded for Envelope#openParsed. */
+export interface OpenBinding {
+  /** Room for the header ‖ the encoded bound context: the GCM additional data once the header is in. */
+  readonly aad: Buffer;
+}
+
+/**
+ * Checks and encodes what the caller binds (KMS.0208/0308) before anything of the blob is read, as
+ * open() does: a bad request is reported as such whatever the blob, and its answer cannot tell
+ * whether the key the blob names exists (docs/ciphertext-format.md §4). One binding opens one blob.
+ */
+export function bindForOpen(purpose: CiphertextPurpose, bound?: BoundContext): OpenBinding {
+  return { aad: encodeBoundContextAfter(HEADER_BYTES, purpose, bound) };
+}
+
 /** Which CMK version seals a blob. */
 export interface SealTarget {
   /** The CMK's id (UUID). */
@@ -307,10 +322,11 @@ export class Envelope {
 
   /**
    * open() for a blob the caller parsed already (parseBlob) and whose version it found: the Kms
-   * parses first to learn the key to authorize. Same failures (KMS.2201).
+   * parses first to learn the key to authorize. `binding` is bindForOpen's, made before the blob
+   * was read. Same failures (KMS.2201).
    */
-  openParsed(parsed: ParsedBlob, purpose: CiphertextPurpose, version: VersionRef, bound?: BoundContext): OpenedBlob {
-    return this.#decrypt(parsed, version, encodeBoundContextAfter(HEADER_BYTES, purpose, bound));
+  openParsed(parsed: ParsedBlob, binding: OpenBinding, version: VersionRef): OpenedBlob {
+    return this.#decrypt(parsed, version, binding.aad);
   }
 
   /** Opens with `aad` = room for the header ‖ the encoded bound context. */
