@@ -140,7 +140,11 @@ const HEX = /^(?:[0-9a-fA-F]{2})*$/u;
 /** Strict base64 (padded, no whitespace): Buffer.from() alone would skip bad characters silently. */
 export function fromBase64(value: string, code: KmsErrorCode, field: string): Buffer {
   if (!BASE64.test(value)) throw new KmsError(code, `${field} is not base64`);
-  return Buffer.from(value, "base64");
+  const bytes = Buffer.from(value, "base64");
+  // The last character before the padding carries bits no byte uses; only the encoding with them
+  // zero is accepted (RFC 4648 §3.5), so one blob has one text and a client cannot vary it.
+  if (value.endsWith("=") && bytes.toString("base64") !== value) throw new KmsError(code, `${field} is not canonical base64 (non-zero padding bits)`);
+  return bytes;
 }
 
 /** Strict hex (even length, 0-9a-f either case). */

@@ -191,6 +191,16 @@ test("a path's key_id may be a 255-character alias; a malformed escape or an ove
 
 // Encodings ----------------------------------------------------------------------------------
 
+const BASE64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/** The same bytes with a bit set that the last character before the padding carries unused. */
+function withPaddingBits(canonical: string): string {
+  const at = canonical.search(/=+$/u) - 1;
+  const altered = canonical.slice(0, at) + BASE64_ALPHABET[BASE64_ALPHABET.indexOf(canonical[at]!) | 1] + canonical.slice(at + 1);
+  if (!Buffer.from(altered, "base64").equals(Buffer.from(canonical, "base64")) || altered === canonical) throw new Error("not a padding-bit variant");
+  return altered;
+}
+
 test("bad base64 and hex are the field's code", async (t) => {
   const sealed = (await new SdkClient(server.url, me).post("encrypt-data", { key_id: keyId, plain_text: "hello" })).cipher_text as string;
   const cases: Array<[string, Record<string, unknown>, KmsErrorCode]> = [
@@ -199,6 +209,7 @@ test("bad base64 and hex are the field's code", async (t) => {
     ["decrypt-data", { cipher_text: ` ${sealed}` }, "KMS.2201"],
     ["decrypt-data", { cipher_text: sealed.replace(/=+$/u, "") + "===" }, "KMS.2201"],
     ["decrypt-data", { cipher_text: Buffer.from("short").toString("base64") }, "KMS.2201"],
+    ["decrypt-data", { cipher_text: withPaddingBits(sealed) }, "KMS.2201"],
     ["decrypt-data", { cipher_text: 12 }, "KMS.2201"],
     ["encrypt-datakey", { key_id: keyId, plain_text: "zz".repeat(64), datakey_plain_length: "32" }, "KMS.2101"],
     ["encrypt-datakey", { key_id: keyId, plain_text: "abc", datakey_plain_length: "32" }, "KMS.2101"],
