@@ -24,6 +24,11 @@ export function evidenceOf(request: FastifyRequest, now: number, clockSkewSecond
     if (token.length === 0) throw new KmsError("KMS.0301", "empty X-Auth-Token");
     return { kind: "token", token };
   }
+  return signatureEvidenceOf(request, now, clockSkewSeconds);
+}
+
+/** The SDK-HMAC-SHA256 evidence of a request, whatever else it carries (APIGW.0301 when there is none usable). */
+export function signatureEvidenceOf(request: FastifyRequest, now: number, clockSkewSeconds: number): AuthEvidence {
   const authorization = headerValue(request, "authorization");
   if (authorization === undefined) throw new KmsError("APIGW.0301", "no Authorization or X-Auth-Token header");
   const parsed = parseAuthorization(authorization);

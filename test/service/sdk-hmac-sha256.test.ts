@@ -2,13 +2,16 @@
  * SDK-HMAC-SHA256 against Huawei's own signer (`@huaweicloud/huaweicloud-sdk-core`
  * auth/AKSKSigner.js): for random methods, paths, queries, headers and bodies, the string to sign
  * the server rebuilds from what the SDK sends must give the SDK's signature, and the one signRequest
- * builds must too. The server's fast paths (unreserved strings, empty queries, remembered header
+ * builds must too. Paths are given to the SDK as its generated clients give them, path parameters
+ * unencoded: it signs legacy url.parse's path and sends WHATWG URL's (axios), and the server must
+ * rebuild the former from the latter. The server's fast paths (unreserved strings, empty queries, remembered header
  * orders) are exercised by the same properties, since most generated names are plain.
  */
 import test from "ava";
 import fc from "fast-check";
 import { createHash, createHmac } from "node:crypto";
 import { createRequire } from "node:module";
+import { parse as legacyParse } from "node:url";
 import {
   canonicalQuery, canonicalRequest, canonicalUri, parseAuthorization, parseQuery, parseSdkDate, sdkUrlEncode, signRequest, stringToSign,
 } from "../../src/service/auth/sdk-hmac-sha256.js";
@@ -29,6 +32,10 @@ const CREDENTIAL = { getAk: () => AK, getSk: () => SK };
 /** encodeURIComponent plus the characters it leaves that legacy url.parse would escape itself. */
 const strictEncode = (text: string): string => encodeURIComponent(text).replace(/[!'()*]/gu, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
+const ENDPOINT = "http://kms.example:8731";
+/** The path WHATWG URL sends for a path given to the SDK (what axios puts on the wire). */
+const sentPath = (path: string): string => new URL(ENDPOINT + path).pathname;
+
 /** Mostly the plain names requests carry, sometimes anything (no lone surrogates: no URL can carry them). */
 const text = fc.oneof(
   fc.stringMatching(/^[A-Za-z0-9_.~-]{0,12}$/u),
@@ -45,12 +52,20 @@ function encodeSafe(s: string): boolean {
   }
 }
 
+/**
+ * A path parameter as a generated client passes it to HcClient (unencoded), without what no URL path
+ * can carry that way: '/', '?', '#', '\\', a '%' (sent raw, not an escape), tab and line breaks (WHATWG
+ * drops them), dot segments (WHATWG resolves them).
+ */
+const pathParam = text.filter((s) => !/[/?#%\\\t\n\r]/u.test(s) && s !== "." && s !== "..");
+
 const headerName = fc.stringMatching(/^x-[a-z0-9-]{1,10}$/u);
 const headerValue = fc.stringMatching(/^[!-~]([ -~]{0,20}[!-~])?$/u);
 
 const request = fc.record({
   method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH"),
-  segments: fc.array(text, { maxLength: 5 }),
+  // Ends in a plain segment: legacy url.parse trims trailing whitespace off a URL, WHATWG does not.
+  segments: fc.array(pathParam, { maxLength: 5 }).map((s) => [...s, "end"]),
   query: fc.dictionary(text.filter((s) => s !== "__proto__"), fc.oneof(text, fc.array(text, { minLength: 1, maxLength: 3 })), { maxKeys: 4 }),
   headers: fc.dictionary(headerName, headerValue, { maxKeys: 4 }),
   body: fc.option(fc.dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 4 }), { nil: undefined }),
@@ -59,9 +74,10 @@ const request = fc.record({
 test("the server's string to sign gives the Huawei SDK's signature", (t) => {
   fc.assert(
     fc.property(request, (r) => {
-      const rawPath = "/" + r.segments.map(strictEncode).join("/");
+      const path = "/" + r.segments.join("/");
+      const rawPath = sentPath(path);
       const sent = AKSKSigner.sign(
-        { method: r.method, endpoint: `http://kms.example:8731${rawPath}`, headers: { ...r.headers, "content-type": "application/json" }, queryParams: r.query, data: r.body },
+        { method: r.method, endpoint: ENDPOINT + path, headers: { ...r.headers, "content-type": "application/json" }, queryParams: r.query, data: r.body },
         CREDENTIAL,
       );
       const lower = new Map(Object.entries(sent).map(([k, v]) => [k.toLowerCase(), String(v)]));
@@ -89,16 +105,13 @@ test("the server's string to sign gives the Huawei SDK's signature", (t) => {
 });
 
 test("signRequest signs as the Huawei SDK does", (t) => {
-  // Without "." and ".." segments: signRequest signs the path WHATWG URL normalizes them out of,
-  // which is the path fetch sends; the SDK signs legacy url.parse's path, which keeps them.
-  const plainPaths = request.filter((r) => r.segments.every((s) => s !== "." && s !== ".."));
   fc.assert(
-    fc.property(plainPaths, (r) => {
-      const rawPath = "/" + r.segments.map(strictEncode).join("/");
+    fc.property(request, (r) => {
+      const path = "/" + r.segments.join("/");
       const body = r.body === undefined ? undefined : JSON.stringify(r.body);
-      const ours = signRequest({ method: r.method, url: `http://kms.example:8731${rawPath}`, headers: r.headers, body, accessKey: AK, secretKey: SK, time: Date.UTC(2026, 0, 2, 3, 4, 5) });
+      const ours = signRequest({ method: r.method, url: ENDPOINT + path, headers: r.headers, body, accessKey: AK, secretKey: SK, time: Date.UTC(2026, 0, 2, 3, 4, 5) });
       const theirs = AKSKSigner.sign(
-        { method: r.method, endpoint: `http://kms.example:8731${rawPath}`, headers: { ...r.headers, "X-Sdk-Date": "20260102T030405Z" }, queryParams: {}, data: r.body },
+        { method: r.method, endpoint: ENDPOINT + path, headers: { ...r.headers, "X-Sdk-Date": "20260102T030405Z" }, queryParams: {}, data: r.body },
         CREDENTIAL,
       );
       t.is(ours["x-sdk-date"], "20260102T030405Z");
@@ -114,14 +127,19 @@ test("urlEncode, canonical URI and canonical query are the SDK's, fast paths inc
     { numRuns: 500 },
   );
   fc.assert(
-    fc.property(fc.array(text, { maxLength: 5 }), (segments) => {
-      const rawPath = "/" + segments.map(strictEncode).join("/");
-      return canonicalUri(rawPath) === AKSKSigner.CanonicalURI(rawPath);
+    fc.property(fc.array(pathParam, { maxLength: 5 }), (segments) => {
+      const path = `/${segments.join("/")}/end`;
+      return canonicalUri(sentPath(path)) === AKSKSigner.CanonicalURI(legacyParse(ENDPOINT + path).pathname!);
     }),
     { numRuns: 300 },
   );
   t.is(canonicalUri("/v1.0/p1/kms/encrypt-data"), "/v1.0/p1/kms/encrypt-data/");
   t.is(canonicalUri("/a%20b/"), "/a%2520b/");
+  // A tag key "é" or "a|b" in DELETE .../tags/{key}: as the SDK signed it, not as WHATWG re-escaped it.
+  t.is(canonicalUri("/tags/%C3%A9"), "/tags/%C3%A9/");
+  t.is(canonicalUri("/tags/a|b'c^d"), "/tags/a%257Cb%2527c%255Ed/");
+  // Escapes WHATWG never writes came from the caller's own string: the SDK encoded their '%' again.
+  t.is(canonicalUri("/tags/%c3%a9%41"), "/tags/%25c3%25a9%2541/");
   t.is(canonicalQuery(parseQuery("")), "");
   t.is(canonicalQuery(parseQuery("b=2&a=x%20y&b=1")), "a=x%20y&b=1&b=2");
 });

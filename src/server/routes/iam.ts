@@ -8,7 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { HsmkitConfig } from "../../config/config.js";
 import { KmsError } from "../../kms/errors.js";
 import type { ServicePort } from "../../service/service.js";
-import { evidenceOf } from "../evidence.js";
+import { signatureEvidenceOf } from "../evidence.js";
 import { ERROR_SCHEMA, object, string } from "../route.js";
 
 const ID = string({ min: 1, max: 64 });
@@ -60,7 +60,9 @@ export function registerIamRoutes(app: FastifyInstance, service: ServicePort, co
     const methods = body.auth.identity.methods;
     const password = body.auth.identity.password;
     let auth;
-    if (request.headers.authorization !== undefined) auth = evidenceOf(request, now(), config.auth.clockSkewSeconds);
+    // Only a signature: an X-Auth-Token beside it is no identity here, or a token would buy its own
+    // successor and live for ever (IAM's identity methods here are password and hw_ak_sk).
+    if (request.headers.authorization !== undefined) auth = signatureEvidenceOf(request, now(), config.auth.clockSkewSeconds);
     else if (!methods.includes("password") || password === undefined) throw new KmsError("APIGW.0301", "no password and no signature");
     const issued = await service.issueToken({
       auth,

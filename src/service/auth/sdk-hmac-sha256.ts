@@ -8,8 +8,11 @@
  *   Signature        = hex(HMAC-SHA256(SK, StringToSign))          (the SK itself is the HMAC key)
  *   Authorization: SDK-HMAC-SHA256 Access=<AK>, SignedHeaders=<h1;h2;…>, Signature=<hex>
  *
- * - CanonicalURI: the path as sent (still percent-encoded), each '/'-separated segment encoded again
- *   with the SDK's urlEncode (so '%' becomes '%25'), ending in '/'.
+ * - CanonicalURI: the path the SDK signed, rebuilt from the one it sent, ending in '/'. The SDK signs
+ *   legacy url.parse's path, each '/'-separated segment encoded again with its urlEncode (so an
+ *   escape's '%' becomes '%25'), but sends WHATWG URL's (axios); the two differ for a path parameter,
+ *   which the SDK puts in the URL unencoded: url.parse leaves controls and non-ASCII characters raw
+ *   (urlEncode makes them the very %XX WHATWG sends) and escapes ' ^ | (WHATWG sends them raw).
  * - CanonicalQuery: decoded names and values, names sorted, each encoded, repeated names' values
  *   sorted, joined with '&'.
  * - CanonicalHeaders: every signed header as `lowercase-name:value\n`, sorted by name, the value as
@@ -44,9 +47,30 @@ export function sdkUrlEncode(text: string): string {
   return out;
 }
 
-/** The canonical URI of a raw (still percent-encoded) path. */
+/** An escape WHATWG URL writes (uppercase) for a character legacy url.parse leaves raw: a control or a non-ASCII byte. */
+const WHATWG_ONLY_ESCAPE = /^%(?:[01][0-9A-F]|7F|[89A-F][0-9A-F])$/u;
+/** Characters WHATWG URL leaves raw in a path that legacy url.parse escaped before the SDK encoded them again. */
+const LEGACY_ONLY_ESCAPED: ReadonlyMap<string, string> = new Map([["'", "%2527"], ["^", "%255E"], ["|", "%257C"]]);
+
+function canonicalSegment(segment: string): string {
+  if (ALL_UNRESERVED.test(segment)) return segment;
+  let out = "";
+  for (let i = 0; i < segment.length;) {
+    if (segment[i] === "%" && WHATWG_ONLY_ESCAPE.test(segment.slice(i, i + 3))) {
+      out += segment.slice(i, i + 3);
+      i += 3;
+      continue;
+    }
+    const ch = String.fromCodePoint(segment.codePointAt(i)!);
+    out += LEGACY_ONLY_ESCAPED.get(ch) ?? sdkUrlEncode(ch);
+    i += ch.length;
+  }
+  return out;
+}
+
+/** The canonical URI of a path as sent (still percent-encoded). */
 export function canonicalUri(rawPath: string): string {
-  const uri = PLAIN_PATH.test(rawPath) ? rawPath : rawPath.split("/").map(sdkUrlEncode).join("/");
+  const uri = PLAIN_PATH.test(rawPath) ? rawPath : rawPath.split("/").map(canonicalSegment).join("/");
   return uri.endsWith("/") ? uri : uri + "/";
 }
 
