@@ -109,7 +109,10 @@ export interface CanonicalInput {
   signedHeaders: readonly string[];
   /** A header's value as received (undefined when absent: such a request cannot verify). */
   header: (name: string) => string | undefined;
-  /** hex SHA-256 of the body bytes (or the X-Sdk-Content-Sha256 header when the client sent one). */
+  /**
+   * hex SHA-256 of the body bytes, always. The SDK's X-Sdk-Content-Sha256 (UNSIGNED-PAYLOAD, which
+   * it sends for non-JSON bodies) is not honoured: a KMS signs every body it acts on.
+   */
   payloadHash: string;
 }
 
