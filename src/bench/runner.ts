@@ -83,7 +83,8 @@ export function timeTrial(prepared: { run(): void; cleanup?: () => void }, timin
   let errors = 0;
   let consecutive = 0;
   const limit = timing.iterations;
-  const durationNs = BigInt(Math.round(timing.durationS * 1e9));
+  // At least 1 ns: a duration that rounds to nothing would time no operation and report an "ok" row of none.
+  const durationNs = BigInt(Math.max(1, Math.round(timing.durationS * 1e9)));
   const start = clock();
   let now = start;
   for (let i = 0; limit !== undefined ? i < limit : now - start < durationNs; i++) {

@@ -81,6 +81,13 @@ test("a mechanism no target supports: the table says why, exit 3", async (t) => 
   t.regex(run.stderr, /unsupported mechanism aes-gcm-token-iv: emulator: .*does not generate GCM IVs/u);
 });
 
+test("--mech all is no request for a mechanism the targets lack: those are reported, and the run succeeds", async (t) => {
+  const run = await bench(["--module", "native", "--mech", "all", "--sizes", "64", ...TINY]);
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /UNSUPPORTED/u);
+  t.regex(run.stderr, /unsupported mechanism aes-gcm-token-iv: native: /u);
+});
+
 test("emulator with two threads: a row per trial, a per-thread entry per thread, JSON valid", async (t) => {
   const dir = tempDir(t);
   const json = join(dir, "out.json");

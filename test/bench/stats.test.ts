@@ -112,3 +112,10 @@ test("past the latency-sample cap, every successful operation still counts towar
   t.is(outcome.ops, MAX_SAMPLES + 10);
   t.is(aggregate("native", { mech: "random", op: "generate", bytes: 1, keyBits: 0 }, 1, [outcome]).ops, MAX_SAMPLES + 10);
 });
+
+test("a duration too short to time anything still times one operation: no \"ok\" row of zero", (t) => {
+  const outcome = timeTrial({ run() {} }, { durationS: 1e-12, warmupS: 0 }, 0);
+  if (outcome.status !== "ok") return t.fail(outcome.status);
+  t.true(outcome.ops >= 1);
+  t.is(outcome.samples.length, outcome.ops);
+});
