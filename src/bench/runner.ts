@@ -125,10 +125,17 @@ export type FromWorker =
 
 /** N worker threads, each with its own target and session, running trials in lock step. */
 export class ThreadPool {
-  private constructor(private readonly workers: Worker[], private readonly inboxes: Array<FromWorker[]>, private readonly waiters: Array<((m: FromWorker) => void) | undefined>) {}
+  private constructor(
+    private readonly workers: Worker[],
+    /** Settled when each thread has ended, however: a thread that ended (a crash) emits "exit" no more. */
+    private readonly exited: Array<Promise<void>>,
+    private readonly inboxes: Array<FromWorker[]>,
+    private readonly waiters: Array<((m: FromWorker) => void) | undefined>,
+  ) {}
 
   static async open(spec: TargetSpec, threads: number, timing: Timing): Promise<ThreadPool> {
     const workers: Worker[] = [];
+    const exited: Array<Promise<void>> = [];
     const inboxes: Array<FromWorker[]> = [];
     const waiters: Array<((m: FromWorker) => void) | undefined> = [];
     for (let thread = 0; thread < threads; thread++) {
@@ -144,10 +151,11 @@ export class ThreadPool {
       };
       worker.on("message", deliver);
       worker.on("error", (error) => deliver({ type: "error", message: `thread ${thread}: ${error.message}`, exitCode: 1 }));
+      exited.push(new Promise<void>((resolve) => worker.once("exit", () => resolve())));
       worker.on("exit", (code) => { if (code !== 0) deliver({ type: "error", message: `thread ${thread} exited with code ${code}`, exitCode: 1 }); });
       workers.push(worker);
     }
-    const pool = new ThreadPool(workers, inboxes, waiters);
+    const pool = new ThreadPool(workers, exited, inboxes, waiters);
     const opened = await pool.all();
     const failure = opened.find((m) => m.type === "error");
     if (failure !== undefined && failure.type === "error") {
@@ -185,7 +193,14 @@ export class ThreadPool {
   /** The sessions the threads opened (hex handles), for the report. */
   async close(): Promise<void> {
     this.send({ type: "close" });
-    await Promise.all(this.workers.map((w) => new Promise<void>((resolve) => { w.once("exit", () => resolve()); setTimeout(() => { void w.terminate(); }, 5000).unref(); })));
+    await Promise.all(this.workers.map(async (worker, thread) => {
+      const stuck = setTimeout(() => void worker.terminate(), 5000);
+      try {
+        await this.exited[thread];
+      } finally {
+        clearTimeout(stuck);
+      }
+    }));
   }
 }
 
