@@ -647,7 +647,7 @@ export class Kms {
     return this.#run(ctx, "retire-grant", async (op) => {
       const grantId = checkGrantId(request.grantId);
       op.detail = `grant=${grantId}`;
-      if (typeof request.keyId !== "string") throw new KmsError("KMS.0204", "key_id is missing");
+      if (typeof request.keyId !== "string" || request.keyId === "") throw new KmsError("KMS.0204", "key_id is missing");
       op.keyId = request.keyId;
       const caller = await this.#caller(op);
       const entry = await this.#resolve(ctx.projectId, request.keyId);

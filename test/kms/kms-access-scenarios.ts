@@ -168,6 +168,9 @@ export const ACCESS_SCENARIOS: KmsScenario[] = [
       await h.kms.retireGrant(h.ctx("carol"), { keyId: key.keyId, grantId });
       await rejects(t, h.kms.encryptData(frank(), { keyId: key.keyId, plainText: "x" }), "KMS.0306", "retired");
       await rejects(t, h.kms.retireGrant(h.ctx("carol"), { keyId: key.keyId, grantId }), "KMS.2501");
+      // An empty key_id is a missing one, for retire as for revoke.
+      await rejects(t, h.kms.retireGrant(h.ctx("carol"), { keyId: "", grantId }), "KMS.0204", "retire, empty key_id");
+      await rejects(t, h.kms.revokeGrant(alice, { keyId: "", grantId }), "KMS.0204", "revoke, empty key_id");
 
       // A grantee holding retire-grant retires its own grant; revoke-grant is the administrator's.
       const own = await h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "frank", operations: ["encrypt-data", "retire-grant"] });
