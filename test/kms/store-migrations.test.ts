@@ -4,7 +4,7 @@
 import test from "ava";
 import Database from "better-sqlite3";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { isStoreError } from "../../src/kms/store/errors.js";
@@ -159,6 +159,21 @@ test("a file that is not a SQLite database is refused as not a store, untouched"
   t.true(isStoreError(error, "ERR_KMS_STORE_FOREIGN"), `verifyAuditDatabase: ${String(error)}`);
   t.true(readFileSync(path).equals(text));
   t.false(existsSync(join(dir, LOCK_FILE)));
+});
+
+test("a damaged database file (truncated) is refused as damaged, with the lock released", async (t) => {
+  const dir = tempDir(t);
+  const store = await openSqliteStore({ directory: dir, mac: MAC });
+  for (let i = 0; i < 200; i++) await store.keys.create(newKey("project-a"));
+  await store.close();
+  const path = join(dir, DATABASE_FILE);
+  truncateSync(path, Math.floor(statSync(path).size / 2));
+  for (const writer of WRITERS) {
+    const error = await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, writer }));
+    t.true(isStoreError(error, "ERR_KMS_STORE_CORRUPT"), `${writer}: ${String(error)}`);
+    t.regex((error as Error).message, /restore it from a backup/u);
+    t.false(existsSync(join(dir, LOCK_FILE)), `${writer}: lock released`);
+  }
 });
 
 test("the migration list must be numbered 1, 2, … in order", (t) => {

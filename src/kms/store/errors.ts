@@ -11,6 +11,8 @@ export const STORE_ERROR_CODES = {
   ERR_KMS_STORE_LOCKED: "the store directory is in use",
   /** The database file is not an hsmkit KMS store. */
   ERR_KMS_STORE_FOREIGN: "not an hsmkit KMS store",
+  /** SQLite finds the database file damaged (SQLITE_CORRUPT) when opening it. */
+  ERR_KMS_STORE_CORRUPT: "database file damaged",
   /** The database was written by a newer hsmkit (its schema version is unknown here). */
   ERR_KMS_STORE_SCHEMA_TOO_NEW: "schema newer than this hsmkit",
   /** A migration failed and was rolled back. */

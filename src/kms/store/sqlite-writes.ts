@@ -260,8 +260,12 @@ export function openDatabase(path: string, options: { readonly?: boolean } = {})
     return db;
   } catch (error) {
     db?.close();
-    if ((error as { code?: unknown })?.code === "SQLITE_NOTADB") {
+    const code = (error as { code?: unknown })?.code;
+    if (code === "SQLITE_NOTADB") {
       throw new StoreError("ERR_KMS_STORE_FOREIGN", `${path} is not an hsmkit KMS store (not a SQLite database)`, { cause: error });
+    }
+    if (typeof code === "string" && code.startsWith("SQLITE_CORRUPT")) {
+      throw new StoreError("ERR_KMS_STORE_CORRUPT", `${path} is damaged (${code}): restore it from a backup`, { cause: error });
     }
     throw error;
   }
