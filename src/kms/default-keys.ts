@@ -8,8 +8,9 @@
  *   service in its request context), with the store's `existingAlias: "return"` so that concurrent
  *   first uses make one key (kms.ts);
  * - listed like any key, with `defaultKeyFlag` true (details.ts);
- * - never disabled, scheduled for deletion, re-aliased, rotated by request, or granted on
- *   (KMS.0211, lifecycle.ts), and not counted in the custom-key quota (the store's maxCustomKeys);
+ * - never disabled, scheduled for deletion, re-aliased, re-described, rotated by request, granted
+ *   on or tagged (KMS.0211, lifecycle.ts), and not counted in the custom-key quota (the store's
+ *   maxCustomKeys);
  * - a custom key may not take an alias ending in `/default` (KMS.1101, lifecycle.ts).
  *
  * IV safety: a default key cannot be rotated by request, yet its versions are subject to the same

@@ -336,7 +336,7 @@ export class Kms {
     }, request?.keyId);
   }
 
-  /** update-key-description. KMS.0204 missing, KMS.1103, KMS.0210. */
+  /** update-key-description. KMS.0204 missing, KMS.1103, KMS.0210, KMS.0211 default key. */
   updateKeyDescription(ctx: RequestContext, request: Api.UpdateKeyDescriptionRequest): Promise<{ keyId: string; keyDescription: string }> {
     return this.#run(ctx, "update-key-description", async (op) => {
       // Required (Huawei's UpdateKeyDescriptionRequestBody, as the HTTP schema has it): "" clears the
@@ -663,7 +663,7 @@ export class Kms {
   // ============================================================================================
   // Tags
 
-  /** POST {key_id}/tags: sets one tag. KMS.0405/0406/0410/0411 fields, KMS.0409 too many. */
+  /** POST {key_id}/tags: sets one tag. KMS.0405/0406/0410/0411 fields, KMS.0409 too many, KMS.0211 default key. */
   createKeyTag(ctx: RequestContext, request: Api.CreateKeyTagRequest): Promise<Api.KeyTagsResult> {
     return this.#run(ctx, "create-key-tag", async (op) => {
       const tag = { key: checkTagKey(request.tag?.key), value: checkTagValue(request.tag?.value) };
@@ -1140,7 +1140,7 @@ export class Kms {
   async #deleteTags(op: Op, ref: string, keys: string[]): Promise<Api.KeyTagsResult> {
     const entry = await this.#authorizeKey(op, ref);
     op.detail = `delete ${keys.join(",")}`.slice(0, 512);
-    await this.#atomic(op, (audit) => this.#store.tags.delete(op.ctx.projectId, entry.record.keyId, keys, { guard: GUARDS.tags, audit }));
+    await this.#atomic(op, (audit) => this.#store.tags.delete(op.ctx.projectId, entry.record.keyId, keys, { guard: GUARDS.untag, audit }));
     const after = await this.#store.tags.list(op.ctx.projectId, entry.record.keyId);
     return { tags: after.map(({ key, value }) => ({ key, value })) };
   }

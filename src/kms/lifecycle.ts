@@ -21,21 +21,25 @@
  * | schedule-key-deletion        | —    | —    | —    | 1402 | —    | 0211 |
  * | cancel-key-deletion          | 1501 | 1501 | 1501 | —    | 1501 |      |
  * | update-key-alias             | —    | —    | —    | 0210 | —    | 0211 |
- * | update-key-description       | —    | —    | —    | 0210 | —    |      |
+ * | update-key-description       | —    | —    | —    | 0210 | —    | 0211 |
  * | encrypt/decrypt data and data keys, re-encrypt (both keys) | 1301 | — | 0209 | 0210 | 1301 | |
  * | enable/disable rotation, interval, rotate-on-demand | 1301 | — | 0209 | 0210 | 1301 | 0211 |
  * | create-grant                 | —    | —    | —    | 0210 | —    | 0211 |
  * | revoke-grant, retire-grant   | —    | —    | —    | —    | —    |      |
- * | tags create/delete           | —    | —    | —    | 0210 | —    |      |
+ * | tags create                  | —    | —    | —    | 0210 | —    | 0211 |
+ * | tags delete                  | —    | —    | —    | 0210 | —    |      |
  *
  * Sources: Huawei's error codes (OTC api-ref/source/appendix/error_code.rst): KMS.0209 "The key
  * has been disabled", KMS.0210 "… Scheduled deletion state and cannot be used", KMS.0211 "Cannot
  * perform this operation on Default Master Keys", KMS.1201 "The key is not disabled", KMS.1301 "The
  * key is not enabled", KMS.1402 "already in Pending deletion state", KMS.1501 "not in Pending
  * deletion state". Default keys cannot be disabled or scheduled for deletion (OTC FAQ "What is a
- * default key"), re-aliased (update-key-alias rejects the /default suffix), rotated (OTC "Enabling
- * rotation for a CMK": "Default Master Keys do not support rotation") or granted on (OTC "Creating a
- * Grant": "A Default Master Key … does not allow permission granting").
+ * default key"), re-aliased or re-described (OTC "Viewing a Key": "A default key … does not allow
+ * name and description changes"), rotated (OTC "Enabling rotation for a CMK": "Default Master Keys
+ * do not support rotation"), granted on (OTC "Creating a Grant": "A Default Master Key … does not
+ * allow permission granting") or tagged (OTC "Adding a Tag": "Tags cannot be added to default
+ * keys"). Deleting tags stays allowed: it adds nothing, and clears tags a default key may carry
+ * from before this rule.
  */
 import { KmsError, type KmsErrorCode } from "./errors.js";
 import { DEFAULT_ALIAS_SUFFIX } from "./default-keys.js";
@@ -53,12 +57,13 @@ export const GUARDS = {
   scheduleDeletion: { states: { 4: "KMS.1402" }, defaultKey: "KMS.0211" },
   cancelDeletion: { states: { 1: "KMS.1501", 2: "KMS.1501", 3: "KMS.1501", 5: "KMS.1501" } },
   updateAlias: { states: { 4: "KMS.0210" }, defaultKey: "KMS.0211" },
-  updateDescription: { states: { 4: "KMS.0210" } },
+  updateDescription: { states: { 4: "KMS.0210" }, defaultKey: "KMS.0211" },
   use: { states: NOT_USABLE },
   rotation: { states: NOT_USABLE, defaultKey: "KMS.0211" },
   createGrant: { states: { 4: "KMS.0210" }, defaultKey: "KMS.0211" },
   removeGrant: {},
-  tags: { states: { 4: "KMS.0210" } },
+  tags: { states: { 4: "KMS.0210" }, defaultKey: "KMS.0211" },
+  untag: { states: { 4: "KMS.0210" } },
   /** The deletion sweeper: only a key still pending deletion is destroyed. */
   destroy: { states: { 1: "KMS.1501", 2: "KMS.1501", 3: "KMS.1501", 5: "KMS.1501" } },
   /** Service-made versions (scheduled rotation, the seal limit): on a usable key only, default keys included. */

@@ -71,6 +71,8 @@ const OPERATIONS: Array<[string, (kms: Kms, h: KmsHarness, s: Subject, helper: s
   ["create-grant", (kms, h, s) => kms.createGrant(h.ctx("mallory"), { keyId: s.keyId, granteePrincipal: "frank", operations: ["describe-key"] })],
   ["list-grants", (kms, h, s) => kms.listGrants(h.ctx("mallory"), { keyId: s.keyId })],
   ["create-key-tag", (kms, h, s) => kms.createKeyTag(h.ctx("mallory"), { keyId: s.keyId, tag: { key: "env", value: "test" } })],
+  ["batch-key-tags (create)", (kms, h, s) => kms.batchKeyTags(h.ctx("mallory"), { keyId: s.keyId, action: "create", tags: [{ key: "env", value: "test" }] })],
+  ["delete-key-tag", (kms, h, s) => kms.deleteKeyTag(h.ctx("mallory"), { keyId: s.keyId, key: "env" })],
   ["list-key-tags", (kms, h, s) => kms.listKeyTags(h.ctx("mallory"), { keyId: s.keyId })],
 ];
 
@@ -85,7 +87,8 @@ const EXPECTED: Record<string, Record<Kind, string>> = {
   "schedule-key-deletion": { enabled: "ok", disabled: "ok", pending: "KMS.1402", default: "KMS.0211" },
   "cancel-key-deletion": { enabled: "KMS.1501", disabled: "KMS.1501", pending: "ok", default: "KMS.1501" },
   "update-key-alias": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "KMS.0211" },
-  "update-key-description": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "ok" },
+  // OTC umn "Viewing a Key": "A default key … does not allow name and description changes".
+  "update-key-description": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "KMS.0211" },
   "encrypt-data": { enabled: "ok", disabled: "KMS.0209", pending: "KMS.0210", default: "ok" },
   "decrypt-data": { enabled: "ok", disabled: "KMS.0209", pending: "KMS.0210", default: "ok" },
   "create-datakey": { enabled: "ok", disabled: "KMS.0209", pending: "KMS.0210", default: "ok" },
@@ -101,7 +104,10 @@ const EXPECTED: Record<string, Record<Kind, string>> = {
   "rotate-on-demand": { enabled: "ok", disabled: "KMS.0209", pending: "KMS.0210", default: "KMS.0211" },
   "create-grant": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "KMS.0211" },
   "list-grants": { enabled: "ok", disabled: "ok", pending: "ok", default: "ok" },
-  "create-key-tag": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "ok" },
+  // OTC umn "Adding a Tag": "Tags cannot be added to default keys."
+  "create-key-tag": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "KMS.0211" },
+  "batch-key-tags (create)": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "KMS.0211" },
+  "delete-key-tag": { enabled: "ok", disabled: "ok", pending: "KMS.0210", default: "ok" },
   "list-key-tags": { enabled: "ok", disabled: "ok", pending: "ok", default: "ok" },
 };
 
@@ -380,6 +386,10 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.enableKeyRotation(alice, { keyId }), "KMS.0211");
       await rejects(t, h.kms.rotateKeyOnDemand(alice, { keyId }), "KMS.0211");
       await rejects(t, h.kms.createGrant(alice, { keyId, granteePrincipal: "frank", operations: ["encrypt-data"] }), "KMS.0211");
+      await rejects(t, h.kms.updateKeyDescription(alice, { keyId, keyDescription: "mine now" }), "KMS.0211");
+      await rejects(t, h.kms.createKeyTag(alice, { keyId, tag: { key: "owner", value: "me" } }), "KMS.0211");
+      await rejects(t, h.kms.batchKeyTags(alice, { keyId, action: "create", tags: [{ key: "owner", value: "me" }] }), "KMS.0211");
+      t.deepEqual(await h.kms.listKeyTags(alice, { keyId }), { tags: [] });
       await rejects(t, h.kms.createKey(alice, { keyAlias: "obs/default" }), "KMS.1101");
       t.is((await describe(h, keyId)).keyState, 2);
       t.is((await h.kms.decryptData(carol, { cipherText: first.cipherText })).plainText.toString(), "photo");

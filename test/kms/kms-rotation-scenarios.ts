@@ -146,6 +146,35 @@ export const ROTATION_SCENARIOS: KmsScenario[] = [
     },
   },
   {
+    title: "a disabled or pending-deletion key is not rotated, keeps its rotation settings, and is rotated by the next sweep once enabled again after its interval has passed",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const disabled = await h.kms.createKey(alice, { keyAlias: "paused" });
+      const pending = await h.kms.createKey(alice, { keyAlias: "reprieved" });
+      const fresh = await h.kms.createKey(alice, { keyAlias: "fresh" });
+      for (const { keyId } of [disabled, pending]) await h.kms.enableKeyRotation(alice, { keyId, rotationInterval: 30 });
+      await h.kms.disableKey(alice, { keyId: disabled.keyId });
+      await h.kms.scheduleKeyDeletion(alice, { keyId: pending.keyId, pendingDays: 60 });
+      h.clock.advanceDays(20);
+      // Rotation on for 21 days only when it is enabled again: not due yet.
+      await h.kms.enableKeyRotation(alice, { keyId: fresh.keyId, rotationInterval: 30 });
+      await h.kms.disableKey(alice, { keyId: fresh.keyId });
+      h.clock.advanceDays(21);
+      t.deepEqual((await h.kms.rotateDueKeys()).done, [], "neither a disabled nor a pending-deletion key is rotated");
+      for (const key of [disabled, pending]) {
+        t.like(await h.kms.getKeyRotationStatus(alice, { keyId: key.keyId }), { keyRotationEnabled: true, rotationInterval: 30, numberOfRotations: 0 });
+        t.true((await h.kms.describeKey(alice, { keyId: key.keyId })).keyRotationEnabled);
+      }
+      // OTC umn "About Key Rotation": once enabled again (for a pending deletion: cancelled, then
+      // enabled), a key whose interval has passed is rotated at once, the others keep their plan.
+      await h.kms.cancelKeyDeletion(alice, { keyId: pending.keyId });
+      t.like(await h.kms.getKeyRotationStatus(alice, { keyId: pending.keyId }), { keyRotationEnabled: true, rotationInterval: 30 }, "cancelling restores the rotation status");
+      for (const { keyId } of [disabled, pending, fresh]) await h.kms.enableKey(alice, { keyId });
+      t.deepEqual(new Set((await h.kms.rotateDueKeys()).done), new Set([disabled.keyId, pending.keyId]));
+      t.deepEqual((await h.kms.rotateDueKeys()).done, []);
+    },
+  },
+  {
     title: "the seal limit: a version that has made sealsPerVersion seals is succeeded by a new one before the next seal — default keys too — and the count survives a restart",
     options: { tunables: { sealsPerVersion: 5 } },
     async run(t, h) {
