@@ -48,7 +48,7 @@ import {
 import { userQuotas, type UserQuotas } from "./quotas.js";
 import { checkRotationInterval, rotationDue, type KeyRotationStatus } from "./rotation.js";
 import { openSqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
-import type { AuditPage, AuditQuery, AuditSink, KmsStore } from "./store/store.js";
+import { failureAudited, type AuditPage, type AuditQuery, type AuditSink, type KmsStore } from "./store/store.js";
 import { checkTagKey, checkTagKeys, checkTagKeyToDelete, checkTags, checkTagValue } from "./tags.js";
 import type {
   AuditEvent, AuditOutcome, CredentialRecord, GrantOperation, NewCredential, KeyRecord, KeyVersionRecord, PrincipalRecord, ProjectRecord, Role, RoleRecord, UsageRecord,
@@ -209,6 +209,8 @@ export class Kms {
   readonly #warn: (message: string) => void;
   /** Projects known to exist in the store, with their account. */
   readonly #projects = new Map<string, string>();
+  /** Project records being made (#ensureProject), by project. */
+  readonly #projectsCreating = new Map<string, Promise<string>>();
   #owned: { backend: KmsBackend; store: KmsStore } | null = null;
   #closed = false;
 
@@ -953,7 +955,7 @@ export class Kms {
       op.audited = true;
       return value;
     } catch (error) {
-      if (error instanceof KmsError) op.audited = true;
+      if (error instanceof KmsError || failureAudited(error)) op.audited = true;
       throw error;
     }
   }
@@ -1077,10 +1079,22 @@ export class Kms {
   }
 
   /** Makes the project's record on its first key (so the rotation sweeper finds it); returns its account. */
-  async #ensureProject(op: Op, caller: Caller): Promise<string> {
+  #ensureProject(op: Op, caller: Caller): Promise<string> {
     const projectId = op.ctx.projectId;
     const known = this.#projects.get(projectId);
-    if (known !== undefined) return known;
+    if (known !== undefined) return Promise.resolve(known);
+    // Concurrent first uses share one creation: racing it, all but one would append a
+    // createProject "failure" (project exists) to the audit log for a request that succeeds.
+    let creating = this.#projectsCreating.get(projectId);
+    if (creating === undefined) {
+      creating = this.#createProject(op, caller).finally(() => this.#projectsCreating.delete(projectId));
+      this.#projectsCreating.set(projectId, creating);
+    }
+    return creating;
+  }
+
+  async #createProject(op: Op, caller: Caller): Promise<string> {
+    const projectId = op.ctx.projectId;
     let project = await this.#store.projects.get(projectId);
     if (project === undefined) {
       try {
@@ -1088,7 +1102,7 @@ export class Kms {
           audit: { ...op.event(), action: "createProject", keyId: null, detail: "first key of the project" },
         });
       } catch (error) {
-        // Made meanwhile by a concurrent request.
+        // Made meanwhile (admin.createProject).
         project = await this.#store.projects.get(projectId);
         if (project === undefined) throw error;
       }

@@ -97,6 +97,30 @@ export const AUDIT_SCENARIOS: KmsScenario[] = [
     },
   },
   {
+    title: "a write the store fails inside its transaction (not a KmsError) leaves one failure record, not two",
+    async run(t, h) {
+      const key = await h.kms.createKey(h.ctx("alice"), { keyAlias: "faulty" });
+      const db = rawDb(h.dir);
+      db.exec("CREATE TRIGGER fault BEFORE UPDATE ON keys BEGIN SELECT RAISE(ABORT, 'injected fault'); END");
+      db.close();
+      const before = (await h.store.audit.head()).seq;
+      const ctx = h.ctx("alice");
+      await rejects(t, h.kms.disableKey(ctx, { keyId: key.keyId }), "KMS.0101");
+      const records = (await h.store.audit.query({ afterSeq: before })).records;
+      t.deepEqual(records.map((r) => [r.action, r.requestId, r.keyId, r.outcome, r.errorCode]), [["disableKey", ctx.requestId, key.keyId, "failure", "KMS.0101"]]);
+    },
+  },
+  {
+    title: "concurrent first uses of a project record its creation once, and no failure for the request that lost the race",
+    async run(t, h) {
+      await h.kms.admin.addRole("alice", "projectr", "key_admin");
+      const before = (await h.store.audit.head()).seq;
+      await Promise.all(["r1", "r2", "r3"].map((keyAlias) => h.kms.createKey(h.ctx("alice", "projectr"), { keyAlias })));
+      const records = (await h.store.audit.query({ afterSeq: before })).records;
+      t.deepEqual(records.map((r) => [r.action, r.outcome]).sort(), [["createKey", "success"], ["createKey", "success"], ["createKey", "success"], ["createProject", "success"]]);
+    },
+  },
+  {
     title: "usage records count each key's successful operations and their last time",
     async run(t, h) {
       const key = await h.kms.createKey(h.ctx("alice"), { keyAlias: "used" });

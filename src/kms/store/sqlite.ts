@@ -40,8 +40,9 @@ import { exportAuditLog, SqliteReader, verifyAuditLog } from "./sqlite-reads.js"
 import {
   openDatabase, reviveError, type AuditDraft, type OutcomeDraft, type StoreResult, type UsageDelta, type WriteOp,
 } from "./sqlite-writes.js";
-import type {
-  AuditLog, AuditSink, GrantStore, KeyStore, KmsStore, PrincipalStore, ProjectStore, StoreStats, TagStore, UsageStore,
+import {
+  markFailureAudited, type AuditLog, type AuditSink, type GrantStore, type KeyStore, type KmsStore, type PrincipalStore, type ProjectStore,
+  type StoreStats, type TagStore, type UsageStore,
 } from "./store.js";
 import { startInlineWriter, startWorkerWriter, type Writer, type WriterMode } from "./writer.js";
 
@@ -121,7 +122,10 @@ interface RecordsWritten {
 const optionalDraft = (event: AuditEvent | undefined): AuditDraft | null => (event === undefined ? null : draftOf(event));
 
 function unwrap(result: StoreResult): unknown {
-  if (!result.ok) throw reviveError(result.error);
+  if (!result.ok) {
+    const error = reviveError(result.error);
+    throw result.audit === null ? error : markFailureAudited(error);
+  }
   return result.value;
 }
 

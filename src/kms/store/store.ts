@@ -21,7 +21,9 @@
  * - `audit` makes the write atomic with its audit record: the record is appended in the same
  *   transaction, with outcome "success" if the write is made, or — if the write fails with a
  *   KmsError — with outcome "failure" and that error's code (the failed write leaves no other
- *   trace). Either way the promise settles after the commit.
+ *   trace). Either way the promise settles after the commit. A store may also record a failure
+ *   of another kind (I/O inside the write: KMS.0101); its error then answers true to
+ *   failureAudited(), so the caller does not record the request a second time.
  *
  * Isolation: every key-scoped method takes (projectId, keyId) and looks the key up by both. A key of
  * another project is reported exactly as a missing one (undefined from reads, KMS.0207 from writes).
@@ -35,6 +37,19 @@ import type {
   GrantRecord, KeyPatch, KeyRecord, KeyRef, KeyState, KeyVersionRecord, NewCredential, NewGrant, NewKey, NewKeyVersion,
   NewPrincipal, NewProject, PrincipalRecord, ProjectRecord, Role, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
+
+const AUDITED = Symbol("hsmkit.kms.store.failureAudited");
+
+/** Marks a write's error whose "failure" audit record the store appended (the contract above). */
+export function markFailureAudited(error: Error): Error {
+  Object.defineProperty(error, AUDITED, { value: true });
+  return error;
+}
+
+/** Whether the store appended the audit record of the write that failed with `error`. */
+export function failureAudited(error: unknown): boolean {
+  return typeof error === "object" && error !== null && (error as { [AUDITED]?: unknown })[AUDITED] === true;
+}
 
 /** Makes a write atomic with its audit record (see the contract above). */
 export interface WriteOptions {
