@@ -42,7 +42,10 @@ export const SERVICE_METHODS = [
 export type ServiceMethod = (typeof SERVICE_METHODS)[number];
 const METHOD_SET = new Set<string>(SERVICE_METHODS);
 
-/** Most audit records one export call returns (the HTTP route pages with afterSeq beyond). */
+/**
+ * Most lines one export call returns (its header, records and checkpoints): the answer is built in
+ * memory, so a larger one is refused (KMS.0203) and the caller narrows it with from/to.
+ */
 export const MAX_EXPORT_RECORDS = 100_000;
 
 export interface ServiceCall {
@@ -374,7 +377,7 @@ export class KmsService implements ServicePort {
       case "exportAuditLog": {
         const lines: string[] = [];
         await kms.exportAuditLog(ctx, (line) => {
-          if (lines.length >= MAX_EXPORT_RECORDS) throw new KmsError("KMS.0203", `an export returns at most ${MAX_EXPORT_RECORDS} records; narrow it with from/to`);
+          if (lines.length >= MAX_EXPORT_RECORDS) throw new KmsError("KMS.0203", `an export returns at most ${MAX_EXPORT_RECORDS} lines; narrow it with from/to`);
           lines.push(line);
         }, r);
         return { lines };

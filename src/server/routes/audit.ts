@@ -111,7 +111,7 @@ export const AUDIT_ROUTES: KmsRoute[] = [
   {
     method: "POST", path: "/audit/export", operationId: "ExportAuditLog", tag: TAG, call: "exportAuditLog",
     summary: "hsmkit (auditor): the project's audit records matching the filters as JSON lines (application/x-ndjson): " +
-      "a header line, then one record per line (docs: src/kms/audit/export.ts); at most 100 000 records (KMS.0203 beyond: narrow from/to)",
+      "a header line, then one record per line (docs: src/kms/audit/export.ts); at most 100 000 lines (KMS.0203 beyond: narrow from/to)",
     contentType: "application/x-ndjson",
     body: object({ ...FILTERS, sequence: SEQUENCE }),
     response: { type: "string", description: "JSON lines" },
