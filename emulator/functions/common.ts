@@ -26,6 +26,24 @@ export function deliver(out: Buffer, result: Buffer): Buffer {
   return out.subarray(0, result.length);
 }
 
+/**
+ * Operations a C_*Update (or C_DigestKey) has fed. The single-part call "cannot be used to
+ * terminate a multi-part operation, and must be called after C_*Init without intervening C_*Update
+ * calls" (v2.40 §5.8.2; likewise §5.9.2–5.12.2): run anyway, it would seal only its own input
+ * and drop what the updates buffered (AES-GCM), or MAC update||data as if it were one message.
+ * Refused as SoftHSMv2 refuses C_Sign and C_Verify after an update: CKR_OPERATION_NOT_INITIALIZED,
+ * the operation ended. A WeakSet rather than a field on every mechanism's operation object.
+ */
+const fedByUpdate = new WeakSet<object>();
+
+export function markMultiPart(operation: object): void {
+  fedByUpdate.add(operation);
+}
+
+export function checkSinglePart(operation: object): void {
+  if (fedByUpdate.has(operation)) throw new CkrError(P.CKR_OPERATION_NOT_INITIALIZED, "a multi-part operation is finished by its C_*Final, not the single-part call");
+}
+
 export function bufferArg(value: unknown, name: string): Buffer {
   if (!Buffer.isBuffer(value)) throw new CkrError(P.CKR_ARGUMENTS_BAD, `${name} must be a Buffer`);
   return value;

@@ -6,7 +6,7 @@ import { CkrError } from "../errors.js";
 import type { DigestOperation } from "../mechanisms/mechanism.js";
 import { pkcs11 } from "../pkcs11.js";
 import type { ModuleState } from "../state.js";
-import { bufferArg, checkOutput, deliver } from "./common.js";
+import { bufferArg, checkOutput, checkSinglePart, deliver, markMultiPart } from "./common.js";
 import { mechanismArg } from "./mechanism-use.js";
 
 const P = pkcs11;
@@ -32,6 +32,7 @@ function run<T>(state: ModuleState, sessionHandle: unknown, body: (operation: Di
 
 export function digest(state: ModuleState, sessionHandle: unknown, input: unknown, out: unknown): Buffer {
   return run(state, sessionHandle, (operation) => {
+    checkSinglePart(operation);
     const target = checkOutput(out, operation.length());
     operation.update(bufferArg(input, "input"));
     return deliver(target, operation.final());
@@ -39,7 +40,10 @@ export function digest(state: ModuleState, sessionHandle: unknown, input: unknow
 }
 
 export function digestUpdate(state: ModuleState, sessionHandle: unknown, input: unknown): void {
-  run(state, sessionHandle, (operation) => operation.update(bufferArg(input, "input")), false);
+  run(state, sessionHandle, (operation) => {
+    operation.update(bufferArg(input, "input"));
+    markMultiPart(operation);
+  }, false);
 }
 
 /** Digests a secret key's value without revealing it (§5.10.4). */
@@ -51,6 +55,7 @@ export function digestKey(state: ModuleState, sessionHandle: unknown, keyHandle:
     const bytes = key.material.key.exportBytes();
     try {
       operation.update(bytes);
+      markMultiPart(operation);
     } finally {
       bytes.fill(0);
     }

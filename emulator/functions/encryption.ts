@@ -8,7 +8,7 @@
 import type { CipherOperation } from "../mechanisms/mechanism.js";
 import { pkcs11 } from "../pkcs11.js";
 import type { ModuleState } from "../state.js";
-import { bufferArg, checkOutput, deliver } from "./common.js";
+import { bufferArg, checkOutput, checkSinglePart, deliver, markMultiPart } from "./common.js";
 import { checkKeyUse, mechanismArg } from "./mechanism-use.js";
 import { CkrError } from "../errors.js";
 
@@ -47,6 +47,7 @@ export function cipherOnce(state: ModuleState, direction: Direction, sessionHand
   const session = state.session(sessionHandle);
   const operation = session.active<CipherOperation>(direction);
   try {
+    checkSinglePart(operation);
     const data = bufferArg(input, "input");
     const target = checkOutput(out, operation.onceLength(data.length));
     // Straight into the caller's buffer when the mechanism can (no copy), unless it aliases the input.
@@ -63,7 +64,9 @@ export function cipherUpdate(state: ModuleState, direction: Direction, sessionHa
   return run(state, direction, sessionHandle, (operation) => {
     const data = bufferArg(input, "input");
     const target = checkOutput(out, operation.updateLength(data.length));
-    return deliver(target, operation.update(data));
+    const result = deliver(target, operation.update(data));
+    markMultiPart(operation);
+    return result;
   }, false);
 }
 

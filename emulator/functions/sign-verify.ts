@@ -10,7 +10,7 @@ import type { SignOperation, VerifyOperation } from "../mechanisms/mechanism.js"
 import { pkcs11 } from "../pkcs11.js";
 import type { OperationKind } from "../session.js";
 import type { ModuleState } from "../state.js";
-import { bufferArg, checkOutput, deliver } from "./common.js";
+import { bufferArg, checkOutput, checkSinglePart, deliver, markMultiPart } from "./common.js";
 import { checkKeyUse, mechanismArg } from "./mechanism-use.js";
 
 const P = pkcs11;
@@ -41,6 +41,7 @@ export const verifyInit = (s: ModuleState, session: unknown, mechanism: unknown,
 
 export function sign(state: ModuleState, sessionHandle: unknown, input: unknown, out: unknown): Buffer {
   return run<SignOperation, Buffer>(state, "sign", sessionHandle, (operation) => {
+    checkSinglePart(operation);
     const target = checkOutput(out, operation.length());
     operation.update(bufferArg(input, "input"));
     return deliver(target, operation.final());
@@ -48,7 +49,10 @@ export function sign(state: ModuleState, sessionHandle: unknown, input: unknown,
 }
 
 export function signUpdate(state: ModuleState, sessionHandle: unknown, input: unknown): void {
-  run<SignOperation, void>(state, "sign", sessionHandle, (operation) => operation.update(bufferArg(input, "input")), false);
+  run<SignOperation, void>(state, "sign", sessionHandle, (operation) => {
+    operation.update(bufferArg(input, "input"));
+    markMultiPart(operation);
+  }, false);
 }
 
 export function signFinal(state: ModuleState, sessionHandle: unknown, out: unknown): Buffer {
@@ -62,13 +66,17 @@ function verdict(valid: boolean): true {
 
 export function verify(state: ModuleState, sessionHandle: unknown, input: unknown, signature: unknown): boolean {
   return run<VerifyOperation, boolean>(state, "verify", sessionHandle, (operation) => {
+    checkSinglePart(operation);
     operation.update(bufferArg(input, "input"));
     return verdict(operation.final(bufferArg(signature, "signature")));
   }, true);
 }
 
 export function verifyUpdate(state: ModuleState, sessionHandle: unknown, input: unknown): void {
-  run<VerifyOperation, void>(state, "verify", sessionHandle, (operation) => operation.update(bufferArg(input, "input")), false);
+  run<VerifyOperation, void>(state, "verify", sessionHandle, (operation) => {
+    operation.update(bufferArg(input, "input"));
+    markMultiPart(operation);
+  }, false);
 }
 
 export function verifyFinal(state: ModuleState, sessionHandle: unknown, signature: unknown): boolean {

@@ -7,6 +7,7 @@ import { CHECK_VALUE_SCENARIOS } from "./check-value.js";
 import { FAMILY_SCENARIOS } from "./families.js";
 import { LOGIN_SCENARIOS } from "./login.js";
 import { MECHANISM_SCENARIOS } from "./mechanisms.js";
+import { MULTIPART_SCENARIOS } from "./multipart.js";
 import { OBJECT_SCENARIOS } from "./objects.js";
 import { RANDOM_SCENARIOS } from "./random.js";
 import type { Scenario } from "./scenario.js";
@@ -20,6 +21,7 @@ export const SCENARIOS: readonly Scenario[] = [
   ...ATTRIBUTE_SCENARIOS,
   ...CHECK_VALUE_SCENARIOS,
   ...MECHANISM_SCENARIOS,
+  ...MULTIPART_SCENARIOS,
   ...WRAP_SCENARIOS,
   ...RANDOM_SCENARIOS,
   ...FAMILY_SCENARIOS,
