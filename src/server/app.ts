@@ -247,6 +247,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       },
       security: [{ aksk: [] }, { token: [] }],
     },
+    transformObject: (document) => withRequestIdHeader((document as { openapiObject: OpenApiDocument }).openapiObject) as object,
   });
   if (config.server.docs) await app.register(swaggerUi, { routePrefix: "/docs" });
 
@@ -257,6 +258,38 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
   registerSystemRoutes(app, service, metrics, () => closing);
   await app.ready();
   return app;
+}
+
+interface OpenApiDocument {
+  components?: { headers?: Record<string, unknown> };
+  paths?: Record<string, Record<string, { responses?: Record<string, { headers?: Record<string, unknown> }> }>>;
+}
+
+const REQUEST_ID_HEADER = "X-Request-Id";
+
+/**
+ * The document with X-Request-Id on every response: the onRequest hook sets it on each one, errors
+ * included, and it is what a caller quotes to find its request in the logs and the audit trail.
+ */
+function withRequestIdHeader(document: OpenApiDocument): OpenApiDocument {
+  document.components = {
+    ...document.components,
+    headers: {
+      ...document.components?.headers,
+      [REQUEST_ID_HEADER]: {
+        description: "The request's id: the client's own X-Request-Id when it sent one of 1-128 characters [A-Za-z0-9._:-], else a UUID",
+        schema: { type: "string" },
+      },
+    },
+  };
+  for (const operations of Object.values(document.paths ?? {})) {
+    for (const operation of Object.values(operations)) {
+      for (const response of Object.values(operation.responses ?? {})) {
+        response.headers = { ...response.headers, [REQUEST_ID_HEADER]: { $ref: `#/components/headers/${REQUEST_ID_HEADER}` } };
+      }
+    }
+  }
+  return document;
 }
 
 function registerKmsRoute(app: FastifyInstance, route: KmsRoute, service: ServicePort, config: Readonly<HsmkitConfig>, now: () => number): void {

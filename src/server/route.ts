@@ -67,9 +67,13 @@ export const ERROR_SCHEMA: JsonSchema = {
   required: ["error"],
 };
 
-/** A closed object schema: exactly these properties, `required` of them mandatory. */
+/**
+ * A closed object schema: exactly these properties, `required` of them mandatory. With none
+ * required there is no `required` at all: OpenAPI 3.0's schema keyword (JSON Schema Wright draft 00)
+ * must list at least one name, and validators of /openapi.json refuse an empty list.
+ */
 export function object(properties: Record<string, JsonSchema>, required: string[] = []): JsonSchema {
-  return { type: "object", properties, required, additionalProperties: false };
+  return required.length === 0 ? { type: "object", properties, additionalProperties: false } : { type: "object", properties, required, additionalProperties: false };
 }
 
 /** A string, optionally bounded and patterned. */

@@ -141,8 +141,7 @@ export class Outbox<T> {
 
   push(message: T): void {
     const transfer: ArrayBuffer[] = [];
-    ownBytes(message, transfer, 0);
-    this.#queue.push(message);
+    this.#queue.push(ownBytes(message, transfer, 0) as T);
     this.#transfers.push(transfer);
     if (!this.#scheduled) {
       this.#scheduled = true;
@@ -176,12 +175,17 @@ export class Outbox<T> {
 }
 
 /**
- * Gives every byte array among a message's values (the message, its elements, and theirs: a
- * call's request fields, a result's fields) a buffer of its own, and lists those buffers for
+ * The message with every byte array among its values (the message, its elements, and theirs: a
+ * call's request fields, a result's fields) given a buffer of its own, those buffers listed for
  * transfer. Structured clone copies a view's whole buffer, and a Buffer from Node's pool views 8 KiB
  * shared with unrelated Buffers — other requests' plaintexts and data keys, which would otherwise
  * be copied to the other thread with it. An array that already owns exactly its buffer is left to
  * be copied (it may still be referenced where it came from).
+ *
+ * The containers on the way to a replaced array are copied, never written: they are the caller's
+ * (a ServiceCall's request), and the copies' buffers are detached once posted, so writing them in
+ * would leave the caller's request holding empty arrays — a retry of the same call would then fail —
+ * and would throw on a frozen request.
  */
 function ownBytes(value: unknown, transfer: ArrayBuffer[], depth: number): unknown {
   if (value instanceof Uint8Array) {
@@ -193,13 +197,24 @@ function ownBytes(value: unknown, transfer: ArrayBuffer[], depth: number): unkno
   }
   if (depth >= 2 || typeof value !== "object" || value === null) return value;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = ownBytes(value[i], transfer, depth + 1);
-  } else if (Object.getPrototypeOf(value) === Object.prototype) {
+    let owned: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      const own = ownBytes(item, transfer, depth + 1);
+      if (own !== item) (owned ??= value.slice())[i] = own;
+    }
+    return owned ?? value;
+  }
+  if (Object.getPrototypeOf(value) === Object.prototype) {
     const record = value as Record<string, unknown>;
+    let owned: Record<string, unknown> | undefined;
     for (const key of Object.keys(record)) {
       const item = record[key];
-      if (typeof item === "object" && item !== null) record[key] = ownBytes(item, transfer, depth + 1);
+      if (typeof item !== "object" || item === null) continue;
+      const own = ownBytes(item, transfer, depth + 1);
+      if (own !== item) (owned ??= { ...record })[key] = own;
     }
+    return owned ?? value;
   }
   return value;
 }
@@ -369,7 +384,12 @@ export class ThreadServicePort implements ServicePort {
     return new Promise<unknown>((resolve, reject) => {
       if (this.#pending.size === 0) this.#worker.ref();
       this.#pending.set(id, { resolve, reject });
-      this.#outbox.push(message(id));
+      try {
+        this.#outbox.push(message(id));
+      } catch (error) {
+        // Reading the request failed (a getter that throws): the call fails as an uncloneable one does, and is not left pending.
+        this.#settle(id, undefined, new KmsError("KMS.0101", `the request could not be passed to the KMS thread: ${(error as Error).message}`));
+      }
     });
   }
 

@@ -22,7 +22,8 @@ test("pooled Buffers cross as their own bytes only; exact arrays and other value
   const exact = new Uint8Array([1, 2, 3]);
   const outbox = new Outbox<unknown>(port1, () => null);
   const arrival = received(port2);
-  outbox.push([7, { keyId: "k", cipherText }]);
+  const result = { keyId: "k", cipherText };
+  outbox.push([7, result]);
   outbox.push([8, [exact, "text", 3]]);
   outbox.flush();
   const batch = await arrival as [[number, Record<string, unknown>], [number, unknown[]]];
@@ -35,6 +36,7 @@ test("pooled Buffers cross as their own bytes only; exact arrays and other value
   t.deepEqual([...(list[0] as Uint8Array)], [1, 2, 3]);
   t.is(exact.length, 3, "an exact array is copied, not transferred (still usable here)");
   t.deepEqual(cipherText.toString(), "the result's ciphertext", "the original is untouched");
+  t.is(result.cipherText, cipherText, "the pushed object still holds it: the copy went in a copy of the object");
 });
 
 test("a message that cannot be cloned is handed to undeliverable; the others arrive", async (t) => {

@@ -266,3 +266,31 @@ test("a crashed KMS thread fails pending and later calls with KMS.0104 and repor
   // Nothing left to close: close() resolves at once.
   await port.close();
 });
+
+test("a call leaves its request as it was: the same call can be made again, a frozen request works, an unreadable one fails alone", async (t) => {
+  const f = fixture(t);
+  const port = await openPort(t, f);
+  const creds = credentialsOf(f);
+  const auth = await tokenEvidence(port, creds);
+  const key = await caller(port, auth, creds)("createKey", { keyAlias: "retried" });
+
+  // A pooled Buffer: the port sends an exact copy of it, and must not put that copy in the request.
+  const plainText = Buffer.from("sent twice");
+  t.true(plainText.buffer.byteLength > plainText.length, "the test needs a pooled Buffer");
+  const request = { keyId: key.keyId, plainText };
+  const encrypt: ServiceCall = { auth, projectId: creds.project_id, requestId: "retry", source: "test", method: "encryptData", request };
+  await port.call(encrypt);
+  t.is(request.plainText, plainText, "the request still holds the caller's Buffer");
+  t.is(plainText.toString(), "sent twice");
+  const again = (await port.call(encrypt)) as { cipherText: Uint8Array };
+  const decrypt: ServiceCall = { ...encrypt, method: "decryptData", request: { cipherText: again.cipherText } };
+  t.is(Buffer.from(((await port.call(decrypt)) as { plainText: Uint8Array }).plainText).toString(), "sent twice");
+
+  const frozen = Object.freeze({ keyId: key.keyId, plainText: Buffer.from("frozen") });
+  const sealed = (await port.call({ ...encrypt, request: frozen })) as { cipherText: Uint8Array };
+  t.true(sealed.cipherText.length > 0);
+
+  const unreadable = { keyId: key.keyId, get plainText(): Buffer { throw new Error("unreadable"); } };
+  await t.throwsAsync(port.call({ ...encrypt, request: unreadable }), { instanceOf: KmsError, code: "KMS.0101" });
+  t.true((await port.health()).ok);
+});
