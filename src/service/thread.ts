@@ -106,7 +106,16 @@ export function serializeError(error: unknown): SerializedError {
     const code = (error as { code?: unknown }).code;
     return { kind: "error", name: error.name, message: error.message, code: typeof code === "string" ? code : null, stack: error.stack ?? null };
   }
-  return { kind: "error", name: "Error", message: String(error), code: null, stack: null };
+  return { kind: "error", name: "Error", message: describeThrown(error), code: null, stack: null };
+}
+
+/** A thrown non-Error as text; String() itself throws for an object without toString (Object.create(null)). */
+function describeThrown(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
 }
 
 /** The error on this side: a KmsError with the same code and detail, or an Error with the same name, message, code and (remote) stack. */

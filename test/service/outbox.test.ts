@@ -3,7 +3,7 @@
 // holds other requests' bytes; a message that cannot be cloned fails alone.
 import test from "ava";
 import { MessageChannel, type MessagePort } from "node:worker_threads";
-import { Outbox } from "../../src/service/thread.js";
+import { Outbox, reviveError, serializeError } from "../../src/service/thread.js";
 
 function received(port: MessagePort): Promise<unknown[]> {
   return new Promise((resolve) => port.once("message", resolve));
@@ -59,4 +59,12 @@ test("a message that cannot be cloned is handed to undeliverable; the others arr
   t.is(refused.length, 1);
   t.deepEqual(messages.map((m) => (m as unknown[])[0]), ["ok", "replacement"]);
   t.deepEqual(Buffer.from((messages[0] as [string, Uint8Array])[1]).toString(), "pooled bytes");
+});
+
+test("any thrown value crosses as an error, even one String() cannot convert", (t) => {
+  for (const [thrown, message] of [[Object.create(null), "[object Object]"], ["text", "text"], [42, "42"], [undefined, "undefined"]] as const) {
+    const revived = reviveError(serializeError(thrown));
+    t.true(revived instanceof Error);
+    t.is(revived.message, message);
+  }
 });
