@@ -14,8 +14,8 @@
  * Every Persistence call writes before it returns, so a change PKCS#11 acknowledged is on disk;
  * a failed write is CKR_DEVICE_ERROR (CKR_DEVICE_MEMORY for a full disk) and the function fails.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { generateKey, type KeyHandle } from "../../src/crypto/keys.js";
 import { keyUnwrapKey, keyWrapKey } from "../../src/crypto/keywrap.js";
 import { randomBytes } from "../../src/crypto/random.js";
@@ -26,7 +26,7 @@ import { pkcs11 } from "../pkcs11.js";
 import type { ModuleState, Persistence } from "../state.js";
 import { DEFAULT_KDF, Token, type KdfParams } from "../token.js";
 import {
-  DIRECTORY_MODE, fsyncDirectory, makeDirectoryDurable, removeDirectoryDurable, removeFileDurable, sweepLeftovers, writeFileAtomic,
+  DIRECTORY_MODE, fsyncDirectory, isLeftover, makeDirectoryDurable, removeDirectoryDurable, removeFileDurable, sweepLeftovers, writeFileAtomic,
 } from "../../src/util/atomic-file.js";
 import { TokenDirectoryLockedError, TokenFileError } from "./errors.js";
 import { OBJECTS_DIRECTORY, objectFile, objectsDirectory, slotDirectory, storedHandles, storedSlots, tokenFile } from "./layout.js";
@@ -64,6 +64,23 @@ function defaultWarn(message: string, code: string): void {
 /** A serial number for a new token: 16 hex digits, CK_TOKEN_INFO.serialNumber's width. */
 function newSerial(): string {
   return randomBytes(8).toString("hex");
+}
+
+/**
+ * Removes every temporary and half-deleted directory in a slot's directories. Unlike the root,
+ * where a contender for the lock may be writing its candidate lock file, only the lock's owner
+ * writes here, so each one is abandoned whatever its pid — which after a restart often names a
+ * live process (a container's server is pid 1 every time), and sweepLeftovers would keep it.
+ */
+function sweepAbandoned(directory: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(directory);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+    throw error;
+  }
+  for (const name of names) if (isLeftover(name)) rmSync(join(directory, name), { recursive: true, force: true });
 }
 
 export class TokenDirectory implements Persistence {
@@ -192,9 +209,23 @@ export class TokenDirectory implements Persistence {
 
   // Persistence (emulator/state.ts)
 
-  /** C_InitToken (or an Emulator slot's `token` option): a new token id and object key, no objects. */
+  /**
+   * C_InitToken (or an Emulator slot's `token` option): a new token id and object key, no objects.
+   * Token.initialize has already replaced the token in memory; if token.json cannot be written,
+   * the token goes back to what the disk holds (see revert), so a failed C_InitToken changes nothing.
+   */
   tokenInitialized(token: Token): void {
     const entry = this.entry(token);
+    try {
+      this.initialize(entry);
+    } catch (error) {
+      this.revert(entry);
+      throw error;
+    }
+  }
+
+  private initialize(entry: Entry): void {
+    const token = entry.token;
     this.io("initializing the token", () => {
       const tokenKey = token.tokenKey;
       if (tokenKey === null || token.so === null) throw new CkrError(P.CKR_GENERAL_ERROR, "an initialized token has a token key and an SO PIN");
@@ -289,8 +320,8 @@ export class TokenDirectory implements Persistence {
     sweepLeftovers(this.path);
     for (const slot of storedSlots(this.path)) {
       const directory = slotDirectory(this.path, slot);
-      sweepLeftovers(directory);
-      sweepLeftovers(objectsDirectory(this.path, slot));
+      sweepAbandoned(directory);
+      sweepAbandoned(objectsDirectory(this.path, slot));
       const path = tokenFile(this.path, slot);
       let bytes: Buffer;
       try {
@@ -375,6 +406,22 @@ export class TokenDirectory implements Persistence {
       }
       entry.loaded = true;
     });
+  }
+
+  /**
+   * Makes the token what its last written record says, as if just read from disk: the new PIN
+   * records of a C_InitToken that did not reach the disk must not stay in memory, where the next
+   * tokenChanged would write them beside the old token id and object key — an object key then
+   * wrapped under a token key no PIN unlocks, and every stored object lost.
+   */
+  private revert(entry: Entry): void {
+    const token = entry.token;
+    const record = entry.record;
+    this.forget(entry);
+    token.initialized = record !== null;
+    token.label = record?.label ?? "";
+    token.so = record?.so ?? null;
+    token.user = record?.user ?? null;
   }
 
   /** Cleanses what the entry holds in memory: object key, token key, loaded objects. */

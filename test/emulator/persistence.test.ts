@@ -416,6 +416,40 @@ test("C_InitToken on a stored token removes its objects for good", (t) => {
   emulator.close();
 });
 
+test("a C_InitToken that cannot write token.json fails with CKR_DEVICE_ERROR and leaves the token as the disk has it", (t) => {
+  const dir = tempDir(t);
+  {
+    const { emulator, session } = openToken(dir);
+    emulator.C_CreateObject(session, secretKeyTemplate(P.CKK_AES, randomBytes(16), "kept"));
+    emulator.close();
+  }
+  const path = join(dir, "slot-0", "token.json");
+  const file = readFileSync(path);
+  {
+    const emulator = new Emulator({ tokenDir: dir, kdf: FAST_KDF });
+    emulator.C_Initialize();
+    const slot = emulator.C_GetSlotList()[0]!;
+    // A directory where token.json was: rename(2) over it fails (EISDIR), even for root.
+    rmSync(path);
+    mkdirSync(path);
+    t.throws(() => emulator.C_InitToken(slot, SO_PIN, "renewed"), { instanceOf: P.Pkcs11Error, code: P.CKR_DEVICE_ERROR });
+    rmSync(path, { recursive: true });
+    writeFileSync(path, file);
+    t.is(emulator.C_GetTokenInfo(slot).label.trim(), "persist", "the old label");
+    const session = emulator.C_OpenSession(slot, P.CKF_SERIAL_SESSION | P.CKF_RW_SESSION);
+    // The SO's login rewrites token.json (its failure counter): it must not mix the new SO PIN
+    // record into the old token's, which would leave the old object key wrapped under no PIN.
+    emulator.C_Login(session, P.CKU_SO, SO_PIN);
+    emulator.C_Logout(session);
+    emulator.C_Login(session, P.CKU_USER, USER_PIN);
+    t.deepEqual(findAll(emulator, session).map((h) => attr(emulator, session, h, P.CKA_LABEL).toString()), ["kept"]);
+    emulator.close();
+  }
+  const { emulator, session } = openToken(dir);
+  t.deepEqual(findAll(emulator, session).map((h) => attr(emulator, session, h, P.CKA_LABEL).toString()), ["kept"], "and after a restart");
+  emulator.close();
+});
+
 test("files of an earlier initialization, or renamed or damaged files, never load; the rest do", async (t) => {
   const dir = tempDir(t);
   const objects = join(dir, "slot-0", "objects");
@@ -515,6 +549,22 @@ test("crash leftovers are cleared on open: temporary files, half-deleted and hal
   writeFileSync(join(dir, "slot-5", "notes.txt"), "not ours");
   t.throws(() => new Emulator({ tokenDir: dir }), { instanceOf: TokenFileError, message: /slot-5.*token\.json: missing, but the slot directory holds other files/ });
   t.true(existsSync(join(dir, "slot-5", "notes.txt")), "files the emulator did not write are never removed");
+});
+
+test("temporaries in a slot directory are swept even when their pid now belongs to a live process", (t) => {
+  const dir = tempDir(t);
+  openToken(dir).emulator.close();
+  // Only the lock's owner writes inside slot directories, so a temporary there is abandoned
+  // whatever its pid says: after a restart the pid is often reused (pid 1 in a container).
+  const reused = process.ppid;
+  writeFileSync(join(dir, "slot-0", "objects", `.tmp-${reused}-abc-5.object`), "partial");
+  // A crash inside the first C_InitToken of slot 3, after token.json's temporary was written.
+  mkdirSync(join(dir, "slot-3", "objects"), { recursive: true });
+  writeFileSync(join(dir, "slot-3", `.tmp-${reused}-abc-token.json`), "partial");
+  const emulator = new Emulator({ tokenDir: dir, kdf: FAST_KDF });
+  t.deepEqual(readdirSync(dir).sort(), ["lock", "slot-0"]);
+  t.deepEqual(readdirSync(join(dir, "slot-0", "objects")), []);
+  emulator.close();
 });
 
 test("a damaged token.json is an error naming the file; a bad kdf option is refused", (t) => {
