@@ -130,6 +130,7 @@ export const OPERATIONS = {
   "batch-key-tags": { action: "dealUnifiedTags", roles: ADMIN, grant: null },
   "list-key-tags": { action: "listKeyTags", roles: READERS, grant: null },
   "list-project-tags": { action: "listProjectTags", roles: READERS, grant: null },
+  "list-keys-by-tags": { action: "listKmsByTags", roles: READERS, grant: null },
   "key-usage": { action: "getKeyUsage", roles: ADMIN_AUDITOR, grant: null },
   "query-audit-log": { action: "queryAuditLog", roles: AUDITOR, grant: null },
   "export-audit-log": { action: "exportAuditLog", roles: AUDITOR, grant: null },

@@ -299,6 +299,42 @@ export interface ProjectTagsResult {
   tags: Array<{ key: string; values: string[] }>;
 }
 
+/** A tag condition of list-keys-by-tags: the tag key, and values of which one must match (none: any value). */
+export interface TagCondition {
+  key: string;
+  values: string[];
+}
+
+/**
+ * Huawei's ListKmsByTags (POST …/kms/resource_instances/action). Every condition given must hold:
+ * `tags` — the key has every listed tag (each with one of its values); `tagsAny` — at least one;
+ * `notTags` — not every one; `notTagsAny` — none; `matches` — the alias (resource_name) contains
+ * the value. `filter` pages (offset, limit 1..1000, default 1000) in creation order; `count` only counts.
+ */
+export interface ListKeysByTagsRequest {
+  action: "filter" | "count";
+  limit?: IntegerField | undefined;
+  offset?: IntegerField | undefined;
+  tags?: TagCondition[] | undefined;
+  tagsAny?: TagCondition[] | undefined;
+  notTags?: TagCondition[] | undefined;
+  notTagsAny?: TagCondition[] | undefined;
+  matches?: Array<{ key: string; value: string }> | undefined;
+}
+
+export interface KeyByTags {
+  keyId: string;
+  details: KeyDetails;
+  tags: Tag[];
+}
+
+export interface ListKeysByTagsResult {
+  /** The page (filter only). */
+  keys?: KeyByTags[];
+  /** How many keys match, all pages together. */
+  totalCount: number;
+}
+
 // Admin -------------------------------------------------------------------------------------
 
 /** Who performs an administrative change (creating projects, principals, roles): for its audit record. */

@@ -49,6 +49,7 @@ import { userQuotas, type UserQuotas } from "./quotas.js";
 import { checkRotationInterval, rotationDue, type KeyRotationStatus } from "./rotation.js";
 import { openSqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
 import { failureAudited, type AuditPage, type AuditQuery, type AuditSink, type KmsStore } from "./store/store.js";
+import { matchesTagQuery, tagQuery } from "./tag-query.js";
 import { checkTagKey, checkTagKeys, checkTagKeyToDelete, checkTags, checkTagValue } from "./tags.js";
 import type {
   AuditEvent, AuditOutcome, CredentialRecord, GrantOperation, NewCredential, KeyRecord, KeyVersionRecord, PrincipalRecord, ProjectRecord, Role, RoleRecord, UsageRecord,
@@ -694,6 +695,44 @@ export class Kms {
       const tags = await this.#store.tags.list(ctx.projectId, entry.record.keyId);
       return { tags: tags.map(({ key, value }) => ({ key, value })) };
     }, request?.keyId);
+  }
+
+  /**
+   * resource_instances/action (Huawei ListKmsByTags): the project's keys meeting tag and alias
+   * conditions (tag-query.ts), in creation order; `filter` gives a page (offset, limit), `count`
+   * the number only. KMS.0204/0404 action, KMS.1601 limit, KMS.1602 offset.
+   */
+  listKeysByTags(ctx: RequestContext, request: Api.ListKeysByTagsRequest): Promise<Api.ListKeysByTagsResult> {
+    return this.#run(ctx, "list-keys-by-tags", async (op) => {
+      const action: unknown = request?.action;
+      if (action === undefined || action === null || action === "") throw new KmsError("KMS.0204", "action is missing");
+      if (action !== "filter" && action !== "count") throw new KmsError("KMS.0404", "action must be filter or count");
+      const limit = integerField(request.limit, "limit", "KMS.1601") ?? 1000;
+      if (limit < 1 || limit > 1000) throw new KmsError("KMS.1601", "limit must be 1..1000");
+      const offset = integerField(request.offset, "offset", "KMS.1602") ?? 0;
+      if (offset < 0) throw new KmsError("KMS.1602", "offset must be 0 or more");
+      const query = tagQuery(request);
+      await this.#authorize(op);
+      // One read for every tag of the project (at most tagsPerKey a key), then the keys page by page.
+      const tagsByKey = await this.#store.tags.listProjectByKey(ctx.projectId);
+      const keys: Api.KeyByTags[] = [];
+      let totalCount = 0;
+      let marker: string | undefined;
+      for (;;) {
+        const page = await this.#store.keys.list(ctx.projectId, { limit: 1000, marker });
+        for (const key of page.items) {
+          const tags = tagsByKey.get(key.keyId) ?? [];
+          if (!matchesTagQuery(query, key.alias, new Map(tags.map((tag) => [tag.key, tag.value])))) continue;
+          if (action === "filter" && totalCount >= offset && keys.length < limit) {
+            keys.push({ keyId: key.keyId, details: keyDetails(key, this.#config.tunables.realm), tags: tags.map(({ key: k, value }) => ({ key: k, value })) });
+          }
+          totalCount++;
+        }
+        if (page.nextMarker === null) break;
+        marker = page.nextMarker;
+      }
+      return action === "count" ? { totalCount } : { keys, totalCount };
+    });
   }
 
   /** GET tags: every tag key used in the project, with its values. */

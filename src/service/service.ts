@@ -35,7 +35,7 @@ export const SERVICE_METHODS = [
   "encryptData", "decryptData", "createDataKey", "createDataKeyWithoutPlaintext", "encryptDataKey", "decryptDataKey", "reEncrypt", "genRandom",
   "enableKeyRotation", "disableKeyRotation", "updateKeyRotationInterval", "getKeyRotationStatus", "rotateKeyOnDemand",
   "createGrant", "listGrants", "listRetirableGrants", "revokeGrant", "retireGrant",
-  "createKeyTag", "deleteKeyTag", "batchKeyTags", "listKeyTags", "listProjectTags", "getKeyUsage",
+  "createKeyTag", "deleteKeyTag", "batchKeyTags", "listKeyTags", "listProjectTags", "listKeysByTags", "getKeyUsage",
   "queryAuditLog", "exportAuditLog", "verifyAuditLog",
 ] as const;
 

@@ -437,4 +437,59 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       await h.kms.createKey(alice, { keyAlias: "q-3" });
     },
   },
+  {
+    title: "list-keys-by-tags (resource_instances): tags all / any / not all / not any, alias match, offset and limit, count; bad conditions refused; another project's keys never",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const make = async (alias: string, tags: Record<string, string>): Promise<string> => {
+        const { keyId } = await h.kms.createKey(alice, { keyAlias: alias });
+        if (Object.keys(tags).length > 0) await h.kms.batchKeyTags(alice, { keyId, action: "create", tags: Object.entries(tags).map(([key, value]) => ({ key, value })) });
+        return keyId;
+      };
+      const web = await make("app/web", { env: "prod", team: "web" });
+      const db = await make("app/db", { env: "prod", team: "data" });
+      const dev = await make("dev/web", { env: "dev", team: "web" });
+      const bare = await make("bare", {});
+      await h.kms.createKey(h.ctx("bob", Q), { keyAlias: "app/web" }).then(({ keyId }) =>
+        h.kms.createKeyTag(h.ctx("bob", Q), { keyId, tag: { key: "env", value: "prod" } }));
+
+      const ids = async (request: Omit<Parameters<Kms["listKeysByTags"]>[1], "action">): Promise<string[]> =>
+        ((await h.kms.listKeysByTags(alice, { action: "filter", ...request })).keys ?? []).map((k) => k.keyId);
+      t.deepEqual(await ids({}), [web, db, dev, bare], "no condition: every key of the project, in creation order");
+      t.deepEqual(await ids({ tags: [{ key: "env", values: ["prod"] }] }), [web, db]);
+      t.deepEqual(await ids({ tags: [{ key: "env", values: ["prod"] }, { key: "team", values: ["web"] }] }), [web], "tags: every condition");
+      t.deepEqual(await ids({ tags: [{ key: "env", values: ["dev", "prod"] }] }), [web, db, dev], "values: any one of them");
+      t.deepEqual(await ids({ tags: [{ key: "team", values: [] }] }), [web, db, dev], "no values: any value");
+      t.deepEqual(await ids({ tagsAny: [{ key: "team", values: ["data"] }, { key: "env", values: ["dev"] }] }), [db, dev], "tags_any: one condition");
+      t.deepEqual(await ids({ notTags: [{ key: "env", values: ["prod"] }, { key: "team", values: ["web"] }] }), [db, dev, bare], "not_tags: not every one");
+      t.deepEqual(await ids({ notTagsAny: [{ key: "team", values: ["data"] }, { key: "env", values: ["dev"] }] }), [web, bare], "not_tags_any: none");
+      t.deepEqual(await ids({ matches: [{ key: "resource_name", value: "web" }] }), [web, dev], "matches: the alias contains the value");
+      t.deepEqual(await ids({ offset: "1", limit: "2" }), [db, dev], "offset and limit");
+      t.deepEqual(await ids({ offset: 9 }), []);
+
+      const page = await h.kms.listKeysByTags(alice, { action: "filter", tags: [{ key: "team", values: ["web"] }], limit: 1 });
+      t.is(page.totalCount, 2, "total_count counts every page");
+      t.deepEqual(page.keys?.[0]?.tags, [{ key: "env", value: "prod" }, { key: "team", value: "web" }]);
+      t.is(page.keys?.[0]?.details.keyAlias, "app/web");
+      t.deepEqual(await h.kms.listKeysByTags(alice, { action: "count", tags: [{ key: "env", values: [] }] }), { totalCount: 3 });
+      t.deepEqual(await h.kms.listKeysByTags(h.ctx("dave"), { action: "count" }), { totalCount: 4 }, "auditors may read it");
+
+      const bad: Array<[Partial<Parameters<Kms["listKeysByTags"]>[1]>, string]> = [
+        [{}, "KMS.0204"],
+        [{ action: "list" as "filter" }, "KMS.0404"],
+        [{ action: "filter", limit: 0 }, "KMS.1601"],
+        [{ action: "filter", limit: "1001" }, "KMS.1601"],
+        [{ action: "filter", offset: -1 }, "KMS.1602"],
+        [{ action: "filter", tags: [{ key: "", values: [] }] }, "KMS.0411"],
+        [{ action: "filter", tags: [{ key: "env", values: ["x".repeat(44)] }] }, "KMS.0410"],
+        [{ action: "filter", tags: [{ key: "env", values: [] }, { key: "env", values: ["prod"] }] }, "KMS.0308"],
+        [{ action: "filter", tagsAny: Array.from({ length: 11 }, (_, i) => ({ key: `k${i}`, values: [] })) }, "KMS.0409"],
+        [{ action: "filter", notTags: [{ key: "env", values: Array.from({ length: 11 }, (_, i) => `v${i}`) }] }, "KMS.0409"],
+        [{ action: "filter", matches: [{ key: "key_alias", value: "web" }] }, "KMS.0308"],
+        [{ action: "filter", matches: [{ key: "resource_name", value: "" }] }, "KMS.0308"],
+      ];
+      for (const [request, code] of bad) await rejects(t, h.kms.listKeysByTags(alice, request as Parameters<Kms["listKeysByTags"]>[1]), code as KmsError["code"], JSON.stringify(request));
+      await rejects(t, h.kms.listKeysByTags(h.ctx("erin"), { action: "count" }), "KMS.0306", "no role");
+    },
+  },
 ];

@@ -282,6 +282,11 @@ test("tags: add one, batch create and delete, delete one, a key's and the projec
   t.like(await sdk("GET", "/{key_id}/tags", undefined, { key_id: keyId }), { tags: [{ key: "env", value: "test" }], existTagsNum: 1 });
   await refused(t, `/${keyId}/tags/action`, { action: "rename", tags: [{ key: "env" }] }, 400, "KMS.0404");
   await refused(t, `/${keyId}/tags/action`, { action: "create", tags: [] }, 400, "KMS.0401");
+  // The SDK's ListKmsByTags: POST /resource_instances/action.
+  const byTags = await sdk("POST", "/resource_instances/action", { action: "filter", limit: "10", offset: "0", tags: [{ key: "env", values: ["test"] }] });
+  t.like(byTags, { total_count: 1, httpStatusCode: 200 });
+  t.like((byTags["resources"] as Array<Record<string, unknown>>)[0], { resource_id: keyId, resource_name: "smoke-tags", tags: [{ key: "env", value: "test" }] });
+  t.like(await sdk("POST", "/resource_instances/action", { action: "count", tags: [{ key: "env", values: [] }] }), { total_count: 1 });
 });
 
 test("audit: query with paging, export as JSON lines, verify, key usage", async (t) => {

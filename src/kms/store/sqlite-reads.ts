@@ -58,6 +58,8 @@ export class SqliteReader {
         ORDER BY (${ROTATION_DUE_AT}) LIMIT ?`),
       tags: prepare("SELECT tag_key, tag_value FROM tags WHERE key_seq = ? ORDER BY tag_key"),
       countTags: prepare("SELECT count(*) FROM tags WHERE key_seq = ?").pluck(),
+      projectTagsByKey: prepare(`SELECT k.key_id, t.tag_key, t.tag_value FROM tags t JOIN keys k ON k.seq = t.key_seq
+        WHERE k.project_id = ? ORDER BY t.key_seq, t.tag_key`).raw(),
       projectTags: prepare(`SELECT t.tag_key, t.tag_value FROM tags t JOIN keys k ON k.seq = t.key_seq
         WHERE k.project_id = ? GROUP BY t.tag_key, t.tag_value ORDER BY t.tag_key, t.tag_value`),
       grant: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.grant_id = ?`),
@@ -169,6 +171,16 @@ export class SqliteReader {
       const last = result.at(-1);
       if (last?.key === row.tag_key) last.values.push(row.tag_value);
       else result.push({ key: row.tag_key, values: [row.tag_value] });
+    }
+    return result;
+  }
+
+  projectTagsByKey(projectId: string): Map<string, TagRecord[]> {
+    const result = new Map<string, TagRecord[]>();
+    for (const [keyId, key, value] of this.#s.projectTagsByKey.all(projectId) as Array<[string, string, string]>) {
+      let tags = result.get(keyId);
+      if (tags === undefined) result.set(keyId, (tags = []));
+      tags.push({ projectId, keyId, key, value });
     }
     return result;
   }

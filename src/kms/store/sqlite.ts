@@ -472,6 +472,7 @@ export class SqliteStore implements KmsStore {
     })),
     list: async (projectId, keyId) => this.#reads().tags(projectId, keyId),
     listProject: async (projectId) => this.#reads().projectTags(projectId),
+    listProjectByKey: async (projectId) => this.#reads().projectTagsByKey(projectId),
     count: async (projectId, keyId) => this.#reads().countTags(projectId, keyId),
   };
 

@@ -163,6 +163,8 @@ export interface TagStore {
   list(projectId: string, keyId: string): Promise<TagRecord[]>;
   /** Every tag key used in the project with its values (Huawei GET …/kms/tags). */
   listProject(projectId: string): Promise<Array<{ key: string; values: string[] }>>;
+  /** Every tag of every key in the project, by key id (keys without tags absent). */
+  listProjectByKey(projectId: string): Promise<Map<string, TagRecord[]>>;
   count(projectId: string, keyId: string): Promise<number>;
 }
 

@@ -9,13 +9,20 @@
  * A tag key or value of the wrong type gets the Kms's code too (errors.ts NESTED_FIELD_CODES).
  */
 import type * as Api from "../../kms/api.js";
-import { object, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
-import { KEY_ID } from "./keys.js";
+import { integerString, object, PAGE_LIMIT, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
+import { KEY_DETAILS_SCHEMA, KEY_ID, keyDetailsBody } from "./keys.js";
 
 const TAG = "Tags";
 
 const KEY_PARAMS = object({ key_id: KEY_ID }, ["key_id"]);
 const TAG_ITEM = object({ key: string({ description: "1-36 characters" }), value: string({ description: "0-43 characters" }) }, ["key"]);
+/** A tag condition of resource_instances/action: the values may be empty (any value), the list may not be absent. */
+const CONDITIONS: JsonSchema = {
+  type: "array",
+  items: object({ key: string({ description: "1-36 characters" }), values: { type: "array", items: { type: "string" }, description: "0-10 values, any one of which (none: any value)" } }, ["key", "values"]),
+  description: "At most 10",
+};
+const TAG_LIST: JsonSchema = { type: "array", items: object({ key: string(), value: string() }) };
 /** A 204's body: none. */
 const NO_CONTENT: JsonSchema = { type: "null", description: "No Content" };
 
@@ -66,6 +73,44 @@ export const TAG_ROUTES: KmsRoute[] = [
     toResponse: (result) => {
       const tags = (result as Api.KeyTagsResult).tags.map(({ key, value }) => ({ key, value }));
       return { tags, existTagsNum: tags.length };
+    },
+  },
+  {
+    method: "POST", path: "/resource_instances/action", operationId: "ListKmsByTags", tag: TAG, call: "listKeysByTags",
+    summary: "Keys by tags and alias: filter (a page of them, with details and tags) or count. tags: every condition; tags_any: one; " +
+      "not_tags: not every one; not_tags_any: none; matches resource_name: the alias contains the value",
+    body: object({
+      action: string({ description: "filter or count" }),
+      limit: PAGE_LIMIT,
+      offset: integerString("0 or more (default 0): keys skipped before the page"),
+      tags: CONDITIONS,
+      tags_any: CONDITIONS,
+      not_tags: CONDITIONS,
+      not_tags_any: CONDITIONS,
+      matches: { type: "array", items: object({ key: string({ description: "resource_name" }), value: string({ description: "1-255 characters" }) }, ["key", "value"]) },
+      sequence: SEQUENCE,
+    }, ["action"]),
+    response: object({
+      resources: { type: "array", items: object({ resource_id: string(), resource_detail: KEY_DETAILS_SCHEMA, resource_name: string(), tags: TAG_LIST }) },
+      total_count: { type: "integer" },
+    }),
+    toRequest: ({ body }) => ({
+      action: body["action"] as Api.ListKeysByTagsRequest["action"],
+      limit: body["limit"] as Api.IntegerField | undefined,
+      offset: body["offset"] as Api.IntegerField | undefined,
+      tags: body["tags"] as Api.TagCondition[] | undefined,
+      tagsAny: body["tags_any"] as Api.TagCondition[] | undefined,
+      notTags: body["not_tags"] as Api.TagCondition[] | undefined,
+      notTagsAny: body["not_tags_any"] as Api.TagCondition[] | undefined,
+      matches: body["matches"] as Array<{ key: string; value: string }> | undefined,
+    } satisfies Api.ListKeysByTagsRequest),
+    toResponse: (result) => {
+      const r = result as Api.ListKeysByTagsResult;
+      if (r.keys === undefined) return { total_count: r.totalCount };
+      return {
+        resources: r.keys.map((k) => ({ resource_id: k.keyId, resource_detail: keyDetailsBody(k.details), resource_name: k.details.keyAlias, tags: k.tags.map(({ key, value }) => ({ key, value })) })),
+        total_count: r.totalCount,
+      };
     },
   },
   {

@@ -519,6 +519,18 @@ export const SCENARIOS: ServerScenario[] = [
       await h.sdk.fails(t, h.sdk.get(`/00000000-0000-4000-8000-000000000000/tags`), 404, "KMS.0207", "tags of no key");
       const quotas = (await h.sdk.get("/user-quotas")).quotas.resources as Array<{ type: string; used: number; quota: number }>;
       t.like(quotas.find((q) => q.type === "tag_per_CMK"), { used: 1, quota: 10 });
+
+      // Keys by tags (Huawei ListKmsByTags): the other key alone has env; limit and offset as strings.
+      const found = await h.sdk.post("resource_instances/action", { action: "filter", limit: "10", offset: "0", tags: [{ key: "env", values: [] }], sequence: "919c82d4-8046-4722-9094-35c3c6524cff" });
+      t.is(found.total_count, 1);
+      t.like(found.resources[0], { resource_id: other, resource_name: "tagged-too", tags: [{ key: "env", value: "dev" }] });
+      t.is(found.resources[0].resource_detail.key_id, other);
+      t.is(found.resources[0].resource_detail.key_state, "2");
+      const counted = await h.sdk.post("resource_instances/action", { action: "count", matches: [{ key: "resource_name", value: "tagged" }] });
+      t.is(counted.total_count, 2);
+      t.is(counted.resources, undefined, "count answers the number only");
+      await h.sdk.fails(t, h.sdk.post("resource_instances/action", { action: "list" }), 400, "KMS.0404", "an unknown action");
+      await h.sdk.fails(t, h.sdk.post("resource_instances/action", { action: "filter", tags: [{ key: "env" }] }), 400, "KMS.0204", "a condition without values");
     },
   },
   {
