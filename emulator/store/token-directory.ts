@@ -14,8 +14,8 @@
  * Every Persistence call writes before it returns, so a change PKCS#11 acknowledged is on disk;
  * a failed write is CKR_DEVICE_ERROR (CKR_DEVICE_MEMORY for a full disk) and the function fails.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { generateKey, type KeyHandle } from "../../src/crypto/keys.js";
 import { keyUnwrapKey, keyWrapKey } from "../../src/crypto/keywrap.js";
 import { randomBytes } from "../../src/crypto/random.js";
@@ -26,7 +26,7 @@ import { pkcs11 } from "../pkcs11.js";
 import type { ModuleState, Persistence } from "../state.js";
 import { DEFAULT_KDF, Token, type KdfParams } from "../token.js";
 import {
-  DIRECTORY_MODE, fsyncDirectory, isLeftover, makeDirectoryDurable, removeDirectoryDurable, removeFileDurable, sweepLeftovers, writeFileAtomic,
+  DIRECTORY_MODE, fsyncDirectory, makeDirectoryDurable, removeDirectoryDurable, removeFileDurable, sweepLeftovers, writeFileAtomic,
 } from "../../src/util/atomic-file.js";
 import { TokenDirectoryLockedError, TokenFileError } from "./errors.js";
 import { OBJECTS_DIRECTORY, objectFile, objectsDirectory, slotDirectory, storedHandles, storedSlots, tokenFile } from "./layout.js";
@@ -64,23 +64,6 @@ function defaultWarn(message: string, code: string): void {
 /** A serial number for a new token: 16 hex digits, CK_TOKEN_INFO.serialNumber's width. */
 function newSerial(): string {
   return randomBytes(8).toString("hex");
-}
-
-/**
- * Removes every temporary and half-deleted directory in a slot's directories. Unlike the root,
- * where a contender for the lock may be writing its candidate lock file, only the lock's owner
- * writes here, so each one is abandoned whatever its pid — which after a restart often names a
- * live process (a container's server is pid 1 every time), and sweepLeftovers would keep it.
- */
-function sweepAbandoned(directory: string): void {
-  let names: string[];
-  try {
-    names = readdirSync(directory);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw error;
-  }
-  for (const name of names) if (isLeftover(name)) rmSync(join(directory, name), { recursive: true, force: true });
 }
 
 export class TokenDirectory implements Persistence {
@@ -320,8 +303,12 @@ export class TokenDirectory implements Persistence {
     sweepLeftovers(this.path);
     for (const slot of storedSlots(this.path)) {
       const directory = slotDirectory(this.path, slot);
-      sweepAbandoned(directory);
-      sweepAbandoned(objectsDirectory(this.path, slot));
+      // Only the lock's owner writes in a slot's directories, so every temporary there is
+      // abandoned, whatever its pid: after a restart that pid often names a live process (a
+      // container's server is pid 1 every time). The root keeps the pid check, for a contender
+      // for the lock may be writing its candidate file there now.
+      sweepLeftovers(directory, { livePids: false });
+      sweepLeftovers(objectsDirectory(this.path, slot), { livePids: false });
       const path = tokenFile(this.path, slot);
       let bytes: Buffer;
       try {

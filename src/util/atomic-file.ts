@@ -145,8 +145,11 @@ export function removeDirectoryDurable(path: string): void {
  * and createFileExclusive whose writing process is gone (the pid is part of the name, so a
  * contender for the lock writing its candidate file right now is left alone), and directories
  * renamed by removeDirectoryDurable. Only the owner of the token directory's lock calls this.
+ * With `livePids: false` every temporary goes, whatever its pid: for a directory only the lock's
+ * owner writes, where a pid that is alive after a restart is a reused one, not a writer.
  */
-export function sweepLeftovers(directory: string): void {
+export function sweepLeftovers(directory: string, options: { livePids?: boolean } = {}): void {
+  const keepLive = options.livePids !== false;
   let entries: string[];
   try {
     entries = readdirSync(directory);
@@ -156,7 +159,7 @@ export function sweepLeftovers(directory: string): void {
   }
   for (const name of entries) {
     const abandoned =
-      name.startsWith(DELETED_PREFIX) || (name.startsWith(TEMPORARY_PREFIX) && !writerAlive(name.slice(TEMPORARY_PREFIX.length)));
+      name.startsWith(DELETED_PREFIX) || (name.startsWith(TEMPORARY_PREFIX) && !(keepLive && writerAlive(name.slice(TEMPORARY_PREFIX.length))));
     if (abandoned) rmSync(join(directory, name), { recursive: true, force: true });
   }
 }
