@@ -309,7 +309,7 @@ export interface TagCondition {
  * Huawei's ListKmsByTags (POST …/kms/resource_instances/action). Every condition given must hold:
  * `tags` — the key has every listed tag (each with one of its values); `tagsAny` — at least one;
  * `notTags` — not every one; `notTagsAny` — none; `matches` — the alias (resource_name) contains
- * the value. `filter` pages (offset, limit 1..1000, default 1000) in creation order; `count` only counts.
+ * the value. `filter` pages (offset, limit 1..1000, default 10) in creation order; `count` only counts.
  */
 export interface ListKeysByTagsRequest {
   action: "filter" | "count";

@@ -707,7 +707,8 @@ export class Kms {
       const action: unknown = request?.action;
       if (action === undefined || action === null || action === "") throw new KmsError("KMS.0204", "action is missing");
       if (action !== "filter" && action !== "count") throw new KmsError("KMS.0404", "action must be filter or count");
-      const limit = integerField(request.limit, "limit", "KMS.1601") ?? 1000;
+      // Huawei's default page for filter is 10 keys, not the 1000 of its other lists.
+      const limit = integerField(request.limit, "limit", "KMS.1601") ?? 10;
       if (limit < 1 || limit > 1000) throw new KmsError("KMS.1601", "limit must be 1..1000");
       const offset = integerField(request.offset, "offset", "KMS.1602") ?? 0;
       if (offset < 0) throw new KmsError("KMS.1602", "offset must be 0 or more");

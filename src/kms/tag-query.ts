@@ -33,7 +33,9 @@ function conditions(list: unknown, field: string): Map<string, Set<string>> | nu
     if (typeof item !== "object" || item === null) throw new KmsError("KMS.0308", `${field} holds something that is not a tag`);
     const key = checkTagKey(item.key);
     if (result.has(key)) throw new KmsError("KMS.0308", `${field}: tag key ${key} given twice`);
-    const values = item.values ?? [];
+    // TMS: an empty list means any value, but the list itself may not be left out.
+    const values = item.values;
+    if (values === undefined || values === null) throw new KmsError("KMS.0204", `${field}: tag ${key} has no values list`);
     if (!Array.isArray(values)) throw new KmsError("KMS.0405", `${field}: values must be a list`);
     if (values.length > MAX_VALUES) throw new KmsError("KMS.0409", `${field}: at most ${MAX_VALUES} values per tag`);
     result.set(key, new Set(values.map((value) => checkTagValue(value))));

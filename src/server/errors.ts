@@ -16,6 +16,7 @@ export const FIELD_CODES: Readonly<Record<string, KmsErrorCode>> = {
   pending_days: "KMS.1401",
   limit: "KMS.1601",
   marker: "KMS.1602",
+  offset: "KMS.1602",
   key_state: "KMS.0308",
   plain_text: "KMS.2101",
   cipher_text: "KMS.2201",
@@ -45,6 +46,10 @@ export const NESTED_FIELD_CODES: Readonly<Record<string, KmsErrorCode>> = {
   "tags/*": "KMS.0406",
   "tags/*/key": "KMS.0406",
   "tags/*/value": "KMS.0405",
+  // resource_instances/action's conditions: { key, values[] } in four lists.
+  ...Object.fromEntries(["tags", "tags_any", "not_tags", "not_tags_any"].flatMap((list) => [
+    [`${list}/*/key`, "KMS.0406"], [`${list}/*/values`, "KMS.0405"], [`${list}/*/values/*`, "KMS.0405"],
+  ])) as Record<string, KmsErrorCode>,
 };
 
 export interface ErrorBody {

@@ -3,6 +3,7 @@
  * kms-lifecycle-softhsm.test.ts): create/describe/list/update, the state × operation matrix with
  * Huawei's codes, scheduled deletion and its sweeper, default keys, quotas.
  */
+import type { TagCondition } from "../../src/kms/api.js";
 import type { KeyDetails } from "../../src/kms/details.js";
 import { KmsError } from "../../src/kms/errors.js";
 import { dekDigest } from "../../src/kms/envelope/datakey.js";
@@ -490,6 +491,15 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       ];
       for (const [request, code] of bad) await rejects(t, h.kms.listKeysByTags(alice, request as Parameters<Kms["listKeysByTags"]>[1]), code as KmsError["code"], JSON.stringify(request));
       await rejects(t, h.kms.listKeysByTags(h.ctx("erin"), { action: "count" }), "KMS.0306", "no role");
+      // Huawei's conditions carry their values list, empty for any value, never absent (as the HTTP schema has it).
+      await rejects(t, h.kms.listKeysByTags(alice, { action: "filter", tags: [{ key: "env" } as TagCondition] }), "KMS.0204", "a condition without values");
+
+      // Huawei: limit defaults to 10 for filter; total_count still counts every match.
+      const more: string[] = [];
+      for (let i = 0; i < 7; i++) more.push(await make(`more-${i}`, {}));
+      const first = await h.kms.listKeysByTags(alice, { action: "filter" });
+      t.is(first.totalCount, 11);
+      t.deepEqual(first.keys?.map((k) => k.keyId), [web, db, dev, bare, ...more].slice(0, 10), "the default page is 10 keys");
     },
   },
 ];

@@ -81,8 +81,8 @@ export const TAG_ROUTES: KmsRoute[] = [
       "not_tags: not every one; not_tags_any: none; matches resource_name: the alias contains the value",
     body: object({
       action: string({ description: "filter or count" }),
-      limit: PAGE_LIMIT,
-      offset: integerString("0 or more (default 0): keys skipped before the page"),
+      limit: { ...PAGE_LIMIT, description: "1-1000 (default 10; \"\" for the default)" },
+      offset: { anyOf: [...(integerString().anyOf as JsonSchema[]), { type: "string", maxLength: 0 }], description: "0 or more (default 0; \"\" for the default): keys skipped before the page" },
       tags: CONDITIONS,
       tags_any: CONDITIONS,
       not_tags: CONDITIONS,

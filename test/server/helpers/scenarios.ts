@@ -531,6 +531,11 @@ export const SCENARIOS: ServerScenario[] = [
       t.is(counted.resources, undefined, "count answers the number only");
       await h.sdk.fails(t, h.sdk.post("resource_instances/action", { action: "list" }), 400, "KMS.0404", "an unknown action");
       await h.sdk.fails(t, h.sdk.post("resource_instances/action", { action: "filter", tags: [{ key: "env" }] }), 400, "KMS.0204", "a condition without values");
+      // The same codes as the Kms gives them for the same mistakes.
+      await h.sdk.fails(t, h.sdk.post("resource_instances/action", { action: "filter", offset: "-1" }), 400, "KMS.1602", "a negative offset");
+      t.is((await h.sdk.post("resource_instances/action", { action: "count", offset: "", limit: "" })).total_count, 2, "empty paging fields are the defaults");
+      await h.sdk.fails(t, h.sdk.post("resource_instances/action", { action: "filter", tags: [{ key: "env", values: "dev" }] }), 400, "KMS.0405", "values not a list");
+      await h.sdk.fails(t, h.sdk.post("resource_instances/action", { action: "filter", not_tags_any: [{ key: 7, values: [] }] }), 400, "KMS.0406", "a key not a string");
     },
   },
   {
