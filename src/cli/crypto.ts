@@ -11,8 +11,9 @@
  *
  * Output goes to stdout unless --out names a file; plaintext files are created mode 0600.
  */
-import { readFileSync, writeFileSync } from "node:fs";
-import { Command, Option } from "commander";
+import { readFileSync, realpathSync, writeFileSync } from "node:fs";
+import { Command, InvalidArgumentError, Option } from "commander";
+import { writeFileAtomic } from "../util/atomic-file.js";
 import { addClientOptions, withClient, type ClientFlags } from "./kms-client.js";
 import { action, collect, fields, integerIn, keyValues, print, UsageError } from "./output.js";
 
@@ -51,15 +52,43 @@ function readInput(file: string): Buffer {
   }
 }
 
+/**
+ * A secret (plaintext) goes to a new 0600 file renamed over the target: writing into an existing
+ * file would keep whatever mode it had (0644 shows the plaintext to every local user), and a
+ * crash part-way would leave it half-written. Through a symlink, it replaces the link's target.
+ */
 function writeOutput(file: string, data: string | Buffer, secret: boolean): void {
   try {
-    writeFileSync(file, data, secret ? { mode: 0o600 } : {});
+    if (secret) writeFileAtomic(existingTarget(file), typeof data === "string" ? Buffer.from(data, "utf8") : data);
+    else writeFileSync(file, data);
   } catch (error) {
     throw new UsageError(`cannot write ${file}: ${(error as Error).message}`);
   }
 }
 
-const UTF8 = new TextDecoder("utf-8", { fatal: true });
+function existingTarget(file: string): string {
+  try {
+    return realpathSync(file);
+  } catch {
+    return file;
+  }
+}
+
+/** ignoreBOM: a leading U+FEFF is part of the text, and decrypt must give back every byte. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+
+/**
+ * --bits as commander checks it, so that a value that is not a whole number of bytes is a bad
+ * command line (exit 2) like one out of range, not a failure of the command (exit 1).
+ */
+function bitsIn(min: number, max: number): (value: string) => number {
+  const inRange = integerIn(min, max);
+  return (value) => {
+    const bits = inRange(value);
+    if (bits % 8 !== 0) throw new InvalidArgumentError(`a multiple of 8 in ${min}..${max}`);
+    return bits;
+  };
+}
 
 // encrypt -----------------------------------------------------------------------------------
 
@@ -134,7 +163,6 @@ interface DatakeyFlags extends ClientFlags, BindingFlags {
 
 async function datakey(flags: DatakeyFlags): Promise<void> {
   if (flags.bits !== undefined && flags.spec !== undefined) throw new UsageError("give --bits or --spec, not both");
-  if (flags.bits !== undefined && flags.bits % 8 !== 0) throw new UsageError("--bits must be a multiple of 8");
   const path = flags.plaintext ? "/create-datakey" : "/create-datakey-without-plaintext";
   await withClient(flags, async (client) => {
     const body = await client.call({ method: "POST", path }, {
@@ -156,7 +184,6 @@ async function datakey(flags: DatakeyFlags): Promise<void> {
 // random ------------------------------------------------------------------------------------
 
 async function random(flags: ClientFlags & { bits: number; base64?: boolean }): Promise<void> {
-  if (flags.bits % 8 !== 0) throw new UsageError("--bits must be a multiple of 8");
   await withClient(flags, async (client) => {
     const body = await client.call({ method: "POST", path: "/gen-random" }, { body: { random_data_length: String(flags.bits) } });
     const hex = String(body["random_data"]);
@@ -202,7 +229,7 @@ export function datakeyCommand(): Command {
   const command = new Command("datakey")
     .description("generate a data key for envelope encryption: prints the key itself (hex) and its copy sealed under the CMK")
     .requiredOption("--key <key>", "the CMK that seals the data key: id, alias, or <service>/default")
-    .option("--bits <n>", "data key length in bits (8-8192, a multiple of 8)", integerIn(8, 8192))
+    .option("--bits <n>", "data key length in bits (8-8192, a multiple of 8)", bitsIn(8, 8192))
     .addOption(new Option("--spec <spec>", "data key spec instead of --bits (default AES_256)").choices(["AES_256", "AES_128"]))
     .option("--no-plaintext", "print only the sealed copy (create-datakey-without-plaintext)");
   return addClientOptions(addBindingOptions(command, "the KMS needs the same to unseal it"))
@@ -220,7 +247,7 @@ Examples:
 export function randomCommand(): Command {
   const command = new Command("random")
     .description("print random bytes from the HSM's generator (hex, or base64)")
-    .option("--bits <n>", "how many bits (8-8192, a multiple of 8)", integerIn(8, 8192), 256)
+    .option("--bits <n>", "how many bits (8-8192, a multiple of 8)", bitsIn(8, 8192), 256)
     .option("--hex", "print hex (the default)")
     .addOption(new Option("--base64", "print base64").conflicts("hex"));
   return addClientOptions(command)
