@@ -48,9 +48,13 @@ export interface BuildAppOptions {
   now?: () => number;
 }
 
-/** Secrets never written to logs, wherever they appear. */
+/**
+ * Secrets never written to logs, wherever they appear. err.rawPacket: Node's HTTP parser errors
+ * carry the refused request's bytes (its Authorization or X-Auth-Token among them), and fastify's
+ * client-error handler logs the error at trace, every enumerable property with it.
+ */
 export const REDACT_PATHS = [
-  "req.headers.authorization", 'req.headers["x-auth-token"]', 'res.headers["x-subject-token"]',
+  "req.headers.authorization", 'req.headers["x-auth-token"]', 'res.headers["x-subject-token"]', "err.rawPacket",
   "*.sk", "*.secret_key", "*.password", "*.pin", "*.plain_text", "*.plain_text_base64", "*.data_key", "*.token",
 ];
 

@@ -5,9 +5,10 @@
  * verifies nothing (these tests are about the lines, not the KMS).
  */
 import test from "ava";
+import { connect } from "node:net";
 import { Writable } from "node:stream";
 import { pino } from "pino";
-import { buildApp } from "../../src/server/app.js";
+import { buildApp, REDACT_PATHS } from "../../src/server/app.js";
 import { createMetrics } from "../../src/server/metrics.js";
 import { KmsError } from "../../src/kms/errors.js";
 import { signRequest } from "../../src/service/auth/sdk-hmac-sha256.js";
@@ -39,7 +40,7 @@ function fakeService(): ServicePort & { calls: ServiceCall[] } {
   };
 }
 
-async function setup(t: import("ava").ExecutionContext, level: string) {
+async function setup(t: import("ava").ExecutionContext, level: string, redact?: string[]) {
   const lines: Array<Record<string, unknown>> = [];
   const stream = new Writable({
     write(chunk: Buffer, _encoding, done) {
@@ -47,7 +48,7 @@ async function setup(t: import("ava").ExecutionContext, level: string) {
       done();
     },
   });
-  const logger = pino({ level }, stream);
+  const logger = pino(redact === undefined ? { level } : { level, redact }, stream);
   const service = fakeService();
   const metrics = createMetrics(service);
   const config = testConfig(tempDir(t));
@@ -61,7 +62,7 @@ async function setup(t: import("ava").ExecutionContext, level: string) {
       : { "content-type": "application/json" };
     return app.inject({ method: "POST", url: `/v1.0/${PROJECT}/kms/gen-random`, headers: { ...headers, "x-request-id": requestId }, payload: body });
   };
-  return { lines, send, service, metrics };
+  return { lines, send, service, metrics, app };
 }
 
 test("refusals log at info and failures at error, each with its request id; successes log nothing at info", async (t) => {
@@ -84,4 +85,31 @@ test("at debug a success is logged with its request id", async (t) => {
   const { lines, send } = await setup(t, "debug");
   t.is((await send("req-ok", true)).statusCode, 200);
   t.true(lines.some((l) => l["reqId"] === "req-ok" && l["msg"] === "request completed" && l["level"] === 20 && l["status"] === 200));
+});
+
+test("a request the HTTP parser refuses puts none of its bytes in the log, even at trace", async (t) => {
+  // Node's parser errors carry the request's bytes as err.rawPacket, which fastify logs at trace
+  // (its client-error handler) and pino's err serializer copies: headers, X-Auth-Token included.
+  const { lines, app } = await setup(t, "trace", REDACT_PATHS);
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  const { port } = app.server.address() as { port: number };
+  const token = "hsmkit-secret-token-value-0123456789";
+  const answer = await new Promise<string>((resolve, reject) => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.write(`POST /v1.0/${PROJECT}/kms/gen-random HTTP/1.1\r\nHost: localhost\r\nX-Auth-Token: ${token}\r\nBad Header: x\r\n\r\n`);
+    });
+    let received = "";
+    socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+    socket.on("close", () => resolve(received));
+    socket.on("error", reject);
+  });
+  t.regex(answer, /^HTTP\/1\.1 400 /u);
+  const refused = lines.filter((l) => l["msg"] === "client error" && l["err"] !== undefined);
+  t.is(refused.length, 1);
+  // The line as written, and any byte array in it read back as text.
+  const text = JSON.stringify(lines);
+  const bytes = JSON.stringify(lines, (_key, value: unknown) =>
+    Array.isArray(value) && value.length > 0 && value.every((b) => Number.isInteger(b)) ? Buffer.from(value as number[]).toString("latin1") : value);
+  t.false(text.includes(token));
+  t.false(bytes.includes(token));
 });
