@@ -136,6 +136,22 @@ export interface OpenServiceOptions {
   now?: () => number;
 }
 
+/**
+ * Why the emulator token cannot make keys or IVs, or undefined: its generator is the process's
+ * (src/crypto/random.ts), which refuses output while no entropy source is in service (each failed
+ * its SP 800-90B health tests, or none is present) or the sources are misconfigured. A PKCS#11
+ * module draws on a generator of its own.
+ */
+function entropyProblem(module: string): string | undefined {
+  if (module !== "emulator") return undefined;
+  const random = randomStatus();
+  if (random.configurationError !== null) return `the entropy sources are misconfigured (${random.configurationError}): correct HSMKIT_ENTROPY_SOURCES and restart`;
+  if (random.activeSource === null) {
+    return "no entropy source is in service (each failed its health tests or none is present): the emulator token cannot generate until one is; see hsmkit_entropy_source_in_service at /metrics";
+  }
+  return undefined;
+}
+
 export class KmsService implements ServicePort {
   readonly kms: Kms;
   readonly credentials: Credentials;
@@ -282,14 +298,15 @@ export class KmsService implements ServicePort {
   }
 
   /**
-   * Not ok while closing, and once the backend can serve nothing until a restart (the token refused
-   * the configured PIN on logging in again): every call would fail, and a supervisor or load
-   * balancer reading /healthz must see it. No token call is made.
+   * Not ok while closing, once the backend can serve nothing until a restart (the token refused
+   * the configured PIN on logging in again), and while the emulator token's generator has no
+   * entropy source in service: every call would fail, and a supervisor or load balancer reading
+   * /healthz must see it. No token call is made.
    */
   async health(): Promise<ServiceHealth> {
     const info = this.kms.backend.info();
     const health: ServiceHealth = { ok: true, token: { label: info.token.label, module: info.module.source } };
-    const problem = this.#closed ? "closing" : this.kms.backend.unserviceable();
+    const problem = this.#closed ? "closing" : this.kms.backend.unserviceable() ?? entropyProblem(info.module.source);
     if (problem !== undefined) {
       health.ok = false;
       health.problem = problem;

@@ -3,7 +3,8 @@
  * test: what its callers rely on when they shut it down.
  */
 import test from "ava";
-import { mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.js";
@@ -23,4 +24,34 @@ test("a second close() resolves only once the service is closed, as the first do
   await first;
   const late = await t.throwsAsync(service.callAs({ projectId: "p", principalId: "u", requestId: "r", source: "test" }, "genRandom", {}), { instanceOf: KmsError });
   t.is(late?.code, "KMS.0104");
+});
+
+test("health is not ok while the emulator token's generator has no entropy source in service, and says so", (t) => {
+  // In a child process: the generator is process-wide, and a broken one would fail other tests.
+  const dir = mkdtempSync(join(tmpdir(), "hsmkit-service-entropy-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const url = (path: string): string => JSON.stringify(new URL(path, import.meta.url).href);
+  const script = join(dir, "child.mjs");
+  writeFileSync(script, `
+    const { loadConfig } = await import(${url("../../src/config/config.js")});
+    const { KmsService } = await import(${url("../../src/service/service.js")});
+    const random = await import(${url("../../src/crypto/random.js")});
+    const testing = await import(${url("../../src/crypto/testing.js")});
+    const service = await KmsService.open(loadConfig({ overrides: { data: ${JSON.stringify(join(dir, "data"))} }, env: {} }), { sweep: false });
+    const before = await service.health();
+    // A stuck source: it fails the repetition count test and leaves no source in service.
+    testing.insecureUseReplayEntropySourceForTesting(new Uint8Array([0]));
+    let refused = false;
+    try { random.randomBytes(16); } catch { refused = true; }
+    const after = await service.health();
+    process.stdout.write(JSON.stringify({ before, after, refused }));
+    process.exit(0);
+  `);
+  const result = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 120_000 });
+  t.is(result.status, 0, result.stderr);
+  const { before, after, refused } = JSON.parse(result.stdout) as { before: { ok: boolean }; after: { ok: boolean; problem?: string }; refused: boolean };
+  t.true(before.ok);
+  t.true(refused, "the generator refuses output");
+  t.false(after.ok);
+  t.regex(after.problem ?? "", /no entropy source is in service/u);
 });
