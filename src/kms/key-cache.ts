@@ -24,7 +24,13 @@ export interface KeyEntry {
   /** The key's successful seals so far (usage records at load + this process's since); undefined until first needed. */
   seals: number | undefined;
   /** A version being added by the service (seal limit), so concurrent requests wait for one. */
-  rotating: Promise<KeyEntry> | null;
+  rotating: Promise<VersionAdded> | null;
+}
+
+/** What adding a version did: the key as the new version left it (undefined when none was added, the key having changed), and its fresh entry. */
+export interface VersionAdded {
+  readonly key: KeyRecord | undefined;
+  readonly fresh: KeyEntry;
 }
 
 /** An entry and its "used since the eviction hand last passed" bit (CLOCK, second chance). */

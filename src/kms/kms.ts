@@ -41,7 +41,7 @@ import type { BoundContext, CiphertextPurpose } from "./envelope/context.js";
 import { checkDatakeyCipherLength, dekDigest, splitDekAndDigest } from "./envelope/datakey.js";
 import { KmsError, type KmsErrorCode } from "./errors.js";
 import { checkGrantId, checkGrantName, checkGranteeType, checkGrantOperations, checkPrincipalId, mayRetire } from "./grants.js";
-import { KeyCache, type KeyEntry, type LoadedVersion } from "./key-cache.js";
+import { KeyCache, type KeyEntry, type LoadedVersion, type VersionAdded } from "./key-cache.js";
 import {
   checkCustomAlias, checkDescription, checkGuard, checkKeySpec, checkKeyUsage, checkOrigin, checkStateFilter, GUARDS, integerField,
 } from "./lifecycle.js";
@@ -576,8 +576,9 @@ export class Kms {
     return this.#run(ctx, "rotate-on-demand", async (op) => {
       const entry = await this.#authorizeKey(op, request.keyId);
       checkGuard(entry.record, GUARDS.rotation);
-      const fresh = await this.#addVersion(entry, GUARDS.rotation, (body) => this.#atomic(op, body));
-      return { keyId: fresh.record.keyId, keyVersion: fresh.record.currentVersion, numberOfRotations: fresh.record.rotationCount };
+      // The key as this rotation left it: a concurrent one may have added another version since.
+      const { key } = await this.#addVersion(entry, GUARDS.rotation, (body) => this.#atomic(op, body));
+      return { keyId: key!.keyId, keyVersion: key!.currentVersion, numberOfRotations: key!.rotationCount };
     }, request?.keyId);
   }
 
@@ -854,8 +855,10 @@ export class Kms {
         // Changed since the query (disabled, rotated, deleted): not due any more.
         if (key === undefined || key.state !== 2 || !rotationDue(key, now)) continue;
         const entry = (await this.#entry(key.projectId, key.keyId)) ?? this.#makeEntry(key, undefined);
-        await this.#rollover(entry, this.#systemEvent("autoRotateKey", key.projectId, key.keyId, "reason=schedule"));
-        report.done.push(key.keyId);
+        // Only if the key is still as read here: a rotation, a disabled rotation or key, acknowledged
+        // meanwhile, leaves it not due (or due later), as the next sweep will see.
+        const { key: rotated } = await this.#rollover(entry, this.#systemEvent("autoRotateKey", key.projectId, key.keyId, "reason=schedule"), key.revision);
+        if (rotated !== undefined) report.done.push(key.keyId);
       } catch (error) {
         report.skipped.push({ keyId: ref.keyId, reason: error instanceof KmsError ? error.code : String(error) });
       }
@@ -1301,7 +1304,9 @@ export class Kms {
       // Another request may have added the version already (this entry is then stale).
       const latest = this.#cache.get(entry.record.projectId, entry.record.keyId);
       if (latest !== undefined && latest !== entry && latest.record.currentVersion > entry.record.currentVersion) entry = latest;
-      else entry = await this.#rollover(entry, { ...op.event(), action: "autoRotateKey", keyId: entry.record.keyId, detail: "reason=seal-limit" });
+      // Only on the key as this entry knows it: if it changed meanwhile (another entry's request may
+      // have added a version already), the loop decides again on the fresh entry.
+      else entry = (await this.#rollover(entry, { ...op.event(), action: "autoRotateKey", keyId: entry.record.keyId, detail: "reason=seal-limit" }, entry.record.revision)).fresh;
       checkGuard(entry.record, GUARDS.use);
     }
     throw new KmsError("KMS.0101", "the key's current version reached its seal limit and no new version could be added");
@@ -1316,10 +1321,10 @@ export class Kms {
     return blob;
   }
 
-  /** A version added by the service (seal limit, schedule): one at a time per key; resolves with the key's fresh entry. */
-  #rollover(entry: KeyEntry, audit: AuditEvent): Promise<KeyEntry> {
+  /** A version added by the service (seal limit, schedule) if the key is still at `revision`: one at a time per entry. */
+  #rollover(entry: KeyEntry, audit: AuditEvent, revision: number): Promise<VersionAdded> {
     if (entry.rotating !== null) return entry.rotating;
-    const rotating = this.#addVersion(entry, GUARDS.autoRotate, (write) => write(audit));
+    const rotating = this.#addVersion(entry, GUARDS.autoRotate, (write) => write(audit), revision);
     entry.rotating = rotating;
     const clear = (): void => {
       entry.rotating = null;
@@ -1330,24 +1335,33 @@ export class Kms {
 
   /**
    * Adds a version to the key: generated in the token, wrapped, stored with the key's seal count
-   * as its baseline (versions.ts), made current in one transaction guarded by `guard`; returns the
+   * as its baseline (versions.ts), made current in one transaction guarded by `guard` — and, given
+   * `ifRevision`, only if the key has not changed since (store.ts AddVersionOptions). Returns the
+   * key as the new version left it (undefined when the key had changed and none was added) and the
    * key's fresh entry.
    */
   async #addVersion(
-    entry: KeyEntry, guard: (typeof GUARDS)[keyof typeof GUARDS], write: <T>(body: (audit: AuditEvent) => Promise<T>) => Promise<T>,
-  ): Promise<KeyEntry> {
+    entry: KeyEntry, guard: (typeof GUARDS)[keyof typeof GUARDS], write: <T>(body: (audit: AuditEvent) => Promise<T>) => Promise<T>, ifRevision?: number,
+  ): Promise<VersionAdded> {
     const { projectId, keyId } = entry.record;
     const seals = entry.seals ?? sealsFromUsage(await this.#store.usage.get(projectId, keyId));
     const wrapped = this.#backend.createVersionKey();
+    let key: KeyRecord | undefined;
+    let refused: { error: unknown } | undefined;
     try {
-      await write((audit) => this.#store.keys.addVersion(projectId, keyId, { material: encodeMaterial(wrapped, seals), createdAt: this.#now() }, { guard, audit }));
+      ({ key } = await write((audit) => this.#store.keys.addVersion(projectId, keyId, { material: encodeMaterial(wrapped, seals), createdAt: this.#now() }, { guard, audit, ifRevision })));
+    } catch (error) {
+      if (ifRevision === undefined) throw error;
+      refused = { error };
     } finally {
       this.#cache.invalidate(projectId, keyId);
     }
     const fresh = await this.#entry(projectId, keyId);
+    // A refusal on a key that has not changed is a real failure (its guard, the store), not a lost race.
+    if (refused !== undefined && (fresh === undefined || fresh.record.revision === ifRevision)) throw refused.error;
     if (fresh === undefined) throw new KmsError("KMS.0207");
     fresh.seals ??= seals;
-    return fresh;
+    return { key, fresh };
   }
 
   /** An audit event of the service's own (sweepers). */

@@ -81,6 +81,19 @@ both("keys: a key imported later starts without material; its first version is n
   t.is(imported.lastRotatedAt, null);
 });
 
+both("keys: addVersion with ifRevision adds only to the key as the caller read it; refused, it writes nothing, not even an audit record", async (t, writer) => {
+  const store = await openStore(t, { writer });
+  const key = await store.keys.create(newKey(P, { alias: "conditional" }), { version: material("v1") });
+  const changed = await store.keys.update(P, key.keyId, { description: "changed" });
+  t.true(changed.revision > key.revision);
+  await rejectsKms(t, store.keys.addVersion(P, key.keyId, material("stale"), { ifRevision: key.revision, audit: event("autoRotateKey", P, key.keyId) }), "KMS.0101");
+  t.is((await store.keys.get(P, key.keyId))?.currentVersion, 1);
+  t.is((await store.audit.query({ keyId: key.keyId, action: "autoRotateKey" })).records.length, 0);
+  const { key: rotated } = await store.keys.addVersion(P, key.keyId, material("v2"), { ifRevision: changed.revision, audit: event("autoRotateKey", P, key.keyId) });
+  t.is(rotated.currentVersion, 2);
+  t.deepEqual((await store.audit.query({ keyId: key.keyId, action: "autoRotateKey" })).records.map((r) => r.outcome), ["success"]);
+});
+
 both("isolation: another project's key is exactly a missing key, for every read and write", async (t, writer) => {
   const store = await openStore(t, { writer });
   const key = await store.keys.create(newKey(P, { alias: "shared-name" }), { version: material("a") });

@@ -74,7 +74,7 @@ export type WriteOp =
   | ({ op: "project.create"; project: NewProject; now: number } & Audited)
   | ({ op: "key.create"; key: NewKey; version: NewKeyVersion | null; maxCustomKeys: number | null; existingAlias: "fail" | "return"; now: number } & Audited)
   | ({ op: "key.update"; patch: KeyPatch; now: number } & Keyed)
-  | ({ op: "key.addVersion"; version: NewKeyVersion; now: number } & Keyed)
+  | ({ op: "key.addVersion"; version: NewKeyVersion; ifRevision: number | null; now: number } & Keyed)
   | ({ op: "key.destroy" } & Keyed)
   | ({ op: "tags.put"; tags: Array<{ key: string; value: string }>; maxTags: number } & Keyed)
   | ({ op: "tags.delete"; tagKeys: string[] } & Keyed)
@@ -490,8 +490,15 @@ export class WriteExecutor {
         return this.#createKey(op);
       case "key.update":
         return this.#atomic(op.audit, () => this.#updateKey(this.#key(op), op.patch, op.now));
-      case "key.addVersion":
+      case "key.addVersion": {
+        if (op.ifRevision !== null) {
+          const row = this.#s.key.get(op.projectId, op.keyId) as KeyRow | undefined;
+          if (row !== undefined && row.revision !== op.ifRevision) {
+            return { ok: false, error: serializeError(new KmsError("KMS.0101", `the key changed since revision ${op.ifRevision}`)), audited: false };
+          }
+        }
         return this.#atomic(op.audit, () => this.#addVersion(this.#key(op), op.version, op.now));
+      }
       case "key.destroy":
         return this.#atomic(op.audit, () => {
           const row = this.#key(op);

@@ -450,7 +450,9 @@ export class SqliteStore implements KmsStore {
       op: "key.update", projectId, keyId, patch, guard: options.guard ?? null, now: Date.now(), audit: optionalDraft(options.audit),
     })),
     addVersion: (projectId, keyId, version, options = {}) => this.#write<{ key: KeyRecord; version: KeyVersionRecord }>(
-      () => ({ op: "key.addVersion", projectId, keyId, version, guard: options.guard ?? null, now: Date.now(), audit: optionalDraft(options.audit) }),
+      () => ({
+        op: "key.addVersion", projectId, keyId, version, guard: options.guard ?? null, ifRevision: options.ifRevision ?? null, now: Date.now(), audit: optionalDraft(options.audit),
+      }),
       (value) => ({ key: value.key, version: reviveVersion(value.version) }),
     ),
     getVersion: async (projectId, keyId, version) => this.#reads().version(projectId, keyId, version),

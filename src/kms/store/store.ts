@@ -72,6 +72,16 @@ export interface KeyWriteOptions extends WriteOptions {
   guard?: KeyGuard | undefined;
 }
 
+export interface AddVersionOptions extends KeyWriteOptions {
+  /**
+   * Add the version only if the key's revision is still this one, i.e. nothing changed the key
+   * since the caller read it and decided a version was due (the rotation sweeper, the seal limit).
+   * Otherwise KMS.0101 with no audit record: the caller's premise is gone, no request failed; it
+   * reads the key again and decides anew.
+   */
+  ifRevision?: number | undefined;
+}
+
 export interface CreateKeyOptions extends WriteOptions {
   /** The first version's material (absent for origin "external": the key starts without material). */
   version?: NewKeyVersion | undefined;
@@ -135,7 +145,7 @@ export interface KeyStore {
    * Adds the next version (currentVersion + 1) and makes it current. A version added to a key that
    * had one already is a rotation: rotationCount grows and lastRotatedAt is set.
    */
-  addVersion(projectId: string, keyId: string, version: NewKeyVersion, options?: KeyWriteOptions): Promise<{ key: KeyRecord; version: KeyVersionRecord }>;
+  addVersion(projectId: string, keyId: string, version: NewKeyVersion, options?: AddVersionOptions): Promise<{ key: KeyRecord; version: KeyVersionRecord }>;
   getVersion(projectId: string, keyId: string, version: number): Promise<KeyVersionRecord | undefined>;
   listVersions(projectId: string, keyId: string): Promise<KeyVersionRecord[]>;
   /**
