@@ -7,6 +7,7 @@
  */
 import { InvalidArgumentError } from "commander";
 import { ConfigError } from "../config/config.js";
+import { KmsError } from "../kms/errors.js";
 import { StoreError } from "../kms/store/errors.js";
 import { TokenFileError } from "../../emulator/store/errors.js";
 import { ConnectError, isLockError, KmsCallError } from "./kms-client.js";
@@ -105,6 +106,9 @@ function expectedFailure(error: unknown): string | undefined {
   if (error instanceof UsageError || error instanceof ConnectError || error instanceof ConfigError || error instanceof TokenFileError) return error.message;
   if (isLockError(error)) return (error as Error).message;
   if (error instanceof StoreError) return `${error.message} (${error.code})`;
+  // What reaches here unconverted is the KMS refusing to open (no such module or token label, PIN
+  // refused, mechanisms missing): the detail is the configuration to fix; the generic message is not.
+  if (error instanceof KmsError) return `${error.detail ?? error.message} (${error.code})`;
   const code = (error as NodeJS.ErrnoException)?.code;
   if (typeof code === "string" && /^E[A-Z]+$/u.test(code) && (error as NodeJS.ErrnoException).syscall !== undefined) {
     return (error as Error).message;

@@ -257,7 +257,8 @@ export class GrapheneBackend implements KmsBackend {
       this.lease = acquireModule(options.module);
       this.lib = this.lease.module.lib;
     } catch (error) {
-      throw tokenError(error, "loading the PKCS#11 module");
+      // The loader's own error may name only the first missing directory of the path, not the path configured.
+      throw tokenError(error, typeof options.module === "string" ? `loading the PKCS#11 module ${options.module}` : "loading the PKCS#11 module");
     }
     try {
       this.connection = this.connect(true);
@@ -638,9 +639,11 @@ export class GrapheneBackend implements KmsBackend {
   private findSlot(first: boolean): Slot {
     const slots = this.lease.module.getSlots(true);
     const matches: Slot[] = [];
+    const labels: string[] = [];
     for (let i = 0; i < slots.length; i++) {
       const slot = slots.items(i);
       const token = slot.getToken();
+      labels.push(`"${field(token.label)}"`);
       if (field(token.label) !== this.options.tokenLabel) continue;
       matches.push(slot);
       this.tokenInfo = {
@@ -650,7 +653,8 @@ export class GrapheneBackend implements KmsBackend {
     if (matches.length === 1) return matches[0]!;
     if (matches.length === 0) {
       // At start this is a configuration error; later, the token went away (and may come back).
-      throw new KmsError(first ? "KMS.0101" : "KMS.0104", `no token labelled "${this.options.tokenLabel}" is present`);
+      // The labels present show a typo, or a token not initialized (or not visible to this user), at a glance.
+      throw new KmsError(first ? "KMS.0101" : "KMS.0104", `no token labelled "${this.options.tokenLabel}" is present (tokens present: ${labels.join(", ") || "none"})`);
     }
     throw new KmsError("KMS.0101", `${matches.length} tokens are labelled "${this.options.tokenLabel}"; refusing to choose`);
   }
