@@ -4,7 +4,8 @@
 import test, { type ExecutionContext } from "ava";
 import { existsSync } from "node:fs";
 import { CkrError } from "../../emulator/errors.js";
-import { FaultInjector, type FaultPlan } from "../../emulator/index.js";
+import { Emulator, FaultInjector, type FaultPlan } from "../../emulator/index.js";
+import { MAX_PIN_FAILURES } from "../../emulator/token.js";
 import type { ModuleState } from "../../emulator/state.js";
 import type { KmsBackend, VersionRef } from "../../src/kms/backend/backend.js";
 import { openBackend } from "../../src/kms/backend/graphene.js";
@@ -126,6 +127,37 @@ test("emulator › a failure that repeats after the retry is reported, and the c
   t.regex(error.detail ?? "", /CKR_SESSION_HANDLE_INVALID/u);
   t.is(backend.encrypt(version, backend.random(12), Buffer.alloc(0), Buffer.from("y")).length, 17);
   t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "still here");
+});
+
+test("emulator › a token one wrong try from locking its user PIN, or locked, is not logged in to: the KMS never spends its last try", (t) => {
+  const harness = EMULATOR.setup(t);
+  const p11 = harness.module() as Emulator;
+  p11.C_Initialize();
+  const slot = p11.C_GetSlotList(true)[0]!;
+  const session = p11.C_OpenSession(slot, pkcs11.CKF_SERIAL_SESSION | pkcs11.CKF_RW_SESSION);
+  // Wrong tries from elsewhere, up to the last one the token allows (emulator/token.ts MAX_PIN_FAILURES).
+  for (let i = 0; i < MAX_PIN_FAILURES - 1; i++) t.throws(() => p11.C_Login(session, pkcs11.CKU_USER, "wrong-pin"));
+  const finalTry = throwsKms(t, () => harness.open(), "KMS.0101");
+  t.regex(finalTry.detail ?? "", /CKF_USER_PIN_FINAL_TRY.*log in once by hand/u);
+  t.true((p11.C_GetTokenInfo(slot).flags & pkcs11.CKF_USER_PIN_FINAL_TRY) !== 0, "the last try is still there");
+  // A person logs in with the right PIN: the count is reset, and the KMS starts.
+  p11.C_Login(session, pkcs11.CKU_USER, USER_PIN);
+  p11.C_Logout(session);
+  const backend = harness.open();
+  t.is(backend.random(8).length, 8);
+  backend.close();
+  // Logged in is per application while any of its sessions is open: out, before trying wrong PINs.
+  try {
+    p11.C_Logout(session);
+  } catch {
+    // already logged out with the backend's last session
+  }
+
+  for (let i = 0; i < MAX_PIN_FAILURES; i++) t.throws(() => p11.C_Login(session, pkcs11.CKU_USER, "wrong-pin"));
+  const locked = throwsKms(t, () => harness.open(), "KMS.0101");
+  t.regex(locked.detail ?? "", /CKF_USER_PIN_LOCKED.*security officer/u);
+  p11.C_CloseSession(session);
+  p11.C_Finalize();
 });
 
 test("emulator › a PIN changed while the backend runs is tried once on reconnecting, never again: the token's PIN does not get locked", (t) => {

@@ -591,6 +591,11 @@ export class GrapheneBackend implements KmsBackend {
   /** Finds the token, opens the sessions and logs in, checks mechanisms, finds or creates the token keys. */
   private connect(first: boolean): Connection {
     const slot = this.findSlot(first);
+    const guarded = this.pinGuard(slot);
+    if (guarded !== undefined) {
+      if (!first) this.pinRefused = guarded;
+      throw new KmsError("KMS.0101", guarded);
+    }
     let pool: SessionPool;
     try {
       pool = new SessionPool(slot, this.options.pin, this.options.sessions);
@@ -633,6 +638,30 @@ export class GrapheneBackend implements KmsBackend {
       pool.close();
       throw error;
     }
+  }
+
+  /**
+   * Why the configured PIN must not be tried on this token now, or undefined: its user PIN is
+   * locked, or one more wrong try would lock it (CKF_USER_PIN_FINAL_TRY, after wrong tries from
+   * anywhere). A wrong PIN in the configuration, with a supervisor restarting the service, would
+   * otherwise lock an HSM's crypto user for good, one try per start; a person checks the PIN and
+   * logs in once by hand, which resets the token's count.
+   */
+  private pinGuard(slot: Slot): string | undefined {
+    let flags: number;
+    try {
+      flags = slot.getToken().flags;
+    } catch {
+      return undefined; // C_GetTokenInfo failing is the login's to report.
+    }
+    if ((flags & P.CKF_USER_PIN_LOCKED) !== 0) {
+      return "the token's user PIN is locked (CKF_USER_PIN_LOCKED): its security officer must unlock it before the KMS can log in";
+    }
+    if ((flags & P.CKF_USER_PIN_FINAL_TRY) !== 0) {
+      return "one more wrong user PIN would lock the token (CKF_USER_PIN_FINAL_TRY), so the KMS does not try it: check the configured PIN, " +
+        "log in once by hand with it (pkcs11-tool --login, say) to reset the token's count, then start again";
+    }
+    return undefined;
   }
 
   /** The one slot whose token has our label. */
