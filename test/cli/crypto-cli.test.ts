@@ -3,29 +3,10 @@
 // like on disk, and which command lines are usage errors.
 import test from "ava";
 import type { ExecutionContext } from "ava";
-import { execFile } from "node:child_process";
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function hsmkit(args: string[]): Promise<Run> {
-  const env = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith("HSMKIT_")) delete env[name];
-  return new Promise((resolve) => {
-    execFile(process.execPath, ["--no-warnings", CLI, ...args], { env }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr });
-    });
-  });
-}
+import { hsmkit } from "./run-cli.js";
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), "hsmkit-crypto-cli-"));

@@ -8,40 +8,9 @@ import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from "node:c
 import { closeSync, constants, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { withAuditRows } from "../kms/store-helpers.js";
+import { CLI, cleanEnv, hsmkit, start, type Run } from "./run-cli.js";
 
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** The environment without any HSMKIT_* setting of the machine running the tests. */
-function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const env = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith("HSMKIT_")) delete env[name];
-  return { ...env, ...extra };
-}
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcessWithoutNullStreams {
-  return spawn(process.execPath, ["--no-warnings", CLI, ...args], { env: cleanEnv(env) });
-}
-
-function hsmkit(args: string[], options: { input?: string | Buffer; env?: Record<string, string> } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = start(args, options.env);
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end(options.input ?? "");
-  });
-}
 
 /** `text` matched literally inside a RegExp. */
 function literal(text: string): string {

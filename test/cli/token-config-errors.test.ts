@@ -7,34 +7,13 @@
  */
 import test from "ava";
 import type { ExecutionContext } from "ava";
-import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { hsmkit as runCli, type Run } from "./run-cli.js";
 
-const CLI = fileURLToPath(new URL("../../src/cli/main.js", import.meta.url));
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function hsmkit(args: string[], env: Record<string, string>): Promise<Run> {
-  const clean = { ...process.env };
-  for (const name of Object.keys(clean)) if (name.startsWith("HSMKIT_")) delete clean[name];
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--no-warnings", CLI, ...args], { env: { ...clean, HSMKIT_PORT: "0", ...env } });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-    child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    child.stdin.end();
-  });
-}
+/** The CLI with `env`; port 0, so that no test waits on another's listener. */
+const hsmkit = (args: string[], env: Record<string, string>): Promise<Run> => runCli(args, { env: { HSMKIT_PORT: "0", ...env } });
 
 function tempDir(t: ExecutionContext): string {
   const dir = mkdtempSync(join(tmpdir(), "hsmkit-token-config-"));
