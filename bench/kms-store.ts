@@ -4,7 +4,7 @@
  *   node dist/bench/kms-store.js [--seconds 2] [--concurrency 1,16,256,1024] [--work-us 20] [--json FILE] [--reads]
  *
  * Closed loop: `concurrency` clients each append an audit record (or create a key with its audit
- * record), wait for the promise — resolved only after COMMIT with synchronous=FULL — and go again.
+ * record), wait for the promise — resolved only once its COMMIT is on disk — and go again.
  * "audit" rows use audit.append (one write and one rebuilt record each), "record" rows audit.record
  * (the request path: records encoded into one write per batch, one shared promise).
  * "audit+work" rows first spend --work-us of CPU on the main thread per request (standing in for

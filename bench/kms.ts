@@ -4,7 +4,7 @@
  * acknowledged only after the commit), with 10 CMKs in the store and with 100 000; and the
  * process's resident memory with 100 000 CMKs.
  *
- *   node --expose-gc --max-old-space-size=512 dist/bench/kms.js [--quick] [--keys 100000] [--concurrency 256] [--writer worker|inline]
+ *   node --expose-gc --max-old-space-size=512 dist/bench/kms.js [--quick] [--keys 100000] [--concurrency 256] [--writer worker|inline|auto]
  *                                      [--key-cache N] [--malloc-arenas 2|default] [--json FILE]
  *
  * Requests run closed-loop with `concurrency` in flight (the group commit needs company to batch
@@ -28,7 +28,7 @@
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { performance } from "node:perf_hooks";
 import { parseArgs } from "node:util";
@@ -48,7 +48,8 @@ const { values } = parseArgs({
     quick: { type: "boolean", default: false },
     keys: { type: "string", default: "100000" },
     concurrency: { type: "string", default: "256" },
-    writer: { type: "string", default: "worker" },
+    // "auto": the library's default, by the cores the process may use (store/writer.ts).
+    writer: { type: "string", default: "auto" },
     "key-cache": { type: "string" },
     // As hsmkit serve does (src/crypto/allocator.ts); "default" leaves glibc's own limit.
     "malloc-arenas": { type: "string", default: "2" },
@@ -127,7 +128,7 @@ async function setup(): Promise<Setup> {
   const emulator = new Emulator({ slots: [{ token: { label: LABEL, soPin: "12345678", userPin: PIN } }], kdf: { N: 16, r: 1, p: 1 } });
   const backend = openBackend({ module: emulator, tokenLabel: LABEL, pin: PIN });
   const store = await openSqliteStore({
-    directory: dir, mac: { mac: (d) => backend.mac(d), verifyMac: (d, m) => backend.verifyMac(d, m) }, writer: values.writer as "worker" | "inline",
+    directory: dir, mac: { mac: (d) => backend.mac(d), verifyMac: (d, m) => backend.verifyMac(d, m) }, ...(values.writer === "auto" ? {} : { writer: values.writer as "worker" | "inline" }),
   });
   const kms = new Kms({
     backend, store, limits: { customKeysPerProject: 10_000_000 },
@@ -254,10 +255,13 @@ async function trials(s: Setup, storeKeys: string, spread?: string[]): Promise<R
 // V8 paces its major collections by this limit (see docs/BENCHMARKS.md): the process's peak
 // memory depends on it as much as on what the Kms keeps, so every report states it.
 const heapLimitMb = Math.round(getHeapStatistics().heap_size_limit / 1e6);
-const results: Record<string, unknown> = { concurrency: CONCURRENCY, malloc_arenas: arenasLimited ? arenas : null, heap_limit_mb: heapLimitMb, timing };
 const s = await setup();
+const results: Record<string, unknown> = {
+  concurrency: CONCURRENCY, malloc_arenas: arenasLimited ? arenas : null, heap_limit_mb: heapLimitMb, timing, cores: availableParallelism(), store_writer: s.store.writerMode,
+};
 try {
-  process.stdout.write(`hsmkit Kms on the emulator, audit on, ${CONCURRENCY} requests in flight; malloc arenas ${arenasLimited ? arenas : "glibc's default"}; V8 heap limit ${heapLimitMb} MB; pid ${process.pid}\n\n`);
+  process.stdout.write(`hsmkit Kms on the emulator, audit on, ${CONCURRENCY} requests in flight; ${availableParallelism()} core(s), store writer ${s.store.writerMode}; `
+    + `malloc arenas ${arenasLimited ? arenas : "glibc's default"}; V8 heap limit ${heapLimitMb} MB; pid ${process.pid}\n\n`);
   // Warm-up (JIT, caches, the store's writer), not measured.
   await closedLoop((i) => (i % 2 === 0
     ? s.kms.encryptData(ctx(), { keyId: s.hot[i % 10]!, plainText: KIB, ...CONTEXT })

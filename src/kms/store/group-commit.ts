@@ -3,8 +3,8 @@
  * a batch — everything queued, up to `maxBatch` — goes to the writer as one transaction. While a
  * transaction runs (its COMMIT waiting for the disk), new writes queue up and form the next batch,
  * so under load the batch grows by itself to what arrives during one commit, and durability costs
- * one fsync per batch, not per write. Each write's promise settles only after its batch's COMMIT has
- * returned (SQLite synchronous=FULL: the commit is on disk), never before.
+ * one fsync per batch, not per write. Each write's promise settles only after its batch's COMMIT
+ * is on disk (writer.ts), never before.
  *
  * Scheduling: the first write into an empty queue starts a batch on the next turn of the event
  * loop (setImmediate), so writes submitted in the same turn share it; `maxDelayMs` > 0 waits that

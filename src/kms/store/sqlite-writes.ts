@@ -233,7 +233,7 @@ export function reviveError(error: SerializedError): Error {
 
 /**
  * Opens the database file with the store's settings: WAL, synchronous=FULL (a commit is on disk
- * when COMMIT returns), foreign keys, secure_delete (deleted rows are overwritten, not left in free
+ * when COMMIT returns; the inline writer then hands the sync to wal-sync.ts), foreign keys, secure_delete (deleted rows are overwritten, not left in free
  * pages), a larger automatic-checkpoint interval, and a busy timeout for the rare moments a reader
  * meets a checkpoint.
  */
@@ -452,6 +452,16 @@ export class WriteExecutor {
     }
     // Not from Buffer's shared pool: the array crosses to the main thread by transfer.
     return { ok: true, results, firstSeq: head.seq + 1, hashes: this.#block.hashes(), ms: performance.now() - started };
+  }
+
+  /**
+   * Hands the log's fsync to the caller (wal-sync.ts): from now on COMMIT writes the batch's
+   * frames without syncing them (synchronous=NORMAL), and a batch is durable only once the caller
+   * has synced the log file this returns.
+   */
+  syncOutside(): string {
+    this.#db.pragma("synchronous = NORMAL");
+    return `${this.#db.name}-wal`;
   }
 
   close(): void {

@@ -1,11 +1,12 @@
 /**
- * The embedded KMS store: SQLite through better-sqlite3, in `<directory>/kms.sqlite` (WAL,
- * synchronous=FULL), behind the KmsStore interface (store.ts). docs/kms-store.md describes the
+ * The embedded KMS store: SQLite through better-sqlite3, in `<directory>/kms.sqlite` (WAL; a
+ * commit is on disk before it is acknowledged), behind the KmsStore interface (store.ts). docs/kms-store.md describes the
  * design; in short:
  *
  * - Writes are data (WriteOp) queued into a group commit (group-commit.ts) and run by one writer
- *   (sqlite-writes.ts) — on a worker thread by default — one transaction per batch. A write's
- *   promise resolves after its batch's COMMIT returned.
+ *   (sqlite-writes.ts) — on a worker thread when the process has a core for it, else on this one
+ *   (writer.ts) — one transaction per batch. A write's promise resolves after its batch's COMMIT
+ *   is on disk.
  * - Reads run on a read-only connection of this thread (sqlite-reads.ts).
  * - The audit chain's head lives in the writer, which gives each record its seq and chain value
  *   inside the transaction that commits it. This side follows the committed head from the batch
@@ -44,7 +45,8 @@ import {
   markFailureAudited, type AuditLog, type AuditSink, type GrantStore, type KeyStore, type KmsStore, type PrincipalStore, type ProjectStore,
   type StoreStats, type TagStore, type UsageStore,
 } from "./store.js";
-import { startInlineWriter, startWorkerWriter, type Writer, type WriterMode } from "./writer.js";
+import type { SyncFunction } from "./wal-sync.js";
+import { defaultWriterMode, startInlineWriter, startWorkerWriter, type Writer, type WriterMode } from "./writer.js";
 
 /** The database's file name inside the store directory. */
 export const DATABASE_FILE = "kms.sqlite";
@@ -54,7 +56,7 @@ export interface SqliteStoreOptions {
   directory: string;
   /** The checkpoint MAC (the token's HMAC key; audit/checkpoints.ts). */
   mac: AuditMac;
-  /** Where transactions run: "worker" (default) or "inline" (writer.ts). */
+  /** Where transactions run: "worker" or "inline" (writer.ts). Default: "worker" when the process may use more than one core, else "inline". */
   writer?: WriterMode;
   /** Batch size and delay (group-commit.ts). */
   groupCommit?: Partial<GroupCommitOptions>;
@@ -78,6 +80,8 @@ export interface SqliteStoreOptions {
   verifyOnOpen?: "tail" | "full";
   /** Another migration list (tests; "inline" writer only). */
   migrations?: readonly Migration[];
+  /** Stands in for the fdatasync of the write-ahead log (tests; "inline" writer only; wal-sync.ts). */
+  walSync?: SyncFunction;
 }
 
 const defaultWarn = (message: string): void => process.emitWarning(message, { code: "HSMKIT_KMS_STORE" });
@@ -131,9 +135,10 @@ function unwrap(result: StoreResult): unknown {
 
 /** Opens (creating and migrating as needed) the store in `options.directory`. */
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
-  const mode = options.writer ?? "worker";
+  const mode = options.writer ?? defaultWriterMode();
   if (mode !== "worker" && mode !== "inline") throw new TypeError(`writer must be "worker" or "inline", not ${String(mode)}`);
   if (options.migrations !== undefined && mode !== "inline") throw new TypeError("custom migrations need the inline writer");
+  if (options.walSync !== undefined && mode !== "inline") throw new TypeError("walSync needs the inline writer");
   if (typeof options.mac?.mac !== "function" || typeof options.mac.verifyMac !== "function") throw new TypeError("options.mac must provide mac() and verifyMac()");
   const policy: CheckpointPolicy = { ...DEFAULT_CHECKPOINT_POLICY, ...options.checkpoints };
   if (!Number.isSafeInteger(policy.everyRecords) || policy.everyRecords < 1) throw new RangeError("checkpoints.everyRecords must be a positive integer");
@@ -148,7 +153,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   let writer: Writer | undefined;
   let reader: SqliteReader | undefined;
   try {
-    writer = mode === "inline" ? startInlineWriter(path, options.migrations) : await startWorkerWriter(path);
+    writer = mode === "inline" ? startInlineWriter(path, options.migrations, options.walSync) : await startWorkerWriter(path);
     reader = new SqliteReader(openDatabase(path, { readonly: true }));
     const store = new SqliteStore(path, lock, writer, reader, options, policy, usageFlushMs, warn);
     if (options.verifyOnOpen === "full") {

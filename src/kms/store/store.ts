@@ -10,7 +10,7 @@
  *
  * Contract of every write:
  * - The returned promise resolves only after the transaction holding the write has committed
- *   durably (SQLite: COMMIT returned with synchronous=FULL in WAL mode). Writes are group-committed:
+ *   durably (SQLite: the COMMIT's write-ahead log frames are on disk). Writes are group-committed:
  *   those submitted while a commit is in progress go into the next transaction together.
  * - A write either happens completely or not at all, and fails with a KmsError carrying Huawei's
  *   code when the data refuses it (KMS.0207 key not found, KMS.1104 duplicate alias, KMS.1105 too
