@@ -24,9 +24,12 @@
  * default (~4 GB here) the cold-cache row peaks 60–80 MB higher on garbage not yet collected. The
  * report states the limit it ran with and the most resident memory seen in each row.
  *
- * Figures on a shared VM vary between runs; run under `taskset -c 0` for one core.
+ * Figures on a shared VM vary between runs, and the VM's own speed drifts: each row is reported
+ * beside a same-run peer (openssl speed, see peerRate) and as a ratio to it. Run under
+ * `taskset -c 0` for one core.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -213,12 +216,34 @@ function measuredLatencies(starts: number[], runs: number): LatencyStats {
 
 const ms = (us: number): number => round(us / 1000, 3);
 
-type Row = Measurement & { latency_ms: { p50: number; p99: number; max: number }; rss_max_mb: number };
+/**
+ * The same-run peer: `openssl speed -aead -evp aes-256-gcm -bytes 1024` (a TLS-like message each:
+ * IV, AAD, update, final, tag), one second on this process's cores just before and just after
+ * each row — the method and figure of ../shared/reference/baselines.md §3.2 (median 1 717.9 MB/s,
+ * 1.678 M messages/s, on this VM). The VM's speed drifts by tens of per cent over minutes (0.96–1.21
+ * M messages/s in three consecutive runs on 2026-11-30), so a row's ops/s means something only
+ * beside the peer measured with it. null where openssl cannot be run.
+ */
+const PEER_BASELINE = 1_717_900_000 / 1024;
+
+function peerRate(): number | null {
+  const run = spawnSync("openssl", ["speed", "-aead", "-evp", "aes-256-gcm", "-seconds", "1", "-bytes", "1024"], { encoding: "utf8", timeout: 30_000 });
+  const match = /AES-256-GCM\s+([\d.]+)k\s*$/m.exec(run.stdout ?? "");
+  return run.status === 0 && match !== null ? (Number(match[1]) * 1000) / 1024 : null;
+}
+
+type Row = Measurement & {
+  latency_ms: { p50: number; p99: number; max: number };
+  rss_max_mb: number;
+  /** openssl's AES-256-GCM 1 KiB messages/s around the row, the row's ops/s over it, and that peer over baselines.md's. */
+  peer: { openssl_gcm_1kib_per_s: number; ratio: number; machine_vs_baseline: number } | null;
+};
 
 async function trials(s: Setup, storeKeys: string, spread?: string[]): Promise<Row[]> {
   const blobs = await Promise.all(s.hot.map(async (keyId) => (await s.kms.encryptData(ctx(), { keyId, plainText: KIB, ...CONTEXT })).cipherText));
   const rows: Row[] = [];
   const row = async (op: string, body: (i: number) => Promise<unknown>): Promise<void> => {
+    const peerBefore = peerRate();
     latencies.length = 0;
     rssPeak.take();
     const starts: number[] = [];
@@ -235,8 +260,15 @@ async function trials(s: Setup, storeKeys: string, spread?: string[]): Promise<R
     }, timing);
     const latency = measuredLatencies(starts, timing.runs);
     const rssMax = rssPeak.take();
-    rows.push({ ...m, latency_ms: { p50: ms(latency.p50), p99: ms(latency.p99), max: ms(latency.max) }, rss_max_mb: rssMax });
-    process.stdout.write(`${storeKeys.padEnd(22)} ${op.padEnd(44)} ${String(m.ops_per_s).padStart(8)} ops/s   p50 ${ms(latency.p50).toFixed(2).padStart(6)} ms  p99 ${ms(latency.p99).toFixed(2).padStart(6)} ms  max ${ms(latency.max).toFixed(0).padStart(5)} ms   rss at most ${rssMax} MB\n`);
+    const peerAfter = peerRate();
+    const peer = peerBefore === null || peerAfter === null ? null : (peerBefore + peerAfter) / 2;
+    rows.push({
+      ...m, latency_ms: { p50: ms(latency.p50), p99: ms(latency.p99), max: ms(latency.max) }, rss_max_mb: rssMax,
+      peer: peer === null ? null : { openssl_gcm_1kib_per_s: Math.round(peer), ratio: round(m.ops_per_s / peer, 5), machine_vs_baseline: round(peer / PEER_BASELINE, 3) },
+    });
+    const peerText = peer === null ? "peer: openssl not run" : `peer ${(peer / 1e6).toFixed(2)}M/s (${Math.round(100 * peer / PEER_BASELINE)} %) ×${(m.ops_per_s / peer).toFixed(4)}`;
+    process.stdout.write(`${storeKeys.padEnd(14)} ${op.padEnd(36)} ${String(m.ops_per_s).padStart(7)} ops/s  p50 ${ms(latency.p50).toFixed(2).padStart(5)} ms  p99 ${ms(latency.p99).toFixed(1).padStart(5)} ms  `
+      + `max ${ms(latency.max).toFixed(0).padStart(4)} ms  rss≤${rssMax} MB  ${peerText}\n`);
   };
   await row("encrypt-data 1 KiB", (i) => s.kms.encryptData(ctx(), { keyId: s.hot[i % 10]!, plainText: KIB, ...CONTEXT }));
   await row("decrypt-data 1 KiB", (i) => s.kms.decryptData(ctx(), { cipherText: blobs[i % 10]!, ...CONTEXT }));
@@ -261,7 +293,9 @@ const results: Record<string, unknown> = {
 };
 try {
   process.stdout.write(`hsmkit Kms on the emulator, audit on, ${CONCURRENCY} requests in flight; ${availableParallelism()} core(s), store writer ${s.store.writerMode}; `
-    + `malloc arenas ${arenasLimited ? arenas : "glibc's default"}; V8 heap limit ${heapLimitMb} MB; pid ${process.pid}\n\n`);
+    + `malloc arenas ${arenasLimited ? arenas : "glibc's default"}; V8 heap limit ${heapLimitMb} MB; pid ${process.pid}\n`
+    + `peer: openssl speed -aead AES-256-GCM 1 KiB messages/s on these cores around each row (% of baselines.md's ${(PEER_BASELINE / 1e6).toFixed(3)}M/s); `
+    + `×: the row's ops/s over it (50 000 ops/s at the baseline's speed is ×${(50_000 / PEER_BASELINE).toFixed(4)})\n\n`);
   // Warm-up (JIT, caches, the store's writer), not measured.
   await closedLoop((i) => (i % 2 === 0
     ? s.kms.encryptData(ctx(), { keyId: s.hot[i % 10]!, plainText: KIB, ...CONTEXT })
