@@ -97,6 +97,32 @@ export const AUDIT_SCENARIOS: KmsScenario[] = [
     },
   },
   {
+    title: "paging through the log a record at a time ends: the pages read as far as the log reached at the first page, though each query is audited",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const { keyId } = await h.kms.createKey(alice, { keyAlias: "paged" });
+      for (let i = 0; i < 4; i++) await h.kms.encryptData(h.ctx("carol"), { keyId, plainText: "x" });
+      const head = (await h.store.audit.head()).seq;
+      const seen: AuditRecord[] = [];
+      let page = await h.kms.queryAuditLog(h.ctx("dave"), { limit: 1 });
+      t.is(page.throughSeq, head);
+      seen.push(...page.records);
+      for (let pages = 1; page.nextSeq !== null; pages++) {
+        if (pages > 2 * head) return t.fail(`still paging after ${pages} pages of a log of ${head} records`);
+        page = await h.kms.queryAuditLog(h.ctx("dave"), { limit: 1, afterSeq: page.nextSeq, throughSeq: page.throughSeq });
+        t.is(page.throughSeq, head);
+        seen.push(...page.records);
+      }
+      const project = (await h.store.audit.query({ projectId: P, throughSeq: head, limit: 1000 })).records;
+      t.true(project.length >= 6);
+      t.deepEqual(seen.map((r) => r.seq), project.map((r) => r.seq), "every record of the project once, up to the first page's end of the log");
+      // The queries are in the log all the same, and a new paging reads them.
+      const queries = (await h.kms.queryAuditLog(h.ctx("dave"), { action: "queryAuditLog", limit: 1000 })).records;
+      t.is(queries.length, project.length);
+      await rejects(t, h.kms.queryAuditLog(h.ctx("dave"), { throughSeq: -1 }), "KMS.1602");
+    },
+  },
+  {
     title: "a write the store fails inside its transaction (not a KmsError) leaves one failure record, not two",
     async run(t, h) {
       const key = await h.kms.createKey(h.ctx("alice"), { keyAlias: "faulty" });

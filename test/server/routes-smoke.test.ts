@@ -305,6 +305,20 @@ test("audit: query with paging, export as JSON lines, verify, key usage", async 
   t.like(page2, { next_marker: "", truncated: "false" });
   t.is((page2["records"] as unknown[]).length, 1);
   t.true((page2["records"] as Array<{ seq: number }>)[0]!.seq > (records[1]!["seq"] as number));
+  // A record at a time over the whole project: the paging ends, though every page is itself audited.
+  let marker: string | undefined;
+  let pages = 0;
+  const seqs: number[] = [];
+  do {
+    const page = await sdk("POST", "/audit/query", { limit: "1", ...(marker === undefined ? {} : { marker }) });
+    seqs.push(...(page["records"] as Array<{ seq: number }>).map((r) => r.seq));
+    marker = page["next_marker"] as string;
+    t.regex(marker, /^(\d+:\d+)?$/u);
+    if (++pages > 500) return t.fail("paging a record at a time did not end");
+  } while (marker !== "");
+  t.deepEqual(seqs, [...seqs].sort((a, b) => a - b));
+  t.is(new Set(seqs).size, seqs.length);
+  await refused(t, "/audit/query", { marker: "12:x" }, 400, "KMS.1602");
 
   // The SDK takes the 200 but keeps only JSON bodies; the text itself is read with a signed request.
   t.is((await sdk("POST", "/audit/export", { key_id: keyId })).httpStatusCode, 200);

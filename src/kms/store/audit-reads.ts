@@ -38,6 +38,7 @@ export class AuditBlockReader {
     const timeHighAt = (param: string): string => `(SELECT time_high FROM audit_blocks WHERE first_seq >= @${param} ORDER BY first_seq LIMIT 1)`;
     this.#s = {
       startAt: prepare("SELECT coalesce(max(first_seq), 0) FROM audit_blocks WHERE first_seq <= ?").pluck(),
+      headSeq: prepare("SELECT coalesce((SELECT last_seq FROM audit_blocks ORDER BY first_seq DESC LIMIT 1), 0)").pluck(),
       startAtTime: prepare("SELECT first_seq FROM audit_blocks WHERE time_high >= ? ORDER BY time_high, first_seq LIMIT 1").pluck(),
       blocks: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq >= ? AND ${timeWindow} ORDER BY b.first_seq LIMIT ${BLOCKS_PER_READ}`),
       // Blocks in log order, walked on audit_blocks_by_time rather than the table: time_high never
@@ -68,6 +69,11 @@ export class AuditBlockReader {
       block: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq = ? AND ${timeWindow}`),
       blockHolding: prepare("SELECT first_seq, bodies, hashes FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"),
     };
+  }
+
+  /** The seq of the log's last record (0 for an empty log). */
+  headSeq(): number {
+    return this.#s.headSeq.get() as number;
   }
 
   /**

@@ -293,6 +293,13 @@ export function checkAfterSeq(afterSeq: number | undefined): number {
   return afterSeq;
 }
 
+/** The audit query's bound (the first page's throughSeq), if given: a record seq, or 0; KMS.1602 for anything else. */
+export function checkThroughSeq(throughSeq: number | undefined): number | undefined {
+  if (throughSeq === undefined) return undefined;
+  if (!Number.isSafeInteger(throughSeq) || throughSeq < 0) throw new KmsError("KMS.1602", `throughSeq ${String(throughSeq)} is not an audit record seq`);
+  return throughSeq;
+}
+
 /**
  * An audit query's time bounds (`from`, `to`): ms since the epoch, non-negative safe integers, as
  * the HTTP schema admits them; KMS.0308 otherwise (the code the server gives those fields). A NaN

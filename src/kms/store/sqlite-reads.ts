@@ -20,7 +20,7 @@ import type {
   ProjectRecord, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
 import {
-  checkAfterSeq, checkLimit, checkTimeBounds, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
+  checkAfterSeq, checkThroughSeq, checkLimit, checkTimeBounds, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
   principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type CheckpointRow,
   type CredentialRow, type GrantRow, type KeyRaw, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
 } from "./rows.js";
@@ -273,12 +273,16 @@ export class SqliteReader {
   auditQuery(filter: AuditQuery): AuditPage {
     const limit = filter.limit === undefined ? 100 : checkLimit(filter.limit);
     const afterSeq = checkAfterSeq(filter.afterSeq);
+    const bound = checkThroughSeq(filter.throughSeq);
     checkTimeBounds(filter);
     const records: AuditRecord[] = [];
     let more = false;
+    let throughSeq = 0;
     // One snapshot for the page, however many blocks it reads.
     this.#db.transaction(() => {
+      throughSeq = bound ?? this.#audit.headSeq();
       for (const record of this.#audit.records({ ...filter, afterSeq })) {
+        if (record.seq > throughSeq) break;
         if (records.length === limit) {
           more = true;
           break;
@@ -286,7 +290,7 @@ export class SqliteReader {
         records.push(record);
       }
     })();
-    return { records, nextSeq: more ? records.at(-1)!.seq : null };
+    return { records, nextSeq: more ? records.at(-1)!.seq : null, throughSeq };
   }
 
   /** Audit records after `afterSeq` in seq order (the open-time checks). */

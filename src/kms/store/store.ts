@@ -247,6 +247,13 @@ export interface AuditQuery {
   to?: number | undefined;
   /** Records after this seq (paging: pass the previous page's nextSeq). */
   afterSeq?: number | undefined;
+  /**
+   * Records up to this seq only (paging: pass the first page's throughSeq). Without it, the log's
+   * end when the page is read. Every query is itself audited, so a paging that let each page
+   * reach the log's new end would meet the records of its own earlier pages, and with a small
+   * limit never finish.
+   */
+  throughSeq?: number | undefined;
   /** 1..1000, default 100. */
   limit?: number | undefined;
 }
@@ -255,6 +262,8 @@ export interface AuditPage {
   records: AuditRecord[];
   /** afterSeq for the next page; null when there is none. */
   nextSeq: number | null;
+  /** The end of the log this paging reads to: throughSeq for the next pages. */
+  throughSeq: number;
 }
 
 export interface AuditLog {

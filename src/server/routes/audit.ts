@@ -87,7 +87,7 @@ export const AUDIT_ROUTES: KmsRoute[] = [
     body: object({
       ...FILTERS,
       limit: integerString("1-1000 (default 100)"),
-      marker: string({ pattern: "^[0-9]{0,15}$", description: "The previous page's next_marker (a seq)" }),
+      marker: string({ pattern: "^([0-9]{1,15}(:[0-9]{1,15})?)?$", description: "The previous page's next_marker (the last seq read, and the end of the log as the first page found it)" }),
       sequence: SEQUENCE,
     }),
     response: object({
@@ -96,16 +96,19 @@ export const AUDIT_ROUTES: KmsRoute[] = [
       truncated: string({ description: "true: more pages follow" }),
     }),
     toRequest: ({ body }) => {
-      const marker = body["marker"] as string | undefined;
+      // "<after>:<through>": a page reads on from the last record of the previous one, and only as
+      // far as the log reached when the first page was read (store.ts AuditQuery.throughSeq).
+      const [after, through] = ((body["marker"] as string | undefined) ?? "").split(":");
       return {
         ...filters(body),
         limit: body["limit"] === undefined ? undefined : Number(body["limit"]),
-        afterSeq: marker === undefined || marker === "" ? undefined : Number(marker),
+        afterSeq: after === undefined || after === "" ? undefined : Number(after),
+        throughSeq: through === undefined ? undefined : Number(through),
       } satisfies Omit<AuditQuery, "projectId">;
     },
     toResponse: (result) => {
       const r = result as AuditPage;
-      return { records: r.records.map(recordBody), next_marker: r.nextSeq === null ? "" : String(r.nextSeq), truncated: String(r.nextSeq !== null) };
+      return { records: r.records.map(recordBody), next_marker: r.nextSeq === null ? "" : `${r.nextSeq}:${r.throughSeq}`, truncated: String(r.nextSeq !== null) };
     },
   },
   {
