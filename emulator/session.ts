@@ -12,6 +12,7 @@ import { CkrError } from "./errors.js";
 import { pkcs11 } from "./pkcs11.js";
 import type { Slot } from "./slot.js";
 import type { Viewer } from "./objects/access.js";
+import type { P11Object } from "./objects/object.js";
 import type { LoginState } from "./token.js";
 
 export type OperationKind = "encrypt" | "decrypt" | "digest" | "sign" | "verify" | "find";
@@ -28,6 +29,8 @@ export class Session implements Viewer {
    */
   private kind: OperationKind | undefined;
   private operation: ActiveOperation | undefined;
+  /** The object whose key the operation uses, held until the operation ends (P11Object.use). */
+  private key: P11Object | undefined;
 
   constructor(
     readonly handle: number,
@@ -52,13 +55,17 @@ export class Session implements Viewer {
     return this.rw ? CKS_RW_PUBLIC_SESSION : CKS_RO_PUBLIC_SESSION;
   }
 
-  begin<T extends ActiveOperation>(kind: OperationKind, operation: T): T {
+  begin<T extends ActiveOperation>(kind: OperationKind, operation: T, key?: P11Object): T {
     if (this.kind !== undefined) {
       operation.abort?.();
       throw new CkrError(pkcs11.CKR_OPERATION_ACTIVE, `a ${this.kind} operation is already active`);
     }
     this.kind = kind;
     this.operation = operation;
+    if (key !== undefined) {
+      key.use();
+      this.key = key;
+    }
     return operation;
   }
 
@@ -71,9 +78,15 @@ export class Session implements Viewer {
   end(kind: OperationKind): void {
     if (this.kind !== kind) return;
     const operation = this.operation;
+    const key = this.key;
     this.kind = undefined;
     this.operation = undefined;
-    operation?.abort?.();
+    this.key = undefined;
+    try {
+      operation?.abort?.();
+    } finally {
+      key?.unuse();
+    }
   }
 
   endAll(): void {

@@ -22,7 +22,7 @@ export function cipherInit(state: ModuleState, direction: Direction, sessionHand
   const key = state.key(session, keyHandle);
   checkKeyUse(key, family, mechanism, direction === "encrypt" ? P.CKA_ENCRYPT : P.CKA_DECRYPT);
   const operation = (direction === "encrypt" ? family.encrypt! : family.decrypt!)(key, mechanism);
-  session.begin(direction, operation);
+  session.begin(direction, operation, key);
 }
 
 function run<T>(state: ModuleState, direction: Direction, sessionHandle: unknown, body: (operation: CipherOperation) => T, finishes: boolean): T {

@@ -20,7 +20,7 @@ function init(state: ModuleState, kind: "sign" | "verify", sessionHandle: unknow
   const { mechanism, family } = mechanismArg(mechanismValue, kind);
   const key = state.key(session, keyHandle);
   checkKeyUse(key, family, mechanism, kind === "sign" ? P.CKA_SIGN : P.CKA_VERIFY);
-  session.begin(kind, kind === "sign" ? family.sign!(key, mechanism) : family.verify!(key, mechanism));
+  session.begin(kind, kind === "sign" ? family.sign!(key, mechanism) : family.verify!(key, mechanism), key);
 }
 
 function run<O, T>(state: ModuleState, kind: OperationKind, sessionHandle: unknown, body: (operation: O) => T, finishes: boolean): T {

@@ -74,8 +74,34 @@ export class P11Object {
   get revealable(): boolean {
     return !this.flag(P.CKA_SENSITIVE) && this.flag(P.CKA_EXTRACTABLE);
   }
-  /** Frees native key material. */
+  /**
+   * Operations (C_*Init to their end) that hold this object's key. An object destroyed meanwhile
+   * (C_DestroyObject, its session closed, a logout) keeps its key until the last of them ends: the
+   * operation runs on, as on SoftHSMv2, whose operations hold their own copy of the key. Before,
+   * an AES-GCM operation failed with CKR_KEY_HANDLE_INVALID there while CBC and HMAC ones, which
+   * keep an OpenSSL context of their own, carried on.
+   */
+  #users = 0;
+  #destroyPending = false;
+
+  /** An operation begins with this key. */
+  use(): void {
+    this.#users++;
+  }
+
+  /** An operation that began with this key has ended. */
+  unuse(): void {
+    if (--this.#users === 0 && this.#destroyPending) this.#release();
+  }
+
+  /** Frees native key material, once no operation holds it. */
   destroy(): void {
+    if (this.#users > 0) this.#destroyPending = true;
+    else this.#release();
+  }
+
+  #release(): void {
+    this.#destroyPending = false;
     if (this.material.kind === "secret") this.material.key.destroy();
     this.material = { kind: "none" };
   }

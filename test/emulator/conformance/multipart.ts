@@ -189,4 +189,49 @@ export const MULTIPART_SCENARIOS: Scenario[] = [
       t.is(p11.C_Encrypt(s, randomBytes(16), Buffer.alloc(64)).length, 32, "the failed C_*Init calls left no operation behind");
     },
   },
+  {
+    area: "multi-part",
+    title: "an operation whose key is destroyed after its C_*Init runs to its end (AES-GCM, AES-CBC, HMAC); the destroyed handle starts no new one",
+    run(t, token) {
+      const { p11 } = token;
+      if (!offers(t, token, P.CKM_AES_CBC)) return;
+      const s = userSession(token);
+      const value = randomBytes(32);
+      const iv = randomBytes(12);
+      const plaintext = randomBytes(40);
+      const reference = importSecret(token, s, value);
+      p11.C_EncryptInit(s, gcm(iv), reference);
+      const sealed = p11.C_Encrypt(s, plaintext, Buffer.alloc(128));
+
+      let key = importSecret(token, s, value);
+      p11.C_EncryptInit(s, gcm(iv), key);
+      p11.C_DestroyObject(s, key);
+      t.deepEqual(p11.C_Encrypt(s, plaintext, Buffer.alloc(128)), sealed, "AES-GCM C_Encrypt after the key was destroyed");
+      expectRv(t, () => p11.C_EncryptInit(s, gcm(iv), key),
+        byTarget(t, token, { emulator: P.CKR_KEY_HANDLE_INVALID, softhsm: P.CKR_OBJECT_HANDLE_INVALID }, "§5.8.1 lists CKR_KEY_HANDLE_INVALID for C_EncryptInit's key; SoftHSMv2 answers CKR_OBJECT_HANDLE_INVALID."),
+        "the destroyed handle");
+
+      key = importSecret(token, s, value);
+      p11.C_DecryptInit(s, gcm(iv), key);
+      const opened = p11.C_DecryptUpdate(s, sealed, Buffer.alloc(128));
+      p11.C_DestroyObject(s, key);
+      t.deepEqual(Buffer.concat([opened, p11.C_DecryptFinal(s, Buffer.alloc(128))]), plaintext, "AES-GCM C_DecryptFinal after the key was destroyed");
+
+      key = importSecret(token, s, value);
+      const cbcIv = randomBytes(16);
+      p11.C_EncryptInit(s, { mechanism: P.CKM_AES_CBC, parameter: cbcIv }, key);
+      const first = p11.C_EncryptUpdate(s, plaintext.subarray(0, 16), Buffer.alloc(64));
+      p11.C_DestroyObject(s, key);
+      const rest = Buffer.concat([p11.C_EncryptUpdate(s, plaintext.subarray(16, 32), Buffer.alloc(64)), p11.C_EncryptFinal(s, Buffer.alloc(64))]);
+      const check = importSecret(token, s, value);
+      p11.C_DecryptInit(s, { mechanism: P.CKM_AES_CBC, parameter: cbcIv }, check);
+      t.deepEqual(p11.C_Decrypt(s, Buffer.concat([first, rest]), Buffer.alloc(64)), plaintext.subarray(0, 32), "AES-CBC after the key was destroyed");
+
+      const hmacValue = randomBytes(32);
+      const hmac = hmacKey(token, s, hmacValue);
+      p11.C_SignInit(s, { mechanism: P.CKM_SHA256_HMAC }, hmac);
+      p11.C_DestroyObject(s, hmac);
+      t.deepEqual(p11.C_Sign(s, plaintext, Buffer.alloc(64)), createHmac("sha256", hmacValue).update(plaintext).digest(), "HMAC C_Sign after the key was destroyed");
+    },
+  },
 ];
