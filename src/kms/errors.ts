@@ -98,6 +98,7 @@ export const KMS_ERRORS = {
   "KMS.2101": { status: 400, message: "Invalid plain_text." },
   "KMS.2103": { status: 400, message: "Failed to verify the DEK hash." },
   "KMS.2104": { status: 400, message: "The length of plain_text does not match datakey_plain_length." },
+  "KMS.2105": { status: 400, message: "The symmetric key not support this encryption algorithm." },
   /** The one opaque decryption error: malformed blob, wrong key/version/context, tag failure alike. */
   "KMS.2201": { status: 400, message: "Invalid cipher_text." },
   "KMS.2203": { status: 400, message: "Failed to verify the DEK hash." },

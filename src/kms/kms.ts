@@ -170,10 +170,19 @@ function blobOf(value: unknown): Uint8Array {
   return value;
 }
 
+/**
+ * The encryption_algorithm values Huawei defines for asymmetric keys (SDK encrypt_data_request_body.py,
+ * decrypt_data_request_body.py, re_encrypt_request_body.py). Every key here is symmetric, so they
+ * are refused as Huawei refuses them on a symmetric key — KMS.2105, "The symmetric key not support
+ * this encryption algorithm" (error_code.rst) — which tells the client its algorithm exists but
+ * does not fit the key, where KMS.0308 would call a documented value invalid.
+ */
+const ASYMMETRIC_ENCRYPTION_ALGORITHMS: ReadonlySet<unknown> = new Set(["RSAES_OAEP_SHA_1", "RSAES_OAEP_SHA_256", "SM2_ENCRYPT"]);
+
 function checkAlgorithm(value: unknown): void {
-  if (value !== undefined && value !== "SYMMETRIC_DEFAULT") {
-    throw new KmsError("KMS.0308", "encryption_algorithm must be SYMMETRIC_DEFAULT for a symmetric key");
-  }
+  if (value === undefined || value === "SYMMETRIC_DEFAULT") return;
+  if (ASYMMETRIC_ENCRYPTION_ALGORITHMS.has(value)) throw new KmsError("KMS.2105", `encryption_algorithm ${String(value)} is for asymmetric keys`);
+  throw new KmsError("KMS.0308", "encryption_algorithm must be SYMMETRIC_DEFAULT for a symmetric key");
 }
 
 function bound(aad: string | undefined, context: Readonly<Record<string, string>> | undefined): BoundContext {

@@ -81,7 +81,8 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.encryptData(carol, { keyId: key.keyId, plainText: "é".repeat(2049) }), "KMS.2101", "4098 bytes of UTF-8");
       await rejects(t, h.kms.encryptData(carol, { keyId: key.keyId, plainText: "x", additionalAuthenticatedData: "a".repeat(129) }), "KMS.0308");
       await rejects(t, h.kms.encryptData(carol, { keyId: key.keyId, plainText: "x", encryptionContext: { a: 1 as unknown as string } }), "KMS.0208");
-      await rejects(t, h.kms.encryptData(carol, { keyId: key.keyId, plainText: "x", encryptionAlgorithm: "RSAES_OAEP_SHA_256" as "SYMMETRIC_DEFAULT" }), "KMS.0308");
+      await rejects(t, h.kms.encryptData(carol, { keyId: key.keyId, plainText: "x", encryptionAlgorithm: "RSAES_OAEP_SHA_256" as "SYMMETRIC_DEFAULT" }), "KMS.2105", "an asymmetric key's algorithm");
+      await rejects(t, h.kms.encryptData(carol, { keyId: key.keyId, plainText: "x", encryptionAlgorithm: "AES_256_GCM" as "SYMMETRIC_DEFAULT" }), "KMS.0308", "no algorithm of Huawei's");
     },
   },
   {

@@ -90,6 +90,23 @@ test("wrong types get the field's code", async (t) => {
   for (const [operation, body, code] of cases) await refused(t, post(operation, body), 400, code, `${operation} ${JSON.stringify(body).slice(0, 80)}`);
 });
 
+test("an encryption_algorithm Huawei defines for asymmetric keys is KMS.2105 on a symmetric key; a name it does not define is KMS.0308", async (t) => {
+  const sealed = await post("encrypt-data", { key_id: keyId, plain_text: "algorithms", encryption_algorithm: "SYMMETRIC_DEFAULT" });
+  t.is(sealed.status, 200, sealed.text);
+  const cipherText = sealed.json.cipher_text as string;
+  for (const algorithm of ["RSAES_OAEP_SHA_256", "RSAES_OAEP_SHA_1", "SM2_ENCRYPT"]) {
+    await refused(t, post("encrypt-data", { key_id: keyId, plain_text: "x", encryption_algorithm: algorithm }), 400, "KMS.2105", `encrypt-data ${algorithm}`);
+    await refused(t, post("decrypt-data", { cipher_text: cipherText, encryption_algorithm: algorithm }), 400, "KMS.2105", `decrypt-data ${algorithm}`);
+    await refused(t, post("re-encrypt", { cipher_text: cipherText, destination_key_id: keyId, source_encryption_algorithm: algorithm }), 400, "KMS.2105", `re-encrypt source ${algorithm}`);
+    await refused(t, post("re-encrypt", { cipher_text: cipherText, destination_key_id: keyId, destination_encryption_algorithm: algorithm }), 400, "KMS.2105", `re-encrypt destination ${algorithm}`);
+  }
+  for (const algorithm of ["AES_256_GCM", "symmetric_default", "", 5]) {
+    await refused(t, post("encrypt-data", { key_id: keyId, plain_text: "x", encryption_algorithm: algorithm }), 400, "KMS.0308", `encrypt-data ${JSON.stringify(algorithm)}`);
+  }
+  const opened = await post("decrypt-data", { cipher_text: cipherText, encryption_algorithm: "SYMMETRIC_DEFAULT" });
+  t.is(opened.json.plain_text, "algorithms", opened.text);
+});
+
 test("a tag key or value of the wrong type gets the Kms's tag code, not the enclosing field's", async (t) => {
   const cases: Array<[string, Record<string, unknown>, KmsErrorCode]> = [
     [`${keyId}/tags`, { tag: { key: 1, value: "v" } }, "KMS.0406"],
@@ -431,6 +448,29 @@ test("tokens: an expired one is KMS.0303, an altered or foreign one KMS.0302, an
   await refused(t, signedRequest(timed.url, { method: "POST", path: kmsPath(project, "list-keys"), body: "{}", identity: id }), 401, "APIGW.0301", "signed at the real time");
   const inServerTime = await signedRequest(timed.url, { method: "POST", path: kmsPath(project, "list-keys"), body: "{}", identity: id, time: clock });
   t.is(inServerTime.status, 200, inServerTime.text);
+});
+
+test("a disabled principal is unauthenticated, as IAM's disabled user: its token answered as a forged one (KMS.0302), its AK/SK as an unknown one (APIGW.0301)", async (t) => {
+  let clock = Date.now();
+  const timed = await startTestServer(t, { now: () => clock });
+  const user = await createPrincipal(timed, ["crypto_user"]);
+  const token = (await issueToken(timed.url, user, user.projectId)).headers.get("x-subject-token")!;
+  const signed = (identity: { ak: string; sk: string }): Promise<RawResponse> =>
+    signedRequest(timed.url, { method: "POST", path: kmsPath(user.projectId, "gen-random"), body: JSON.stringify({ random_data_length: "8" }), identity, time: clock });
+  t.is((await withToken(timed.url, token, user.projectId, "gen-random", { random_data_length: "8" })).status, 200);
+  t.is((await signed(user)).status, 200);
+
+  await timed.kmsService!.kms.admin.setPrincipalDisabled(user.userId, true);
+  // Past the authenticator's re-read interval (1 s) on the server's clock.
+  clock += 2_000;
+  const byToken = await withToken(timed.url, token, user.projectId, "gen-random", { random_data_length: "8" });
+  assertHuaweiError(t, byToken, 403, "KMS.0302", "a disabled principal's token");
+  const forged = await withToken(timed.url, "not-a-token", user.projectId, "gen-random", { random_data_length: "8" });
+  t.deepEqual(withoutRequestId(byToken), withoutRequestId(forged), "the same answer as a token that is not one");
+  const bySignature = await signed(user);
+  assertHuaweiError(t, bySignature, 401, "APIGW.0301", "a disabled principal's AK/SK");
+  t.deepEqual(withoutRequestId(bySignature), withoutRequestId(await signed({ ak: "NOSUCHAK000000000000", sk: user.sk })), "the same answer as an unknown AK");
+  await refused(t, issueToken(timed.url, user, user.projectId), 401, "APIGW.0301", "no new token for a disabled principal");
 });
 
 test("a token used on another project's URL is KMS.0321; so is an X-Project-Id that differs from the URL", async (t) => {

@@ -45,8 +45,13 @@ const ENCRYPTION_CONTEXT: JsonSchema = {
   additionalProperties: { type: "string" },
   description: "String → string, at most 8192 characters of JSON; bound into the ciphertext and repeated to decrypt",
 };
-/** Symmetric keys take SYMMETRIC_DEFAULT (AES-256-GCM) only; Huawei's asymmetric algorithms are not implemented. */
-const ALGORITHM = string({ enum: ["SYMMETRIC_DEFAULT"] });
+/**
+ * Any name reaches the Kms, which tells Huawei's asymmetric algorithms (KMS.2105: every key here is
+ * symmetric) from names Huawei does not define (KMS.0308); an enum here would give both KMS.0308.
+ */
+const ALGORITHM = string({
+  max: 64, description: "SYMMETRIC_DEFAULT (AES-256-GCM), the only algorithm of a symmetric key; RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256 and SM2_ENCRYPT are KMS.2105",
+});
 const LENGTH = integerString();
 
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;

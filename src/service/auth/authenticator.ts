@@ -15,6 +15,11 @@
  *   signatures seen is bounded; when it is full the oldest are forgotten and every request dated
  *   at or before the newest forgotten one is refused, so an evicted signature still cannot come back.
  * - Every failure of AK/SK authentication is the one APIGW.0301, whatever the cause.
+ * - A disabled principal is refused here, as IAM refuses a disabled user "through the management
+ *   console or programmatic access" (Huawei IAM user guide, "Viewing or Modifying IAM User
+ *   Information"): its AK/SK is APIGW.0301 like any bad credential, its tokens KMS.0302 like a
+ *   token that is not one of ours — also for a principal that no longer exists, so neither answer
+ *   tells whether it does. The principal's state is re-read after `refreshMs`, as a credential's.
  */
 import { destroyKey, importKey, type KeyHandle } from "../../crypto/keys.js";
 import { hmacSign, hmacVerify } from "../../crypto/hmac.js";
@@ -45,6 +50,11 @@ export interface Authenticated {
   method: string;
 }
 
+interface CachedPrincipal {
+  active: boolean;
+  readAt: number;
+}
+
 interface CachedCredential {
   principalId: string;
   domainId: string;
@@ -61,7 +71,7 @@ export interface AuthenticatorOptions {
   clockSkewSeconds: number;
   /** How long a credential's record is trusted before being read again, ms (default 1000). */
   refreshMs?: number;
-  /** Most credentials kept opened (default 10 000). */
+  /** Most credentials kept opened, and most token principals' states kept (default 10 000 each). */
   maxCredentials?: number;
   /** Accept each signature once within the skew window (default false: see above). */
   rejectReplays?: boolean;
@@ -74,6 +84,8 @@ const ENC = new TextEncoder();
 export class Authenticator {
   readonly #options: AuthenticatorOptions;
   readonly #credentials = new Map<string, CachedCredential>();
+  /** Whether a token's principal exists and is enabled, by principal id. */
+  readonly #principals = new Map<string, CachedPrincipal>();
   /** Signatures seen (first 16 hex digits) → their X-Sdk-Date (ms), in arrival order. */
   readonly #seen = new Map<string, number>();
   /** Requests dated at or before this (ms) are refused: their signatures may have been forgotten. */
@@ -115,12 +127,32 @@ export class Authenticator {
 
   close(): void {
     this.invalidate();
+    this.#principals.clear();
     this.#seen.clear();
   }
 
-  #token(token: string, now: number): Authenticated {
+  async #token(token: string, now: number): Promise<Authenticated> {
     const claims: TokenClaims = this.#options.tokens.verify(token, now);
+    if (!(this.#principalActiveNow(claims.principalId, now) ?? await this.#readPrincipal(claims.principalId, now))) {
+      throw new KmsError("KMS.0302", "token of a disabled or unknown principal");
+    }
     return { principalId: claims.principalId, domainId: claims.domainId, scopeProjectId: claims.projectId, method: "token" };
+  }
+
+  /** The cached state when fresh (no store read on the request path); undefined otherwise. */
+  #principalActiveNow(principalId: string, now: number): boolean | undefined {
+    const cached = this.#principals.get(principalId);
+    return cached !== undefined && now - cached.readAt <= (this.#options.refreshMs ?? 1000) ? cached.active : undefined;
+  }
+
+  async #readPrincipal(principalId: string, now: number): Promise<boolean> {
+    const principal = await this.#options.store.principals.get(principalId);
+    const active = principal !== undefined && !principal.disabled;
+    if (!this.#principals.has(principalId) && this.#principals.size >= (this.#options.maxCredentials ?? 10_000)) {
+      this.#principals.delete(this.#principals.keys().next().value as string);
+    }
+    this.#principals.set(principalId, { active, readAt: now });
+    return active;
   }
 
   async #aksk(evidence: Extract<AuthEvidence, { kind: "aksk" }>, now: number): Promise<Authenticated> {

@@ -7,7 +7,7 @@
  *
  * so that any thread or restart of the service verifies it without a token table, and nothing but
  * the HSM can mint one. A token is not revocable before it expires except by disabling its
- * principal (the Kms refuses a disabled principal everything).
+ * principal (the authenticator then answers its tokens as invalid ones).
  */
 import { randomBytes } from "node:crypto";
 import type { KmsBackend } from "../../kms/backend/backend.js";
