@@ -5,6 +5,7 @@
  */
 import { Command } from "commander";
 import { configFromEnv, configFromFile, ENV_NAMES, maskConfig, type ConfigOverrides } from "../config/config.js";
+import { warnAboutPinFile } from "./kms-client.js";
 import { action, integerIn, print, table } from "./output.js";
 import { serveConfig, serveOverrides, type ServeFlags } from "./serve.js";
 
@@ -42,6 +43,7 @@ function envName(path: string, env: NodeJS.ProcessEnv): string | undefined {
 
 function show(flags: ConfigFlags): void {
   const config = serveConfig(flags);
+  warnAboutPinFile(config);
   const env = process.env;
   const file = flags.config ?? (env["HSMKIT_CONFIG"] || undefined);
   const fromFile = file !== undefined ? configFromFile(file) : {};

@@ -13,9 +13,10 @@
  */
 import { readFileSync, realpathSync, writeFileSync } from "node:fs";
 import { Command, InvalidArgumentError, Option } from "commander";
+import { MAX_BLOB_BYTES, MAX_PLAINTEXT_BYTES } from "../kms/envelope/blob.js";
 import { writeFileAtomic } from "../util/atomic-file.js";
 import { addClientOptions, withClient, type ClientFlags } from "./kms-client.js";
-import { action, collect, fields, integerIn, keyValues, print, UsageError } from "./output.js";
+import { action, collect, CommandLineError, fields, integerIn, keyValues, print, UsageError } from "./output.js";
 
 /** What the ciphertext is bound to: repeated at decryption. */
 interface BindingFlags {
@@ -38,17 +39,20 @@ function addBindingOptions(command: Command, verb: string): Command {
 }
 
 async function readStdin(what: string): Promise<Buffer> {
-  if (process.stdin.isTTY) throw new UsageError(`no ${what}: give it as an option or pipe it on stdin`);
+  if (process.stdin.isTTY) throw new CommandLineError(`no ${what}: give it as an option or pipe it on stdin`);
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
 }
 
+/** The file --in names; one that is not there (or not a file) is a mistake in the command line. */
 function readInput(file: string): Buffer {
   try {
     return readFileSync(file);
   } catch (error) {
-    throw new UsageError(`cannot read ${file}: ${(error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const message = `cannot read ${file}: ${(error as Error).message}`;
+    throw code === "ENOENT" || code === "EISDIR" || code === "ENOTDIR" ? new CommandLineError(message) : new UsageError(message);
   }
 }
 
@@ -73,6 +77,9 @@ function existingTarget(file: string): string {
     return file;
   }
 }
+
+/** The longest encrypt-data blob in base64: that of a MAX_PLAINTEXT_BYTES plaintext. */
+const MAX_BLOB_CHARS = 4 * Math.ceil(MAX_BLOB_BYTES / 3);
 
 /** ignoreBOM: a leading U+FEFF is part of the text, and decrypt must give back every byte. */
 const UTF8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -100,8 +107,15 @@ interface EncryptFlags extends ClientFlags, BindingFlags {
 }
 
 async function encrypt(flags: EncryptFlags): Promise<void> {
-  if (flags.text !== undefined && flags.in !== undefined) throw new UsageError("give --text or --in, not both");
+  if (flags.text !== undefined && flags.in !== undefined) throw new CommandLineError("give --text or --in, not both");
+  const binding = bindingBody(flags);
   const bytes = flags.text !== undefined ? Buffer.from(flags.text, "utf8") : flags.in !== undefined ? readInput(flags.in) : await readStdin("plaintext");
+  // Checked here, not left to the KMS: past the server's body limit (server.bodyLimitBytes) the
+  // answer is a bare KMS.0203 that says nothing of this limit, nor of the way around it.
+  if (bytes.length > MAX_PLAINTEXT_BYTES) {
+    throw new UsageError(`the plaintext is ${bytes.length} bytes, and encrypt takes at most ${MAX_PLAINTEXT_BYTES}: ` +
+      "for more, encrypt it locally under a data key and keep the sealed key beside it (hsmkit datakey --help)");
+  }
   let text: string;
   try {
     text = UTF8.decode(bytes);
@@ -110,7 +124,7 @@ async function encrypt(flags: EncryptFlags): Promise<void> {
       "(base64 FILE | hsmkit encrypt …), or encrypt it under a data key (hsmkit datakey --help)");
   }
   await withClient(flags, async (client) => {
-    const body = await client.call({ method: "POST", path: "/encrypt-data" }, { body: { key_id: flags.key, plain_text: text, ...bindingBody(flags) } });
+    const body = await client.call({ method: "POST", path: "/encrypt-data" }, { body: { key_id: flags.key, plain_text: text, ...binding } });
     const blob = String(body["cipher_text"]);
     if (flags.out !== undefined) {
       writeOutput(flags.out, blob + "\n", false);
@@ -130,11 +144,18 @@ interface DecryptFlags extends ClientFlags, BindingFlags {
 }
 
 async function decrypt(flags: DecryptFlags): Promise<void> {
-  if (flags.blob !== undefined && flags.in !== undefined) throw new UsageError("give --blob or --in, not both");
+  if (flags.blob !== undefined && flags.in !== undefined) throw new CommandLineError("give --blob or --in, not both");
+  const binding = bindingBody(flags);
   const blob = (flags.blob ?? (flags.in !== undefined ? readInput(flags.in) : await readStdin("ciphertext blob")).toString("utf8")).trim();
   if (blob.length === 0) throw new UsageError("the ciphertext blob is empty");
+  // A longer one is no blob of `hsmkit encrypt` (most likely the wrong file), and a server would
+  // refuse it as KMS.0203, too large, rather than say so.
+  if (blob.length > MAX_BLOB_CHARS) {
+    throw new UsageError(`the ciphertext blob is ${blob.length} characters, and those of hsmkit encrypt are at most ${MAX_BLOB_CHARS} ` +
+      "(base64): give the blob hsmkit encrypt printed, or the file its --out wrote");
+  }
   await withClient(flags, async (client) => {
-    const body = await client.call({ method: "POST", path: "/decrypt-data" }, { body: { cipher_text: blob, ...bindingBody(flags) } });
+    const body = await client.call({ method: "POST", path: "/decrypt-data" }, { body: { cipher_text: blob, ...binding } });
     if (flags.json) {
       if (flags.out !== undefined) writeOutput(flags.out, JSON.stringify(body, null, 2) + "\n", true);
       else print(flags, body, []);
@@ -162,7 +183,8 @@ interface DatakeyFlags extends ClientFlags, BindingFlags {
 }
 
 async function datakey(flags: DatakeyFlags): Promise<void> {
-  if (flags.bits !== undefined && flags.spec !== undefined) throw new UsageError("give --bits or --spec, not both");
+  if (flags.bits !== undefined && flags.spec !== undefined) throw new CommandLineError("give --bits or --spec, not both");
+  const binding = bindingBody(flags);
   const path = flags.plaintext ? "/create-datakey" : "/create-datakey-without-plaintext";
   await withClient(flags, async (client) => {
     const body = await client.call({ method: "POST", path }, {
@@ -170,7 +192,7 @@ async function datakey(flags: DatakeyFlags): Promise<void> {
         key_id: flags.key,
         ...(flags.bits !== undefined ? { datakey_length: String(flags.bits) } : {}),
         ...(flags.spec !== undefined ? { key_spec: flags.spec } : {}),
-        ...bindingBody(flags),
+        ...binding,
       },
     });
     print(flags, body, fields([

@@ -6,7 +6,7 @@
 import { Command, InvalidArgumentError, Option } from "commander";
 import { GRANT_OPERATIONS } from "../kms/types.js";
 import { addClientOptions, withClient, type ClientFlags, type KmsClient } from "./kms-client.js";
-import { action, integerIn, isoTime, print, table } from "./output.js";
+import { action, CommandLineError, integerIn, isoTime, print, table } from "./output.js";
 
 function parseOperations(value: string): string[] {
   const operations = value.split(",").map((s) => s.trim()).filter((s) => s.length > 0);
@@ -121,8 +121,8 @@ Examples:
   hsmkit grants list billing
   hsmkit grants list billing --json --endpoint http://127.0.0.1:8731
   hsmkit grants list --retirable --credentials app-credentials.json`)
-    .action(action(async (key: string | undefined, flags: ClientFlags & { retirable?: boolean; limit?: number }, command: Command) => {
-      if (key === undefined && !flags.retirable) command.error("error: give a key, or --retirable", { exitCode: 1 });
+    .action(action(async (key: string | undefined, flags: ClientFlags & { retirable?: boolean; limit?: number }) => {
+      if ((key === undefined) === !flags.retirable) throw new CommandLineError("give a key, or --retirable (not both)");
       await list(key, flags);
     }));
 

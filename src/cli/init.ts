@@ -10,7 +10,7 @@ import { Command } from "commander";
 import { KmsService } from "../service/service.js";
 import { CREDENTIALS_FILE } from "../service/identity.js";
 import { requireCreatableDataDirectory } from "./data-dir.js";
-import { commandConfig, configuredUrl, isLockError, STDERR_LOG } from "./kms-client.js";
+import { commandConfig, configuredUrl, isLockError, STDERR_LOG, warnAboutPinFile } from "./kms-client.js";
 import { action, fields, print, UsageError } from "./output.js";
 
 interface InitFlags {
@@ -23,6 +23,7 @@ interface InitFlags {
 async function init(flags: InitFlags): Promise<void> {
   const config = commandConfig(flags);
   requireCreatableDataDirectory(config);
+  warnAboutPinFile(config);
   const existed = existsSync(join(config.data, CREDENTIALS_FILE));
   let service: KmsService;
   try {

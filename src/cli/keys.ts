@@ -5,7 +5,7 @@
  * body as JSON with --json. No subcommand ever prints key material: the KMS never returns any.
  */
 import { Command, InvalidArgumentError } from "commander";
-import { action, fields, integerIn, isoTime, print, table, UsageError } from "./output.js";
+import { action, CommandLineError, fields, integerIn, isoTime, print, table } from "./output.js";
 import { addClientOptions, withClient, type ClientFlags, type KmsClient, type WireBody } from "./kms-client.js";
 
 /** Huawei's key_state numbers, in words. */
@@ -158,7 +158,7 @@ interface RotateFlags extends ClientFlags {
 async function rotate(key: string, flags: RotateFlags): Promise<void> {
   const chosen = [flags.enable, flags.disable, flags.status].filter(Boolean).length;
   if (chosen > 1 || (flags.interval !== undefined && (flags.disable || flags.status))) {
-    throw new UsageError("give one of --enable [--interval DAYS], --interval DAYS, --disable, --status; or none to rotate now");
+    throw new CommandLineError("give one of --enable [--interval DAYS], --interval DAYS, --disable, --status; or none to rotate now");
   }
   await withClient(flags, async (client) => {
     if (chosen === 0 && flags.interval === undefined) {
@@ -180,7 +180,7 @@ async function rotate(key: string, flags: RotateFlags): Promise<void> {
 function parseTags(pairs: readonly string[]): Array<{ key: string; value: string }> {
   return pairs.map((pair) => {
     const at = pair.indexOf("=");
-    if (at <= 0) throw new UsageError(`tags are key=value, not "${pair}"`);
+    if (at <= 0) throw new CommandLineError(`tags are key=value, not "${pair}"`);
     return { key: pair.slice(0, at), value: pair.slice(at + 1) };
   });
 }

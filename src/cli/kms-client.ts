@@ -17,7 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import type { Command } from "commander";
-import { loadConfig, type HsmkitConfig } from "../config/config.js";
+import { loadConfig, pinFileWarning, type HsmkitConfig } from "../config/config.js";
 import { KMS_ERRORS, KmsError } from "../kms/errors.js";
 import type { JsonSchema, KmsRoute, RouteInput } from "../server/route.js";
 import { signRequest } from "../service/auth/sdk-hmac-sha256.js";
@@ -84,6 +84,15 @@ export interface ConnectOptions {
 /** The effective configuration of a command's flags (data directory and config file). */
 export function commandConfig(options: { data?: string | undefined; config?: string | undefined }): Readonly<HsmkitConfig> {
   return loadConfig({ file: options.config, overrides: options.data === undefined ? {} : { data: options.data } });
+}
+
+/**
+ * Warns on stderr when the PIN file is open to other users. Called by the commands that read the
+ * PIN (before they do, so the warning precedes whatever the token says), and by `hsmkit config`.
+ */
+export function warnAboutPinFile(config: Readonly<HsmkitConfig>): void {
+  const warning = pinFileWarning(config);
+  if (warning !== undefined) process.stderr.write(`hsmkit: warning: ${warning}\n`);
 }
 
 /** The URL a server on this configuration answers at (for hints). */
@@ -238,6 +247,7 @@ export class DirectClient implements KmsClient {
     const [{ KmsService }, { KMS_ROUTES }, { requireInitializedDataDirectory }] =
       await Promise.all([import("../service/service.js"), import("../server/routes/index.js"), import("./data-dir.js")]);
     requireInitializedDataDirectory(config);
+    warnAboutPinFile(config);
     let service: KmsService;
     try {
       service = await KmsService.open(config, { sweep: false, log: STDERR_LOG });

@@ -11,9 +11,15 @@ import { KmsError } from "../kms/errors.js";
 import { StoreError } from "../kms/store/errors.js";
 import { TokenFileError } from "../../emulator/store/errors.js";
 import { ConnectError, isLockError, KmsCallError } from "./kms-client.js";
+import { CommandLineError, reportCommandLineError } from "./program.js";
 
-/** A failure to report in one line (and exit 1), as opposed to a defect with a stack. */
+/**
+ * A command that ran and failed, reported in one line with exit status 1 (as opposed to a defect
+ * with a stack). Despite the name, not for a mistake in the command line: that is CommandLineError.
+ */
 export class UsageError extends Error {}
+
+export { CommandLineError };
 
 /** Rows of cells as aligned columns; the first row is the header. */
 export function table(rows: readonly (readonly string[])[]): string[] {
@@ -58,7 +64,7 @@ export function keyValues(pairs: readonly string[] | undefined, what: string): R
   const out: Record<string, string> = {};
   for (const pair of pairs) {
     const at = pair.indexOf("=");
-    if (at <= 0) throw new UsageError(`${what} takes key=value, not "${pair}"`);
+    if (at <= 0) throw new CommandLineError(`${what} takes key=value, not "${pair}"`);
     out[pair.slice(0, at)] = pair.slice(at + 1);
   }
   return out;
@@ -76,6 +82,8 @@ export function callErrorMessage(error: KmsCallError): string {
 const HINTS: Record<string, string> = {
   "APIGW.0301": "The server refused the signature: use the credentials of that server's data directory (--credentials <data>/credentials.json) and check both clocks.",
   "APIGW.0101": "The server has no such API: is --endpoint an hsmkit server of this version?",
+  "KMS.0203": "The request is over the server's body limit (its server.bodyLimitBytes, 65536 by default), or an audit export over " +
+    "100 000 lines (narrow it with --since/--until). encrypt takes at most 4096 bytes: for more, use a data key (hsmkit datakey --help).",
   "KMS.0209": "Enable the key first: hsmkit keys enable <key>.",
   "KMS.0210": "The key is scheduled for deletion: hsmkit keys cancel-deletion <key> keeps it (it is then disabled).",
   "KMS.0306": "The identity in the credentials file lacks a role or grant for this.",
@@ -86,13 +94,17 @@ const HINTS: Record<string, string> = {
 
 /**
  * Wraps a command body: expected failures print `hsmkit: <message>` on stderr and set exit status
- * 1; defects propagate.
+ * 1, a CommandLineError 2 with the usage hint; defects propagate.
  */
 export function action<T extends unknown[]>(body: (...args: T) => void | Promise<void>): (...args: T) => Promise<void> {
   return async (...args: T) => {
     try {
       await body(...args);
     } catch (error) {
+      if (error instanceof CommandLineError) {
+        reportCommandLineError(error);
+        return;
+      }
       const message = expectedFailure(error);
       if (message === undefined) throw error;
       process.stderr.write(`hsmkit: ${message}\n`);

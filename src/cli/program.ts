@@ -26,6 +26,23 @@ const COMMANDS: Record<string, () => Promise<Command[]>> = {
   users: async () => [(await import("./users.js")).usersCommand()],
 };
 
+/** What follows a usage error, commander's or a CommandLineError. */
+const USAGE_HINT = "(run with --help for usage)";
+
+/**
+ * A command line that cannot run as given, found by a command's own checks rather than by
+ * commander's (options that exclude each other, a value no option parser sees, an input file that
+ * is not there). Reported as commander reports its own: exit status 2 and the usage hint, so a
+ * script can tell "called it wrong" from "it ran and failed" (1).
+ */
+export class CommandLineError extends Error {}
+
+/** Reports a CommandLineError: one line, the hint, exit status 2. */
+export function reportCommandLineError(error: CommandLineError): void {
+  process.stderr.write(`hsmkit: ${error.message}\n${USAGE_HINT}\n`);
+  process.exitCode = 2;
+}
+
 /**
  * What addCommand does not pass down: the hint after a usage error, and its exit status. Commander
  * exits 1 for an unknown option or command and a missing or invalid argument; hsmkit keeps 1 for a
@@ -34,7 +51,7 @@ const COMMANDS: Record<string, () => Promise<Command[]>> = {
  */
 function usageErrorsExit2(command: Command): void {
   command
-    .showHelpAfterError("(run with --help for usage)")
+    .showHelpAfterError(USAGE_HINT)
     .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
   for (const sub of command.commands) usageErrorsExit2(sub);
 }

@@ -12,7 +12,7 @@ import { Command } from "commander";
 import { loadConfig, type ConfigOverrides, type HsmkitConfig } from "../config/config.js";
 import type { RunningServer } from "../server/server.js";
 import { CREDENTIALS_FILE, readCredentials, type Credentials } from "../service/identity.js";
-import { isLockError } from "./kms-client.js";
+import { isLockError, warnAboutPinFile } from "./kms-client.js";
 import { action, integerIn, UsageError } from "./output.js";
 
 export interface ServeFlags {
@@ -55,6 +55,8 @@ async function serve(flags: ServeFlags): Promise<void> {
   const config = serveConfig(flags);
   // Imported here: `hsmkit config` shares this module and needs none of the server.
   (await import("./data-dir.js")).requireCreatableDataDirectory(config);
+  // Before anything starts, on stderr: the terminal of whoever starts it, or the journal or container log that keeps it.
+  warnAboutPinFile(config);
   const { limitMallocArenas } = await import("../crypto/allocator.js");
   // Before the server's threads start allocating (src/crypto/allocator.ts: tens of MB resident).
   limitMallocArenas();

@@ -19,6 +19,7 @@ import { MAX_SLOT } from "../../emulator/store/layout.js";
 import { TokenDirectory } from "../../emulator/store/token-directory.js";
 import { checkKdf } from "../../emulator/store/token-record.js";
 import { DEFAULT_KDF, MAX_PIN, MIN_PIN, type KdfParams } from "../../emulator/token.js";
+import { CommandLineError, reportCommandLineError } from "./program.js";
 
 const P = pkcs11;
 
@@ -121,9 +122,9 @@ function addCommon(command: Command): Command {
 
 /** The one token the selector names (or the only token, when none is given). */
 function select(summary: DirectorySummary, selector: Selector): TokenSummary {
-  if (!summary.exists) throw new UsageError(`no token directory at ${summary.path}`);
   const given = [selector.slot !== undefined, selector.label !== undefined, selector.serial !== undefined].filter(Boolean).length;
-  if (given > 1) throw new UsageError("give one of --slot, --label, --serial");
+  if (given > 1) throw new CommandLineError("give one of --slot, --label, --serial");
+  if (!summary.exists) throw new UsageError(`no token directory at ${summary.path}`);
   const matches = summary.tokens.filter((token) =>
     selector.slot !== undefined ? token.slot === selector.slot
       : selector.label !== undefined ? token.label === selector.label
@@ -182,7 +183,7 @@ interface InitOptions extends Common, Selector {
 
 async function init(options: InitOptions): Promise<void> {
   if (options.label === undefined) throw new UsageError("--label is required");
-  if (Buffer.byteLength(options.label, "utf8") > 32) throw new UsageError("token labels are at most 32 bytes");
+  if (Buffer.byteLength(options.label, "utf8") > 32) throw new CommandLineError("token labels are at most 32 bytes");
   const before = inspectTokenDirectory(options.dir);
   let slot = options.slot;
   if (slot === undefined) {
@@ -353,12 +354,16 @@ function remove(options: Common & Selector): void {
     [`Deleted token "${token.label}" (serial ${token.serial}) from slot ${token.slot} of ${summary.path}`]);
 }
 
-/** Runs a command body; expected failures print one line and set exit status 1. */
+/** Runs a command body; expected failures print one line and set exit status 1 (a CommandLineError: 2). */
 function action<T extends unknown[]>(body: (...args: T) => void | Promise<void>): (...args: T) => Promise<void> {
   return async (...args: T) => {
     try {
       await body(...args);
     } catch (error) {
+      if (error instanceof CommandLineError) {
+        reportCommandLineError(error);
+        return;
+      }
       if (error instanceof UsageError || error instanceof TokenDirectoryLockedError || error instanceof TokenFileError) {
         process.stderr.write(`hsmkit: ${error.message}\n`);
         process.exitCode = 1;

@@ -7,7 +7,7 @@
  * `--credentials FILE` and the SDKs take.
  */
 import { existsSync } from "node:fs";
-import { Command } from "commander";
+import { Command, InvalidArgumentError } from "commander";
 import { sealCredentialSecret } from "../kms/store/secrets.js";
 import { ROLES, type Role } from "../kms/types.js";
 import { credentialSealer } from "../service/auth/credential-sealer.js";
@@ -15,8 +15,8 @@ import { newAccessKeyPair, newId, type Credentials } from "../service/identity.j
 import { KmsService } from "../service/service.js";
 import { writeFileAtomic } from "../util/atomic-file.js";
 import { requireInitializedDataDirectory } from "./data-dir.js";
-import { commandConfig, isLockError, STDERR_LOG } from "./kms-client.js";
-import { action, fields, isoTime, print, table, UsageError } from "./output.js";
+import { commandConfig, isLockError, STDERR_LOG, warnAboutPinFile } from "./kms-client.js";
+import { action, CommandLineError, fields, isoTime, print, table, UsageError } from "./output.js";
 
 interface DataFlags {
   data?: string;
@@ -29,6 +29,7 @@ const BY = { source: "cli", principalId: "cli-admin" };
 async function withService<T>(flags: DataFlags, body: (service: KmsService) => Promise<T>): Promise<T> {
   const config = commandConfig(flags);
   requireInitializedDataDirectory(config);
+  warnAboutPinFile(config);
   let service: KmsService;
   try {
     service = await KmsService.open(config, { sweep: false, log: STDERR_LOG });
@@ -45,15 +46,16 @@ async function withService<T>(flags: DataFlags, body: (service: KmsService) => P
   }
 }
 
+/** A commander parser: what it throws must be InvalidArgumentError, or commander lets it out with a stack. */
 function parseRoles(value: string): Role[] {
   const roles = value.split(",").map((r) => r.trim()).filter(Boolean);
-  for (const role of roles) if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`unknown role ${role}: choose from ${ROLES.join(", ")}`);
+  for (const role of roles) if (!(ROLES as readonly string[]).includes(role)) throw new InvalidArgumentError(`unknown role ${role}: choose from ${ROLES.join(", ")}`);
   return roles as Role[];
 }
 
 async function create(name: string, flags: DataFlags & { roles?: Role[]; project?: string; out?: string; force?: boolean }): Promise<void> {
-  if (!/^[A-Za-z0-9._-]{1,64}$/u.test(name)) throw new UsageError("the name must be 1-64 letters, digits, . _ -");
-  if (flags.out !== undefined && existsSync(flags.out) && flags.force !== true) throw new UsageError(`${flags.out} exists: choose another --out, or --force to replace it`);
+  if (!/^[A-Za-z0-9._-]{1,64}$/u.test(name)) throw new CommandLineError("the name must be 1-64 letters, digits, . _ -");
+  if (flags.out !== undefined && existsSync(flags.out) && flags.force !== true) throw new CommandLineError(`${flags.out} exists: choose another --out, or --force to replace it`);
   await withService(flags, async (service) => {
     const projectId = flags.project ?? service.credentials.project_id;
     const project = await service.kms.store.projects.get(projectId);

@@ -7,7 +7,7 @@
  * HSMKIT_TOKEN_MODULE → token.module; the short forms HSMKIT_HOST, HSMKIT_PORT, HSMKIT_DATA and
  * HSMKIT_PIN (the issue's and `hsmkit bench`'s names) are accepted too. ENV_NAMES lists them all.
  */
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { DEFAULT_LIMITS, DEFAULT_TUNABLES, resolveKmsConfig, type KmsLimits, type KmsTunables } from "../kms/config.js";
 
@@ -63,7 +63,10 @@ export interface TokenConfig {
   label: string;
   /** The user PIN. Prefer pinFile or HSMKIT_TOKEN_PIN; never printed. For the emulator, absent: generated on first start into <data>/token-pin. */
   pin?: string | undefined;
-  /** A file holding the user PIN (trailing newline ignored). */
+  /**
+   * A file holding the user PIN on its first line (a CRLF or LF ending and a UTF-8 byte order mark
+   * are not part of it). Keep it mode 0600: the CLI warns when other users may read it.
+   */
   pinFile?: string | undefined;
   /** PKCS#11 sessions the KMS keeps open (default 4). */
   sessions: number;
@@ -340,19 +343,47 @@ export function maskConfig(config: Readonly<HsmkitConfig>): HsmkitConfig {
   return copy;
 }
 
-/** The token's user PIN from the configuration (pin, or pinFile's first line); undefined when neither is set. */
+/**
+ * The token's user PIN from the configuration (pin, or pinFile's first line); undefined when neither
+ * is set. Only the first line: what an editor or `echo` adds after the PIN (a blank line, CRLF, a
+ * byte order mark) would otherwise become part of it, and a wrong PIN counts towards the token's
+ * lockout. No message ever quotes the file's content.
+ */
 export function configuredPin(config: Readonly<HsmkitConfig>): string | undefined {
   if (config.token.pin !== undefined) return config.token.pin;
-  if (config.token.pinFile !== undefined) {
-    let text: string;
-    try {
-      text = readFileSync(config.token.pinFile, "utf8");
-    } catch (error) {
-      throw new ConfigError(`cannot read token.pinFile ${config.token.pinFile}: ${(error as Error).message}`);
-    }
-    const pin = text.replace(/\r?\n$/u, "");
-    if (pin.length === 0) throw new ConfigError(`token.pinFile ${config.token.pinFile} is empty`);
-    return pin;
+  const file = config.token.pinFile;
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EISDIR") throw new ConfigError(`token.pinFile ${file} is a directory: name the file that holds the PIN`);
+    throw new ConfigError(`cannot read token.pinFile ${file}: ${(error as Error).message}; check token.pinFile (or HSMKIT_TOKEN_PIN_FILE)`);
   }
-  return undefined;
+  const pin = text.replace(/^\uFEFF/u, "").split(/\r?\n/u, 1)[0]!;
+  if (pin.length === 0) throw new ConfigError(`token.pinFile ${file} ${/^[\uFEFF\r\n]*$/u.test(text) ? "is empty" : "has nothing on its first line"}: write the PIN there`);
+  return pin;
+}
+
+/**
+ * Why token.pinFile is open to other users, or undefined (no pinFile, token.pin overrides it, or
+ * it is 0600/0400). A warning, not a refusal, unlike OpenSSH with a private key: Kubernetes mounts
+ * secrets 0644 unless the volume says otherwise, and a server that no longer starts after an
+ * upgrade is worse. The CLI prints it wherever the PIN is read (serve, init, direct-mode commands).
+ */
+export function pinFileWarning(config: Readonly<HsmkitConfig>): string | undefined {
+  const file = config.token.pinFile;
+  if (file === undefined || config.token.pin !== undefined || process.platform === "win32") return undefined;
+  let mode: number;
+  try {
+    mode = statSync(file).mode;
+  } catch {
+    // configuredPin says what is wrong with a file it cannot read.
+    return undefined;
+  }
+  if ((mode & 0o077) === 0) return undefined;
+  const octal = (mode & 0o777).toString(8).padStart(4, "0");
+  const who = (mode & 0o004) !== 0 ? "every user of this machine" : (mode & 0o040) !== 0 ? "its group" : "other users";
+  return `token.pinFile ${file} is open to ${who} (mode ${octal}), and its PIN unlocks every key in the token: ` +
+    `chmod 600 ${file} (on Kubernetes, defaultMode: 0400 on the secret's volume)`;
 }
