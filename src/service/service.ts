@@ -299,14 +299,15 @@ export class KmsService implements ServicePort {
 
   /**
    * Not ok while closing, once the backend can serve nothing until a restart (the token refused
-   * the configured PIN on logging in again), and while the emulator token's generator has no
-   * entropy source in service: every call would fail, and a supervisor or load balancer reading
-   * /healthz must see it. No token call is made.
+   * the configured PIN on logging in again), once the store can write nothing until a restart (a
+   * failed sync of its log: every call's audit record would fail), and while the emulator token's
+   * generator has no entropy source in service: every call would fail, and a supervisor or load
+   * balancer reading /healthz must see it. No token call is made.
    */
   async health(): Promise<ServiceHealth> {
     const info = this.kms.backend.info();
     const health: ServiceHealth = { ok: true, token: { label: info.token.label, module: info.module.source } };
-    const problem = this.#closed ? "closing" : this.kms.backend.unserviceable() ?? entropyProblem(info.module.source);
+    const problem = this.#closed ? "closing" : this.kms.backend.unserviceable() ?? this.kms.store.unwritable() ?? entropyProblem(info.module.source);
     if (problem !== undefined) {
       health.ok = false;
       health.problem = problem;

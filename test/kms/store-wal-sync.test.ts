@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { isStoreError } from "../../src/kms/store/errors.js";
 import { DATABASE_FILE, openSqliteStore } from "../../src/kms/store/sqlite.js";
 import type { SyncFunction } from "../../src/kms/store/wal-sync.js";
-import { MAC, newKey, openStore, tempDir } from "./store-helpers.js";
+import { MAC, event, newKey, openStore, tempDir } from "./store-helpers.js";
 
 const P = "project-a";
 
@@ -116,6 +116,7 @@ test("a failed sync fails the writes waiting for it and every later one; the sto
   const warnings: string[] = [];
   const store = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline", walSync: gate.sync, warn: (m) => warnings.push(m) });
   const kept = await store.keys.create(newKey(P));
+  t.is(store.unwritable(), undefined);
 
   gate.fail = true;
   const lost = await t.throwsAsync(store.keys.create(newKey(P)));
@@ -125,6 +126,8 @@ test("a failed sync fails the writes waiting for it and every later one; the sto
   // The disk may have dropped what that sync was to keep, whatever later syncs say.
   const later = await t.throwsAsync(store.keys.create(newKey(P)));
   t.true(isStoreError(later) && later.code === "ERR_KMS_STORE_WRITE_FAILED", String(later));
+  // For health checks: nothing can be acknowledged until a restart.
+  t.regex(store.unwritable() ?? "", /could not be synced.*restart/);
   await store.close();
 
   const reopened = await openStore(t, { directory: dir, writer: "inline" });
@@ -137,4 +140,18 @@ test("a failed sync fails the writes waiting for it and every later one; the sto
 
 test("walSync is refused with the worker writer, whose COMMITs sync themselves", async (t) => {
   await t.throwsAsync(openSqliteStore({ directory: tempDir(t), mac: MAC, writer: "worker", walSync: () => {} }), { instanceOf: TypeError, message: /inline/ });
+});
+
+test("after a failed sync, a usage write fails to its caller alone (no unhandled rejection), and close() finishes with a warning", async (t) => {
+  const gate = new SyncGate();
+  const warnings: string[] = [];
+  const store = await openSqliteStore({ directory: tempDir(t), mac: MAC, writer: "inline", walSync: gate.sync, usageFlushMs: 60_000, warn: (m) => warnings.push(m) });
+  const key = await store.keys.create(newKey(P));
+  await store.audit.append({ ...event("encryptData", P, key.keyId), outcome: "success" });
+  gate.fail = true;
+  await t.throwsAsync(store.usage.flush(), { code: "ERR_KMS_STORE_WRITE_FAILED" });
+  // An unhandled rejection surfaces after the microtasks of this turn.
+  await sleep(20);
+  await store.close();
+  t.true(warnings.some((m) => /closing: .*could not be synced/.test(m)), warnings.join("\n"));
 });

@@ -55,3 +55,40 @@ test("health is not ok while the emulator token's generator has no entropy sourc
   t.false(after.ok);
   t.regex(after.problem ?? "", /no entropy source is in service/u);
 });
+
+test("health is not ok once the store's write-ahead log could not be synced, and says so", (t) => {
+  // In a child process: fdatasync is replaced process-wide there, so that the store's inline
+  // writer (the configured default) meets an EIO as from a failing disk.
+  const dir = mkdtempSync(join(tmpdir(), "hsmkit-service-store-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const url = (path: string): string => JSON.stringify(new URL(path, import.meta.url).href);
+  const script = join(dir, "child.mjs");
+  writeFileSync(script, `
+    const fs = (await import("node:fs")).default;
+    const { syncBuiltinESMExports } = await import("node:module");
+    let failing = false;
+    const fdatasync = fs.fdatasync;
+    fs.fdatasync = (fd, done) => failing
+      ? setImmediate(() => done(Object.assign(new Error("EIO: i/o error, fdatasync"), { code: "EIO", errno: -5, syscall: "fdatasync" })))
+      : fdatasync(fd, done);
+    syncBuiltinESMExports();
+    const { loadConfig } = await import(${url("../../src/config/config.js")});
+    const { KmsService } = await import(${url("../../src/service/service.js")});
+    const service = await KmsService.open(loadConfig({ overrides: { data: ${JSON.stringify(join(dir, "data"))} }, env: {} }), { sweep: false });
+    const before = await service.health();
+    failing = true;
+    let refused = null;
+    try { await service.kms.store.flush(); } catch (error) { refused = error.code; }
+    const after = await service.health();
+    process.stdout.write(JSON.stringify({ writer: service.kms.store.writerMode, before, after, refused }));
+    process.exit(0);
+  `);
+  const result = spawnSync(process.execPath, [script], { encoding: "utf8", timeout: 120_000 });
+  t.is(result.status, 0, result.stderr);
+  const { writer, before, after, refused } = JSON.parse(result.stdout) as { writer: string; before: { ok: boolean }; after: { ok: boolean; problem?: string }; refused: string | null };
+  t.is(writer, "inline");
+  t.true(before.ok);
+  t.is(refused, "ERR_KMS_STORE_WRITE_FAILED");
+  t.false(after.ok);
+  t.regex(after.problem ?? "", /could not be synced.*restart/u);
+});

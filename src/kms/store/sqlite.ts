@@ -361,9 +361,13 @@ export class SqliteStore implements KmsStore {
     this.#usageInFlight = entries;
     this.#usageInFlightSeq = this.#usageThroughSeq;
     const flushing = this.#submit({ op: "usage.flush", entries, throughSeq: this.#usageThroughSeq }).then(() => undefined);
-    this.#usageFlushing = flushing.finally(() => {
+    // Only the caller hears of a failure: this one is kept to chain the next flush after it, and
+    // a rejection nobody awaits would end the process (unhandled). The counts are back in
+    // #usage by then (#usageFlushFailed), so the chained flush retries them.
+    const settled = (): void => {
       this.#usageFlushing = null;
-    });
+    };
+    this.#usageFlushing = flushing.then(settled, settled);
     return flushing;
   }
 
@@ -630,6 +634,10 @@ export class SqliteStore implements KmsStore {
 
   stats(): StoreStats {
     return this.#committer.stats();
+  }
+
+  unwritable(): string | undefined {
+    return this.#writer.failure?.message;
   }
 
   close(): Promise<void> {

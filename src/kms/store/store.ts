@@ -327,4 +327,10 @@ export interface KmsStore {
   /** Writes what is pending (usage counts, a closing checkpoint), waits for the commits and closes. Idempotent. */
   close(): Promise<void>;
   stats(): StoreStats;
+  /**
+   * Why every write will fail until the store is reopened (its write-ahead log could not be
+   * synced, its writer thread died), or undefined: for health checks, which must not report a
+   * service as up that can acknowledge nothing.
+   */
+  unwritable(): string | undefined;
 }

@@ -40,6 +40,11 @@ export interface Writer {
   readonly state: WriterState;
   /** Runs a batch as one transaction; resolves after COMMIT with each write's result and audit record. */
   readonly run: BatchRunner<WriteOp, StoreResult>;
+  /**
+   * Why the writer can commit nothing more until the store is reopened (a failed sync of the log,
+   * the writer thread gone), or null; null too once it was merely closed.
+   */
+  readonly failure: StoreError | null;
   /** Closes the write connection (after the running batch, if any). Idempotent. */
   close(): Promise<void>;
 }
@@ -76,6 +81,9 @@ export function startInlineWriter(path: string, migrations?: readonly Migration[
   return {
     mode: "inline",
     state: executor.state,
+    get failure() {
+      return syncer.broken;
+    },
     run: async (ops) => {
       if (closing !== null) return { ok: false, error: new StoreError("ERR_KMS_STORE_CLOSED", "the store's writer is closed"), ms: 0 };
       // Nothing more is committed once a sync failed: the store's view may run ahead of the disk.
@@ -140,6 +148,9 @@ export function startWorkerWriter(path: string): Promise<Writer> {
           const writer: Writer = {
             mode: "worker",
             state: reviveState(message.state),
+            get failure() {
+              return broken?.code === "ERR_KMS_STORE_WRITE_FAILED" ? broken : null;
+            },
             run: (ops) => {
               if (broken !== null) return Promise.resolve({ ok: false, error: broken, ms: 0 });
               if (closing !== null) return Promise.resolve({ ok: false, error: new StoreError("ERR_KMS_STORE_CLOSED", "the store's writer is closed"), ms: 0 });
