@@ -640,7 +640,7 @@ export class Kms {
     });
   }
 
-  /** revoke-grant (key administrators). KMS.2501 no such grant on the key. */
+  /** revoke-grant (key administrators). KMS.2501 no such grant in the project, KMS.2502 a grant of another key. */
   revokeGrant(ctx: RequestContext, request: Api.GrantRequest): Promise<Record<string, never>> {
     return this.#run(ctx, "revoke-grant", async (op) => {
       const grantId = checkGrantId(request.grantId);
@@ -654,7 +654,8 @@ export class Kms {
   /**
    * retire-grant: by the grant's issuer, its retiring principal, or its grantee when it holds
    * retire-grant (KMS.0306 for anyone else). KMS.2501 when the key has no such grant — also for a
-   * missing key, so retiring reveals no key's existence.
+   * missing key, so retiring reveals no key's existence — and KMS.2502 when another key of the
+   * project holds it (Huawei's "grant_id and key_id do not match").
    */
   retireGrant(ctx: RequestContext, request: Api.GrantRequest): Promise<Record<string, never>> {
     return this.#run(ctx, "retire-grant", async (op) => {
@@ -665,7 +666,10 @@ export class Kms {
       const caller = await this.#caller(op);
       const entry = await this.#resolve(ctx.projectId, request.keyId);
       const grant = entry === undefined ? undefined : await this.#store.grants.get(ctx.projectId, entry.record.keyId, grantId);
-      if (entry === undefined || grant === undefined) throw new KmsError("KMS.2501", "no such grant on this key");
+      if (entry === undefined || grant === undefined) {
+        if (entry !== undefined && await this.#store.grants.keyIdOf(ctx.projectId, grantId) !== undefined) throw new KmsError("KMS.2502", "the grant belongs to another key");
+        throw new KmsError("KMS.2501", "no such grant on this key");
+      }
       op.keyId = entry.record.keyId;
       if (!mayRetire(grant, ctx.principalId, caller.principal.domainId)) throw denied("only the grant's issuer, retiring principal or grantee (with retire-grant) may retire it");
       await this.#atomic(op, (audit) => this.#store.grants.delete(ctx.projectId, entry.record.keyId, grantId, { guard: GUARDS.removeGrant, audit }));

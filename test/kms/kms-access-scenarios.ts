@@ -182,6 +182,16 @@ export const ACCESS_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.revokeGrant(alice, { keyId: key.keyId, grantId: revoked.grantId }), "KMS.2501");
       await rejects(t, h.kms.revokeGrant(alice, { keyId: key.keyId, grantId: "xyz" }), "KMS.2501");
       await rejects(t, h.kms.revokeGrant(alice, { keyId: other.keyId, grantId: "a".repeat(64) }), "KMS.2501");
+      // A grant of another key of the project: Huawei's KMS.2502 "grant_id and key_id do not match".
+      const elsewhere = await h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "frank", operations: ["encrypt-data"], retiringPrincipal: "carol" });
+      await rejects(t, h.kms.revokeGrant(alice, { keyId: other.keyId, grantId: elsewhere.grantId }), "KMS.2502", "revoke through another key");
+      await rejects(t, h.kms.retireGrant(h.ctx("carol"), { keyId: other.keyId, grantId: elsewhere.grantId }), "KMS.2502", "retire through another key");
+      // Another project's grant is no grant at all, as its key is no key.
+      const theirs = await h.kms.createKey(h.ctx("bob", Q), { keyAlias: "theirs" });
+      const theirGrant = await h.kms.createGrant(h.ctx("bob", Q), { keyId: theirs.keyId, granteePrincipal: "carol", operations: ["encrypt-data"], retiringPrincipal: "carol" });
+      await rejects(t, h.kms.revokeGrant(alice, { keyId: other.keyId, grantId: theirGrant.grantId }), "KMS.2501", "another project's grant, revoke");
+      await rejects(t, h.kms.retireGrant(h.ctx("carol"), { keyId: other.keyId, grantId: theirGrant.grantId }), "KMS.2501", "another project's grant, retire");
+      await h.kms.revokeGrant(alice, { keyId: key.keyId, grantId: elsewhere.grantId });
 
       // Field checks.
       await rejects(t, h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "frank", operations: ["create-grant"] }), "KMS.2401");

@@ -255,7 +255,11 @@ both("grants: create, read, page, retirable, by grantee, limit per key, delete",
   const retirable = await store.grants.listRetirable(P, "carol", { limit: 10 });
   t.deepEqual(retirable.items.map((g) => g.name), ["g0", "g2", "g4"]);
   t.deepEqual((await store.grants.findForGrantee(P, key.keyId, "bob")).map((g) => g.name), ["g3", "g4"]);
-  await rejectsKms(t, store.grants.delete(P, other.keyId, grants[0]!.grantId), "KMS.2501");
+  await rejectsKms(t, store.grants.delete(P, other.keyId, grants[0]!.grantId), "KMS.2502", "a grant of another key of the project");
+  t.is(await store.grants.keyIdOf(P, grants[0]!.grantId), key.keyId);
+  t.is(await store.grants.keyIdOf(Q, grants[0]!.grantId), undefined, "another project's grant is no grant");
+  const theirs = await store.keys.create(newKey(Q));
+  await rejectsKms(t, store.grants.delete(Q, theirs.keyId, grants[0]!.grantId), "KMS.2501", "another project's grant");
   t.deepEqual(await store.grants.delete(P, key.keyId, grants[0]!.grantId), grants[0]);
   await rejectsKms(t, store.grants.delete(P, key.keyId, grants[0]!.grantId), "KMS.2501");
   t.is(await store.grants.count(P, key.keyId), 4);

@@ -63,6 +63,7 @@ export class SqliteReader {
       projectTags: prepare(`SELECT t.tag_key, t.tag_value FROM tags t JOIN keys k ON k.seq = t.key_seq
         WHERE k.project_id = ? GROUP BY t.tag_key, t.tag_value ORDER BY t.tag_key, t.tag_value`),
       grant: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.grant_id = ?`),
+      grantKeyId: prepare("SELECT k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.grant_id = ? AND k.project_id = ?").pluck(),
       grantsPage: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.seq > ? ORDER BY g.seq LIMIT ?`),
       countGrants: prepare("SELECT count(*) FROM grants WHERE key_seq = ?").pluck(),
       retirablePage: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq
@@ -190,6 +191,10 @@ export class SqliteReader {
     if (row === undefined) return undefined;
     const grant = this.#s.grant.get(row[0], grantId) as GrantRow | undefined;
     return grant === undefined ? undefined : grantFromRow(grant);
+  }
+
+  grantKeyId(projectId: string, grantId: string): string | undefined {
+    return this.#s.grantKeyId.get(grantId, projectId) as string | undefined;
   }
 
   grants(projectId: string, keyId: string, request: PageRequest): Page<GrantRecord> {

@@ -364,6 +364,7 @@ export class WriteExecutor {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       grant: prepare(`SELECT g.*, k.project_id, k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.grant_id = ?`),
       deleteGrant: prepare("DELETE FROM grants WHERE grant_id = ?"),
+      grantInProject: prepare("SELECT k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.grant_id = ? AND k.project_id = ?").pluck(),
       project: prepare("SELECT * FROM projects WHERE project_id = ?"),
       insertProject: prepare("INSERT INTO projects (project_id, domain_id, name, created_at) VALUES (?, ?, ?, ?)"),
       principal: prepare("SELECT * FROM principals WHERE principal_id = ?"),
@@ -530,7 +531,11 @@ export class WriteExecutor {
         return this.#atomic(op.audit, () => {
           const row = this.#key(op);
           const grant = this.#s.grant.get(row.seq, op.grantId) as GrantRow | undefined;
-          if (grant === undefined) throw new KmsError("KMS.2501", "no such grant on this key");
+          if (grant === undefined) {
+            // Huawei tells a grant of another key apart; another project's grant stays no grant.
+            if (this.#s.grantInProject.get(op.grantId, op.projectId) !== undefined) throw new KmsError("KMS.2502", "the grant belongs to another key");
+            throw new KmsError("KMS.2501", "no such grant on this key");
+          }
           this.#s.deleteGrant.run(op.grantId);
           return grantFromRow(grant);
         });

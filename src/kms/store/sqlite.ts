@@ -503,6 +503,7 @@ export class SqliteStore implements KmsStore {
     listRetirable: async (projectId, retiringPrincipal, page) => this.#reads().retirableGrants(projectId, retiringPrincipal, page),
     findForGrantee: async (projectId, keyId, granteePrincipal) => this.#reads().grantsForGrantee(projectId, keyId, granteePrincipal),
     count: async (projectId, keyId) => this.#reads().countGrants(projectId, keyId),
+    keyIdOf: async (projectId, grantId) => this.#reads().grantKeyId(projectId, grantId),
     delete: (projectId, keyId, grantId, options = {}) => this.#write<GrantRecord>(() => ({
       op: "grant.delete", projectId, keyId, grantId, guard: options.guard ?? null, audit: optionalDraft(options.audit),
     })),

@@ -189,7 +189,12 @@ export interface GrantStore {
   /** The grants on the key whose grantee is `granteePrincipal` (enforcement). */
   findForGrantee(projectId: string, keyId: string, granteePrincipal: string): Promise<GrantRecord[]>;
   count(projectId: string, keyId: string): Promise<number>;
-  /** Removes a grant (revoke or retire); KMS.2501 when the key has no such grant. Returns it as it was. */
+  /** The id of the key in the project that holds the grant, or undefined (another project's grant is no grant). */
+  keyIdOf(projectId: string, grantId: string): Promise<string | undefined>;
+  /**
+   * Removes a grant (revoke or retire); KMS.2501 when the project has no such grant, KMS.2502 when
+   * another of its keys holds it. Returns it as it was.
+   */
   delete(projectId: string, keyId: string, grantId: string, options?: KeyWriteOptions): Promise<GrantRecord>;
 }
 
