@@ -305,15 +305,17 @@ export class Kms {
       const origin = checkOrigin(request.origin);
       const caller = await this.#authorize(op);
       const domainId = await this.#ensureProject(op, caller);
+      // The key id goes on the success record only: a create that fails (in the token or the
+      // store) made no key, and its record names none (the store writes the failure so).
       const keyId = randomUUID();
-      op.keyId = keyId;
       op.detail = `alias=${alias}`;
       const wrapped = this.#backend.createVersionKey();
       const now = this.#now();
       const record = await this.#atomic(op, (audit) => this.#store.keys.create(
         { projectId: ctx.projectId, keyId, domainId, alias, description, keySpec, keyUsage, origin, state: 2, defaultKey: false, createdAt: now },
-        { version: { material: encodeMaterial(wrapped, 0), createdAt: now }, maxCustomKeys: this.#config.limits.customKeysPerProject, audit },
+        { version: { material: encodeMaterial(wrapped, 0), createdAt: now }, maxCustomKeys: this.#config.limits.customKeysPerProject, audit: { ...audit, keyId } },
       ));
+      op.keyId = keyId;
       return keyDetails(record, this.#config.tunables.realm);
     });
   }

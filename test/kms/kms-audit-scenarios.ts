@@ -97,6 +97,17 @@ export const AUDIT_SCENARIOS: KmsScenario[] = [
     },
   },
   {
+    title: "a create-key that fails names no key in its record: the id it would have had was never anyone's",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const made = await h.kms.createKey(alice, { keyAlias: "taken" });
+      await rejects(t, h.kms.createKey(alice, { keyAlias: "taken" }), "KMS.1104");
+      const records = (await h.kms.queryAuditLog(h.ctx("dave"), { action: "createKey", limit: 1000 })).records;
+      t.like(records.at(-2), { outcome: "success", keyId: made.keyId, detail: "alias=taken" });
+      t.like(records.at(-1), { outcome: "failure", errorCode: "KMS.1104", keyId: null, detail: "alias=taken" });
+    },
+  },
+  {
     title: "paging through the log a record at a time ends: the pages read as far as the log reached at the first page, though each query is audited",
     async run(t, h) {
       const alice = h.ctx("alice");

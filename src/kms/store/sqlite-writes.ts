@@ -585,7 +585,8 @@ export class WriteExecutor {
   }
 
   /** A write inside a savepoint, with its audit record (success inside, failure after a rollback). */
-  #atomic(audit: AuditDraft | null, fn: () => unknown): OpResult {
+  /** `failedAudit`: the failure record's draft when it differs from the success record's (a create that made no key names none). */
+  #atomic(audit: AuditDraft | null, fn: () => unknown, failedAudit: AuditDraft | null = audit): OpResult {
     const head = this.#head;
     const appended = this.#block.mark();
     this.#s.savepoint.run();
@@ -602,9 +603,9 @@ export class WriteExecutor {
       this.#s.release.run();
       const serialized = serializeError(error);
       let audited = false;
-      if (audit !== null) {
+      if (failedAudit !== null) {
         try {
-          this.#append(audit, "failure", failureCode(serialized));
+          this.#append(failedAudit, "failure", failureCode(serialized));
           audited = true;
         } catch (appendError) {
           this.#head = head;
@@ -700,6 +701,7 @@ export class WriteExecutor {
       const existing = this.#s.aliasTaken.get(key.projectId, key.alias) as KeyRow | undefined;
       if (existing !== undefined) return { ok: true, value: keyFromRow(existing), audited: false };
     }
+    // A failed create made no key: its record names none (the key id was never anyone's).
     return this.#atomic(op.audit, () => {
       if (this.#s.aliasTaken.get(key.projectId, key.alias) !== undefined) throw new KmsError("KMS.1104");
       if (op.maxCustomKeys !== null && !key.defaultKey && (this.#s.countCustom.get(key.projectId) as number) >= op.maxCustomKeys) {
@@ -731,7 +733,7 @@ export class WriteExecutor {
       const seq = Number(this.#s.insertKey.run(row).lastInsertRowid);
       if (op.version !== null) this.#s.insertVersion.run(seq, 1, asBuffer(op.version.material), op.version.createdAt ?? createdAt);
       return keyFromRow({ ...row, seq });
-    });
+    }, op.audit === null ? null : { ...op.audit, keyId: null });
   }
 
   #updateKey(row: KeyRow, patch: KeyPatch, now: number): KeyRecord {
