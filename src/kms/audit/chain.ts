@@ -14,7 +14,7 @@
  *
  * Every field has a length or a presence byte, so no two different records encode the same way.
  * Strings must be well formed (no lone UTF-16 surrogates, which UTF-8 cannot carry and would
- * otherwise collapse to U+FFFD), and seq/time are integers in [0, 2^53).
+ * otherwise collapse to U+FFFD), seq is an integer in [0, 2^53) and time one in [0, MAX_AUDIT_TIME].
  */
 import { createHash, hash } from "node:crypto";
 import type { AuditOutcome, AuditRecord } from "../types.js";
@@ -65,8 +65,19 @@ export function checkAction(action: unknown): void {
   if (validActions.size < 256) validActions.add(action);
 }
 
-export function checkInteger(value: number, name: string): void {
-  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`audit field ${name} must be an integer in [0, 2^53), not ${value}`);
+/**
+ * The latest record time: 9999-12-31T23:59:59.999Z. The export writes times as ISO 8601 with a
+ * four-digit year (export.ts), and past this a JavaScript Date writes an expanded year
+ * ("+010000-…") that the export's reader refuses, or, past 8.64e15 ms, no date at all — so a
+ * record dated later, appended by a clock gone wild, would make every complete export unreadable
+ * or fail. It is refused at append instead, where the request that carries it fails.
+ */
+export const MAX_AUDIT_TIME = 253_402_300_799_999;
+
+/** Throws RangeError unless the record's integer field `name` holds a value the log can encode and export. */
+export function checkInteger(value: number, name: "seq" | "time"): void {
+  const max = name === "time" ? MAX_AUDIT_TIME : Number.MAX_SAFE_INTEGER;
+  if (!Number.isSafeInteger(value) || value < 0 || value > max) throw new RangeError(`audit field ${name} must be an integer in [0, ${max}], not ${value}`);
 }
 
 /** Throws TypeError/RangeError unless `fields` can be encoded (and so appended). */

@@ -81,6 +81,15 @@ export interface AuthenticatorOptions {
 
 const ENC = new TextEncoder();
 
+/**
+ * Whether a state read at `readAt` may still be trusted at `now`. A read dated after `now` means
+ * the clock has stepped back since: it is stale, not fresh — otherwise a credential or principal
+ * disabled meanwhile would keep working for as long as the clock had been ahead.
+ */
+function fresh(readAt: number, now: number, refreshMs: number): boolean {
+  return readAt <= now && now - readAt <= refreshMs;
+}
+
 export class Authenticator {
   readonly #options: AuthenticatorOptions;
   readonly #credentials = new Map<string, CachedCredential>();
@@ -132,7 +141,7 @@ export class Authenticator {
   }
 
   async #token(token: string, now: number): Promise<Authenticated> {
-    const claims: TokenClaims = this.#options.tokens.verify(token, now);
+    const claims: TokenClaims = this.#options.tokens.verify(token, now, this.#options.clockSkewSeconds * 1000);
     if (!(this.#principalActiveNow(claims.principalId, now) ?? await this.#readPrincipal(claims.principalId, now))) {
       throw new KmsError("KMS.0302", "token of a disabled or unknown principal");
     }
@@ -142,7 +151,7 @@ export class Authenticator {
   /** The cached state when fresh (no store read on the request path); undefined otherwise. */
   #principalActiveNow(principalId: string, now: number): boolean | undefined {
     const cached = this.#principals.get(principalId);
-    return cached !== undefined && now - cached.readAt <= (this.#options.refreshMs ?? 1000) ? cached.active : undefined;
+    return cached !== undefined && fresh(cached.readAt, now, this.#options.refreshMs ?? 1000) ? cached.active : undefined;
   }
 
   async #readPrincipal(principalId: string, now: number): Promise<boolean> {
@@ -167,7 +176,7 @@ export class Authenticator {
 
   async #credential(accessKey: string, now: number): Promise<CachedCredential> {
     let cached = this.#credentials.get(accessKey);
-    if (cached === undefined || now - cached.readAt > (this.#options.refreshMs ?? 1000)) {
+    if (cached === undefined || !fresh(cached.readAt, now, this.#options.refreshMs ?? 1000)) {
       const record = await this.#options.store.principals.getCredential(accessKey);
       if (record === undefined) {
         if (cached) this.invalidate(accessKey);
@@ -199,10 +208,23 @@ export class Authenticator {
 
   #remember(signature: string, signedAt: number, now: number): void {
     const skew = this.#options.clockSkewSeconds * 1000;
-    if (now - this.#lastPrune >= 1000) {
+    // A clock stepped back prunes at once: waiting until it is a second past the last prune would
+    // stop the pruning for as long as the step.
+    if (now - this.#lastPrune >= 1000 || now < this.#lastPrune) {
       this.#lastPrune = now;
-      // Dates older than now - skew are refused by the HTTP layer anyway.
-      for (const [s, at] of this.#seen) if (at < now - skew) this.#seen.delete(s);
+      const later: Array<[string, number]> = [];
+      for (const [s, at] of this.#seen) {
+        // Dates older than now - skew are refused by the HTTP layer anyway.
+        if (at < now - skew) this.#seen.delete(s);
+        else if (at > now + skew) later.push([s, at]);
+      }
+      // Dates past the window were accepted while the clock ran ahead. They must be remembered
+      // until the clock catches up with them, but forgotten last: forgetting one first would raise
+      // the floor past every request dated now, refusing them all until then.
+      for (const [s, at] of later) {
+        this.#seen.delete(s);
+        this.#seen.set(s, at);
+      }
     }
     if (signedAt <= this.#floor) throw new KmsError("APIGW.0301", "signature dated before the replay memory");
     const id = signature.slice(0, 16);

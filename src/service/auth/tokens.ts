@@ -42,8 +42,17 @@ export class TokenIssuer {
     return { token: `${PREFIX}${payload.toString("base64url")}.${mac.toString("base64url")}`, claims: full };
   }
 
-  /** The claims of a genuine, unexpired token. KMS.0302 when it is not one of ours or was altered, KMS.0303 when expired. */
-  verify(token: string, now: number): TokenClaims {
+  /**
+   * The claims of a genuine, unexpired token. KMS.0302 when it is not one of ours or was altered,
+   * or was issued more than `leewayMs` after `now`; KMS.0303 when expired.
+   *
+   * A token issued "in the future" was minted while the clock ran ahead (an NTP step, a VM
+   * restored with a wrong clock): its expiry lies as far ahead as the clock did, so once the clock
+   * is set right it would be honoured for the jump plus its lifetime. The clock cannot tell which
+   * of the two times was wrong, so such a token is refused as not one we can vouch for; the
+   * caller gets a new one. `leewayMs` absorbs the clock slewing back a little.
+   */
+  verify(token: string, now: number, leewayMs = 0): TokenClaims {
     if (token.length > MAX_TOKEN_CHARS || !token.startsWith(PREFIX)) throw new KmsError("KMS.0302", "not an hsmkit token");
     const parts = token.slice(PREFIX.length).split(".");
     if (parts.length !== 2 || !/^[A-Za-z0-9_-]+$/u.test(parts[0]!) || !/^[A-Za-z0-9_-]+$/u.test(parts[1]!)) throw new KmsError("KMS.0302", "malformed token");
@@ -61,6 +70,7 @@ export class TokenIssuer {
       throw new KmsError("KMS.0302", "token payload is incomplete");
     }
     if (now >= p["e"]) throw new KmsError("KMS.0303", "token expired");
+    if (p["i"] > now + leewayMs) throw new KmsError("KMS.0302", "token issued after the present time: the clock was ahead when it was issued, or is behind now");
     return { principalId: p["u"], domainId: p["d"], projectId: p["p"], issuedAt: p["i"], expiresAt: p["e"] };
   }
 }
