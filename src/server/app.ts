@@ -12,6 +12,8 @@
  * - every response carries X-Request-Id (the client's, when it sent a well-formed one).
  */
 import { randomUUID } from "node:crypto";
+import type { Socket } from "node:net";
+import { STATUS_CODES, type ServerOptions } from "node:http";
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -20,6 +22,7 @@ import { KmsError } from "../kms/errors.js";
 import type { AuthEvidence } from "../service/auth/authenticator.js";
 import type { ServicePort } from "../service/service.js";
 import { errorBody, toKmsError } from "./errors.js";
+import { beforeDeadline } from "./deadline.js";
 import { evidenceOf, headerValue } from "./evidence.js";
 import type { ServerMetrics } from "./metrics.js";
 import { schemaOf, type KmsRoute } from "./route.js";
@@ -126,10 +129,41 @@ function sendError(reply: FastifyReply, error: KmsError): FastifyReply {
   return reply.code(error.status).type("application/json").send(errorBody(error.code, reply.request.id));
 }
 
+/** What a request Node's parser refused becomes: the code's status and Huawei body, as any other refusal. */
+function unparsedError(error: NodeJS.ErrnoException, timeoutMs: number): KmsError {
+  switch (error.code) {
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return new KmsError("KMS.0104", `request not received within server.requestTimeoutMs (${timeoutMs} ms)`);
+    case "HPE_HEADER_OVERFLOW":
+      return new KmsError("KMS.0203", "request headers too large");
+    default:
+      return new KmsError("KMS.0214", `HTTP parser: ${error.code ?? error.message}`);
+  }
+}
+
+/**
+ * How often Node looks for requests past server.requestTimeoutMs, ms. Its default, 30 s, let a
+ * client that sends its request slowly hold a connection for up to 30 s past any timeout
+ * configured (60 s at the default 30 s timeout); a scan costs one pass over the connections whose
+ * request is still arriving.
+ */
+function connectionsCheckingInterval(requestTimeoutMs: number): number {
+  return Math.min(1000, Math.ceil(requestTimeoutMs / 4));
+}
+
 export async function buildApp(options: BuildAppOptions): Promise<FastifyInstance> {
   const { config, service } = options;
   const now = options.now ?? Date.now;
-  const fastifyOptions: FastifyServerOptions = {
+  const fastifyOptions: FastifyServerOptions & { http: ServerOptions } = {
+    // Given to Node's constructor, not only as fastify sets requestTimeout on the server after it:
+    // Node's headersTimeout then stays at its 60 s default, above the request timeout, and with the
+    // two that way round Node never timed out a request whose body was still arriving — a client
+    // sending its body a byte at a time held its connection for as long as it liked.
+    http: {
+      requestTimeout: config.server.requestTimeoutMs,
+      headersTimeout: config.server.requestTimeoutMs,
+      connectionsCheckingInterval: connectionsCheckingInterval(config.server.requestTimeoutMs),
+    },
     bodyLimit: config.server.bodyLimitBytes,
     requestTimeout: config.server.requestTimeoutMs,
     // Request lines are written by the onResponse hook below (refusals at info, successes at debug).
@@ -153,6 +187,28 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       reply.header("X-Request-Id", request.id);
       sendError(reply, new KmsError("KMS.0201", error.message));
     },
+    // A request Node's HTTP parser refuses (malformed, headers over its limit, not received within
+    // server.requestTimeoutMs) never becomes a fastify request: fastify's own handler answered in
+    // a body no Huawei SDK reads, with no X-Request-Id, and /metrics never counted it.
+    clientErrorHandler: (error, socket) => refuseUnparsed(error as NodeJS.ErrnoException, socket),
+  };
+  const metrics = options.metrics;
+  const refuseUnparsed = (error: NodeJS.ErrnoException, socket: Socket): void => {
+    // A reset connection has nobody to answer.
+    if (error.code === "ECONNRESET" || socket.destroyed) return;
+    const kmsError = unparsedError(error, config.server.requestTimeoutMs);
+    const requestId = randomUUID();
+    // err.rawPacket holds the refused bytes, credentials included: REDACT_PATHS removes it.
+    app.log.debug({ err: error, reqId: requestId, code: kmsError.code }, "client error");
+    metrics?.observe("unparsed", "unknown", kmsError.status, 0);
+    // Not in the middle of a response already begun (a request timed out while its body was still arriving after an early answer).
+    const response = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && response?.headersSent !== true) {
+      const body = JSON.stringify(errorBody(kmsError.code, requestId));
+      socket.write(`HTTP/1.1 ${kmsError.status} ${STATUS_CODES[kmsError.status] ?? ""}\r\nX-Request-Id: ${requestId}\r\n` +
+        `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    socket.destroy(error);
   };
   if (options.logger === undefined) fastifyOptions.logger = { level: config.log.level, redact: REDACT_PATHS };
   else if (options.logger === false) fastifyOptions.logger = false;
@@ -190,7 +246,6 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     }
     done();
   });
-  const metrics = options.metrics;
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url ?? "unmatched";
     const status = reply.statusCode;
@@ -223,7 +278,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
       request.authVerified = true;
       const projectId = (request.params as Record<string, string> | undefined)?.["project_id"] ?? "";
       try {
-        await service.authenticate(request.authEvidence, projectId);
+        await beforeDeadline(reply, config.server.requestTimeoutMs, service.authenticate(request.authEvidence, projectId));
       } catch (authError) {
         kmsError = toKmsError(authError);
       }
@@ -259,7 +314,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     for (const route of KMS_ROUTES) registerKmsRoute(kms, route, service, config, now);
   }, { prefix: KMS_PREFIX });
   registerIamRoutes(app, service, config, now);
-  registerSystemRoutes(app, service, metrics, () => closing);
+  registerSystemRoutes(app, service, metrics, () => closing, config.server.requestTimeoutMs);
   await app.ready();
   return app;
 }
@@ -325,7 +380,8 @@ function registerKmsRoute(app: FastifyInstance, route: KmsRoute, service: Servic
       };
       const kmsRequest = route.toRequest(input);
       request.authVerified = true;
-      const result = await service.call({ auth, projectId, requestId: request.id, source: request.ip, method: route.call, request: kmsRequest });
+      const result = await beforeDeadline(reply, config.server.requestTimeoutMs,
+        service.call({ auth, projectId, requestId: request.id, source: request.ip, method: route.call, request: kmsRequest }));
       if (route.contentType !== undefined) reply.type(route.contentType);
       return reply.code(route.status ?? 200).send(route.toResponse(result, input));
     },

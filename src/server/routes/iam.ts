@@ -8,6 +8,7 @@ import type { FastifyInstance } from "fastify";
 import type { HsmkitConfig } from "../../config/config.js";
 import { KmsError } from "../../kms/errors.js";
 import type { ServicePort } from "../../service/service.js";
+import { beforeDeadline } from "../deadline.js";
 import { signatureEvidenceOf } from "../evidence.js";
 import { ERROR_SCHEMA, object, string } from "../route.js";
 
@@ -64,13 +65,13 @@ export function registerIamRoutes(app: FastifyInstance, service: ServicePort, co
     // successor and live for ever (IAM's identity methods here are password and hw_ak_sk).
     if (request.headers.authorization !== undefined) auth = signatureEvidenceOf(request, now(), config.auth.clockSkewSeconds);
     else if (!methods.includes("password") || password === undefined) throw new KmsError("APIGW.0301", "no password and no signature");
-    const issued = await service.issueToken({
+    const issued = await beforeDeadline(reply, config.server.requestTimeoutMs, service.issueToken({
       auth,
       password: auth === undefined && password ? { accessKey: password.user.name, secretKey: password.user.password } : undefined,
       projectId: body.auth.scope.project.id,
       requestId: request.id,
       source: request.ip,
-    });
+    }));
     reply.header("X-Subject-Token", issued.token);
     return reply.code(201).send({
       token: {

@@ -1,13 +1,15 @@
 /** /healthz, /metrics and /openapi.json: unauthenticated, read-only. */
 import type { FastifyInstance } from "fastify";
+import { KmsError } from "../../kms/errors.js";
 import type { ServicePort } from "../../service/service.js";
+import { beforeDeadline } from "../deadline.js";
 import type { ServerMetrics } from "../metrics.js";
 import { ERROR_SCHEMA, object, string } from "../route.js";
 
 export const HEALTH_PATH = "/healthz";
 
 /** `closing`: whether the server is shutting down (the service is still open while requests drain). */
-export function registerSystemRoutes(app: FastifyInstance, service: ServicePort, metrics: ServerMetrics | undefined, closing: () => boolean): void {
+export function registerSystemRoutes(app: FastifyInstance, service: ServicePort, metrics: ServerMetrics | undefined, closing: () => boolean, timeoutMs: number): void {
   app.get(HEALTH_PATH, {
     schema: {
       summary: "Liveness and readiness: 200 once the token and the store are open; 503 while starting or shutting down, and when the service can serve nothing until restarted (the token refused the configured PIN)",
@@ -18,9 +20,10 @@ export function registerSystemRoutes(app: FastifyInstance, service: ServicePort,
     if (closing()) return reply.code(503).send({ status: "unavailable", problem: "closing" });
     let health;
     try {
-      health = await service.health();
+      // A KMS thread that no longer answers is unhealthy, not a probe left waiting.
+      health = await beforeDeadline(reply, timeoutMs, service.health());
     } catch (error) {
-      return reply.code(503).send({ status: "unavailable", problem: (error as Error).message });
+      return reply.code(503).send({ status: "unavailable", problem: (error instanceof KmsError ? error.detail : undefined) ?? (error as Error).message });
     }
     if (!health.ok) return reply.code(503).send({ status: "unavailable", problem: health.problem ?? "unknown" });
     return { status: "ok", token: health.token };
