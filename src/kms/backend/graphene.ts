@@ -39,8 +39,8 @@ import {
 } from "./backend.js";
 import { HandleCache } from "./handle-cache.js";
 import { acquireModule, type ModuleLease, type ModuleSource } from "./module-loader.js";
-import { DECRYPT_REJECTED, ckrOf, isOutOfMemory, isPinRefused, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Session, type Slot } from "./pkcs11.js";
-import { SessionPool } from "./session-pool.js";
+import { DECRYPT_REJECTED, ckrOf, graphene, isOutOfMemory, isPinRefused, isRecoverable, pkcs11, tokenError, type Key, type PKCS11, type Pkcs11AesGcm, type Pkcs11Mechanism, type Session, type Slot } from "./pkcs11.js";
+import { SessionPool, UnclosedSessions } from "./session-pool.js";
 
 const P = pkcs11;
 
@@ -101,6 +101,8 @@ const HMAC = { name: P.CKM_SHA256_HMAC, params: null };
 /** What decryptsSoundly seals and opens: no secret, and the same whatever the version. */
 const PROBE = Buffer.from("hsmkit decrypt probe");
 const PROBE_AAD = Buffer.alloc(0);
+/** AES key generation as pkcs11js takes it (generateVersionKey calls the module directly). */
+const AES_KEY_GEN_MECHANISM = { mechanism: P.CKM_AES_KEY_GEN };
 /** HMAC as pkcs11js takes it (mac() calls the module directly, as the GCM path does). */
 const HMAC_MECHANISM = { mechanism: P.CKM_SHA256_HMAC };
 
@@ -216,6 +218,8 @@ export class GrapheneBackend implements KmsBackend {
   private readonly lib: PKCS11;
   private readonly options: Required<Omit<GrapheneBackendOptions, "module">>;
   private readonly cache: HandleCache<CachedVersion>;
+  /** Sessions of this backend's pools, past and present, that the token failed to close: closed again later (see UnclosedSessions). */
+  private readonly unclosed = new UnclosedSessions();
   private connection: Connection | undefined;
   private closed = false;
   private unwraps = 0;
@@ -271,8 +275,7 @@ export class GrapheneBackend implements KmsBackend {
   createVersionKey(): Buffer {
     return this.operation("creating a version key", (c) =>
       c.pool.run((session) => {
-        const key = this.createObject("creating a version key", () =>
-          session.generateKey({ name: P.CKM_AES_KEY_GEN, params: null }, { ...VERSION_GENERATE_TEMPLATE }) as Key);
+        const key = this.createObject("creating a version key", () => this.generateVersionKey(session));
         let wrapped: Buffer;
         try {
           wrapped = session.wrapKey(KWP, c.root, key);
@@ -285,6 +288,17 @@ export class GrapheneBackend implements KmsBackend {
         }
         return Buffer.from(wrapped);
       }, isBroken));
+  }
+
+  /**
+   * C_GenerateKey of a version being created, as graphene's Session.generateKey makes it but without
+   * the C_GetAttributeValue (CKA_CLASS) that follows there: when that read failed, graphene threw
+   * with the key made and its handle lost, left in a worker session that stays open (and for a
+   * memory failure, createObject went on to make a second key).
+   */
+  private generateVersionKey(session: Session): Key {
+    const template = graphene.Template.toPkcs11({ ...VERSION_GENERATE_TEMPLATE, class: P.CKO_SECRET_KEY });
+    return new graphene.Key(this.lib.C_GenerateKey(session.handle, AES_KEY_GEN_MECHANISM, template), session, this.lib);
   }
 
   encrypt(version: VersionRef, iv: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out?: Uint8Array): Buffer {
@@ -453,6 +467,7 @@ export class GrapheneBackend implements KmsBackend {
     this.cache.clear(false);
     this.connection?.pool.close();
     this.connection = undefined;
+    this.unclosed.retry();
     this.lease.release();
   }
 
@@ -598,7 +613,7 @@ export class GrapheneBackend implements KmsBackend {
     }
     let pool: SessionPool;
     try {
-      pool = new SessionPool(slot, this.options.pin, this.options.sessions);
+      pool = new SessionPool(slot, this.options.pin, this.options.sessions, this.unclosed);
     } catch (error) {
       if (first || !isPinRefused(error)) throw error;
       this.pinRefused = `${tokenError(error, "logging in again").detail ?? ""}; the PIN will not be tried again (each try counts toward locking it): configure the token's current PIN and restart`;

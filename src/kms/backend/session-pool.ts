@@ -20,7 +20,8 @@
  * at a time; `size` bounds the workers for when operations overlap (callbacks, re-entrancy) and the
  * rules above keep the pool correct if backends in several worker threads share the token.
  */
-import { graphene, pkcs11, ckrOf, type Session, type Slot } from "./pkcs11.js";
+import type { Buffer } from "node:buffer";
+import { graphene, pkcs11, ckrOf, type PKCS11, type Session, type Slot } from "./pkcs11.js";
 
 const FLAGS = graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION;
 
@@ -40,16 +41,16 @@ export class SessionPool {
 
   /**
    * Opens the owner session and logs the user in. Throws the token's error (e.g. CKR_PIN_INCORRECT)
-   * unchanged, with nothing left open.
+   * unchanged, with nothing left open (or, if the token failed to close it, left to `unclosed`).
    */
-  constructor(private readonly slot: Slot, pin: string, readonly size: number) {
+  constructor(private readonly slot: Slot, pin: string, readonly size: number, private readonly unclosed = new UnclosedSessions()) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`session pool size must be an integer ≥ 1, got ${size}`);
-    const owner = slot.open(FLAGS);
+    const owner = openSession(slot, unclosed);
     try {
       owner.login(pin, graphene.UserType.USER);
     } catch (error) {
       if (ckrOf(error)?.rv !== pkcs11.CKR_USER_ALREADY_LOGGED_IN) {
-        closeQuietly(owner);
+        unclosed.close(owner);
         throw error;
       }
     }
@@ -85,10 +86,12 @@ export class SessionPool {
    */
   take(): Session {
     if (this.ownerSession === undefined) throw new Error("session pool is closed");
+    // Sessions whose close failed get their next try with the next operation (a length check when there are none).
+    this.unclosed.retry();
     let session = this.idle.pop();
     if (session === undefined) {
       if (this.busy >= this.size) throw new Error(`all ${this.size} sessions are busy`);
-      session = this.slot.open(FLAGS);
+      session = openSession(this.slot, this.unclosed);
     }
     this.busy++;
     return session;
@@ -97,14 +100,21 @@ export class SessionPool {
   /** Returns a session that take() gave out; a broken one, or any after close(), is closed. */
   give(session: Session, healthy: boolean): void {
     this.busy--;
-    if (healthy && this.ownerSession !== undefined) this.idle.push(session);
-    else closeQuietly(session);
+    if (healthy && this.ownerSession !== undefined) {
+      this.idle.push(session);
+    } else {
+      this.unclosed.close(session);
+    }
   }
 
-  /** Closes every session, the owner's last (its session objects go with it). Idempotent; never throws. */
+  /**
+   * Closes every session, the owner's last (its session objects go with it), after trying again
+   * the ones whose close failed before (see UnclosedSessions). Idempotent; never throws.
+   */
   close(): void {
-    for (const session of this.idle.splice(0)) closeQuietly(session);
-    if (this.ownerSession !== undefined) closeQuietly(this.ownerSession);
+    this.unclosed.retry();
+    for (const session of this.idle.splice(0)) this.unclosed.close(session);
+    if (this.ownerSession !== undefined) this.unclosed.close(this.ownerSession);
     this.ownerSession = undefined;
   }
 
@@ -113,11 +123,76 @@ export class SessionPool {
   }
 }
 
-/** C_CloseSession, ignoring failure: the session may already be gone (device removed, sessions dropped). */
-function closeQuietly(session: Session): void {
+/**
+ * C_OpenSession, as graphene's Slot.open makes it, but closing the session again when graphene's
+ * Session constructor fails in the C_GetSessionInfo it makes after it: Slot.open would throw with
+ * the session open and its handle lost, one session more in the token for every such failure.
+ */
+function openSession(slot: Slot, unclosed: UnclosedSessions): Session {
+  const lib = slot.lib;
+  const handle = lib.C_OpenSession(slot.handle, FLAGS);
   try {
-    session.close();
-  } catch {
-    // Nothing to release.
+    return new graphene.Session(handle, slot, lib);
+  } catch (error) {
+    unclosed.close({ lib, handle });
+    throw error;
+  }
+}
+
+/**
+ * C_CloseSession's answers that say the session is closed already: by the token (it dropped its
+ * sessions, or was removed), or by a C_Finalize.
+ */
+const GONE = new Set<number>([
+  pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_TOKEN_NOT_PRESENT,
+  pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED,
+]);
+
+/**
+ * Sessions whose C_CloseSession failed with the session possibly still open (CKR_DEVICE_ERROR,
+ * CKR_FUNCTION_FAILED…), kept to be closed again later. Forgetting one would leave it open for the
+ * life of the process, with whatever objects it made: for the owner session, every cached version
+ * the backend has just stopped counting; and on a token that fails now and then, one session
+ * more each time, up to CKR_SESSION_COUNT. Shared by a backend's successive pools, since the pool a
+ * failed close belonged to is being dropped. A session leaves the list when C_CloseSession succeeds
+ * or answers that it is gone (GONE), or after MAX_CLOSE_TRIES: one the token never closes would
+ * otherwise cost a call on every operation.
+ */
+export class UnclosedSessions {
+  private readonly sessions: Array<{ session: SessionHandle; tries: number }> = [];
+
+  /** C_CloseSession; kept for retry() if it failed with the session maybe still open. Never throws. */
+  close(session: SessionHandle): void {
+    this.attempt(session, 1);
+  }
+
+  /** Tries each kept session once more. Never throws. */
+  retry(): void {
+    if (this.sessions.length === 0) return;
+    for (const { session, tries } of this.sessions.splice(0)) this.attempt(session, tries + 1);
+  }
+
+  private attempt(session: SessionHandle, tries: number): void {
+    if (!closed(session) && tries < MAX_CLOSE_TRIES) this.sessions.push({ session, tries });
+  }
+}
+
+/** Tries at closing a session before it is given up (see UnclosedSessions). */
+const MAX_CLOSE_TRIES = 16;
+
+/** What closing a session takes (a graphene Session is one). */
+interface SessionHandle {
+  readonly lib: PKCS11;
+  readonly handle: Buffer;
+}
+
+/** C_CloseSession; true when the session is closed now (by this call, or before it). */
+function closed(session: SessionHandle): boolean {
+  try {
+    session.lib.C_CloseSession(session.handle);
+    return true;
+  } catch (error) {
+    const failure = ckrOf(error);
+    return failure !== undefined && GONE.has(failure.rv);
   }
 }
