@@ -5,13 +5,13 @@
 import test from "ava";
 import fc from "fast-check";
 import { chainRecords, frameSealed, SEALED_FIELDS } from "../../src/crypto/audit-chain.js";
-import { chainHash, decodeRecord, genesisHash } from "../../src/kms/audit/chain.js";
+import { chainHash, decodeRecord, genesisHash, MAX_AUDIT_TIME } from "../../src/kms/audit/chain.js";
 import { AuditAppends, frameRecords, usageSums } from "../../src/kms/store/audit-appends.js";
 import type { AuditEvent, AuditOutcome } from "../../src/kms/types.js";
 
 const text = (max: number): fc.Arbitrary<string> => fc.string({ unit: "binary", maxLength: max }).filter((s) => !/[\uD800-\uDFFF]/u.test(s));
 const record = fc.record({
-  time: fc.integer({ min: 0, max: 2 ** 48 }),
+  time: fc.integer({ min: 0, max: MAX_AUDIT_TIME }),
   requestId: text(40),
   projectId: fc.option(text(32), { nil: null }),
   principalId: fc.option(text(32), { nil: null }),
@@ -70,6 +70,7 @@ test("a record that cannot be encoded is refused as it is added, and nothing of 
   appends.add(good, "success", null);
   t.throws(() => appends.add({ ...good, time: -1 }, "success", null), { instanceOf: RangeError });
   t.throws(() => appends.add({ ...good, time: 1.5 }, "success", null), { instanceOf: RangeError });
+  t.throws(() => appends.add({ ...good, time: MAX_AUDIT_TIME + 1 }, "success", null), { instanceOf: RangeError }, "past 9999-12-31");
   t.throws(() => appends.add(good, "maybe" as AuditOutcome, null), { instanceOf: TypeError });
   t.throws(() => appends.add({ ...good, action: "not an action" }, "success", null), { instanceOf: TypeError });
   t.throws(() => appends.add({ ...good, requestId: 7 as unknown as string }, "success", null), { instanceOf: TypeError });
