@@ -3,6 +3,7 @@
  * (keyId → key_id) and encodes (numbers and booleans as JSON strings, times as millisecond
  * strings, bytes as base64 or hex) without deciding anything.
  */
+import { reportedRotationEnabled } from "./rotation.js";
 import type { GranteePrincipalType, GrantOperation, GrantRecord, KeyOrigin, KeyRecord, KeySpec, KeyState, KeyUsage } from "./types.js";
 
 /** describe-key `key_info` (huaweicloudsdkkms key_details.py). */
@@ -48,7 +49,7 @@ export function keyDetails(key: KeyRecord, realm: string): KeyDetails {
     defaultKeyFlag: key.defaultKey,
     expirationTime: null,
     origin: key.origin,
-    keyRotationEnabled: key.rotationEnabled,
+    keyRotationEnabled: reportedRotationEnabled(key),
     sysEnterpriseProjectId: "0",
     keystoreId: "0",
   };

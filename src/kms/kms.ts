@@ -46,7 +46,7 @@ import {
   checkCustomAlias, checkDescription, checkGuard, checkKeySpec, checkKeyUsage, checkOrigin, checkStateFilter, GUARDS, integerField,
 } from "./lifecycle.js";
 import { userQuotas, type UserQuotas } from "./quotas.js";
-import { checkRotationInterval, rotationDue, type KeyRotationStatus } from "./rotation.js";
+import { checkRotationInterval, reportedRotationEnabled, rotationDue, type KeyRotationStatus } from "./rotation.js";
 import { openSqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
 import { failureAudited, type AuditPage, type AuditQuery, type AuditSink, type KmsStore } from "./store/store.js";
 import { matchesTagQuery, tagQuery } from "./tag-query.js";
@@ -1221,7 +1221,7 @@ export class Kms {
   async #rotationStatus(record: KeyRecord): Promise<KeyRotationStatus> {
     const versions = await this.#store.keys.listVersions(record.projectId, record.keyId);
     return {
-      keyRotationEnabled: record.rotationEnabled,
+      keyRotationEnabled: reportedRotationEnabled(record),
       rotationInterval: record.rotationIntervalDays,
       lastRotationTime: record.lastRotatedAt,
       numberOfRotations: record.rotationCount,

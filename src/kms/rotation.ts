@@ -19,7 +19,7 @@
  */
 import { KmsError } from "./errors.js";
 import { integerField } from "./lifecycle.js";
-import type { KeyRecord } from "./types.js";
+import { KEY_STATE, type KeyRecord } from "./types.js";
 
 export const MIN_ROTATION_INTERVAL_DAYS = 30;
 export const MAX_ROTATION_INTERVAL_DAYS = 365;
@@ -52,6 +52,18 @@ export function nextRotationAt(key: KeyRecord): number | null {
 export function rotationDue(key: KeyRecord, now: number): boolean {
   const at = nextRotationAt(key);
   return at !== null && at <= now && !key.defaultKey;
+}
+
+/**
+ * key_rotation_enabled as the key reports it: false while the key is pending deletion, since it is
+ * not rotated then, and as stored otherwise, so that cancelling the deletion brings the setting
+ * back (OTC umn "Key Rotation Overview": a key pending deletion is not rotated, and after the
+ * deletion is cancelled "the previous key rotation status will be restored"; AWS
+ * GetKeyRotationStatus: "While a KMS key is pending deletion, its key rotation status is false").
+ * A disabled key keeps reporting its setting: it resumes rotating once enabled.
+ */
+export function reportedRotationEnabled(key: KeyRecord): boolean {
+  return key.rotationEnabled && key.state !== KEY_STATE.PENDING_DELETION;
 }
 
 /** get-key-rotation-status. */
