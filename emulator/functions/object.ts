@@ -95,7 +95,7 @@ export function createObject(state: ModuleState, sessionHandle: unknown, templat
   return toHandle(addObject(state, session, attrs, createMaterial(attrs)).handle);
 }
 
-/** §5.7.2 C_CopyObject: a new object with the same material; only modifiable attributes (and TOKEN/PRIVATE) may change. */
+/** §5.7.2 C_CopyObject: a new object with the same material; only modifiable attributes (and, §4.4, TOKEN/PRIVATE/MODIFIABLE) may change. */
 export function copyObject(state: ModuleState, sessionHandle: unknown, objectHandle: unknown, template: unknown): Handle {
   const session = state.session(sessionHandle);
   const source = state.object(session, objectHandle);

@@ -13,7 +13,7 @@ import { exportKeyBytes, type KeyHandle } from "../../src/crypto/keys.js";
 import { CkrError } from "../errors.js";
 import { pkcs11 } from "../pkcs11.js";
 import { FALSE, TRUE, readBool, readUlong, ulong } from "./attributes.js";
-import { DEFAULTS, NO_KEY_GEN_MECHANISM, tableFor, type AttributeTable, type Footnote } from "./rules.js";
+import { CHANGEABLE_AT_COPY, DEFAULTS, NO_KEY_GEN_MECHANISM, tableFor, type AttributeTable, type Footnote } from "./rules.js";
 
 const P = pkcs11;
 
@@ -200,9 +200,11 @@ const PRIVATE_TYPES: ReadonlySet<number> = new Set([
 const NONE: ReadonlySet<number> = new Set();
 
 /**
- * C_SetAttributeValue / C_CopyObject changes: only footnote-8 attributes change (and CKA_TOKEN /
- * CKA_PRIVATE on copy); footnote 11 only to true, 12 only to false; 10 (TRUSTED) by the SO only.
- * Returns the new attribute map; the object is untouched if anything is refused.
+ * C_SetAttributeValue / C_CopyObject changes: only footnote-8 attributes change (and those of
+ * CHANGEABLE_AT_COPY on copy); footnote 11 only to true, 12 only to false; 10 (TRUSTED) by the
+ * SO only, in either direction: the attribute has no footnote 8, so the SO's trust in a key is
+ * no one else's to withdraw. Returns the new attribute map; the object is untouched if anything
+ * is refused.
  */
 export function applyChanges(object: P11Object, changes: Map<number, Buffer>, context: { copy: boolean; isSO: boolean }): Map<number, Buffer> {
   const table = object.table;
@@ -212,9 +214,9 @@ export function applyChanges(object: P11Object, changes: Map<number, Buffer>, co
     const footnotes = notes(table, type);
     const current = object.attrs.get(type);
     const same = current !== undefined && current.equals(value);
-    const copyOnly = context.copy && (type === P.CKA_TOKEN || type === P.CKA_PRIVATE);
+    const copyOnly = context.copy && CHANGEABLE_AT_COPY.has(type);
     if (footnotes.has(10)) {
-      if (readBool(value) && !context.isSO) throw new CkrError(P.CKR_ATTRIBUTE_READ_ONLY, "only the SO may set CKA_TRUSTED");
+      if (!same && !context.isSO) throw new CkrError(P.CKR_ATTRIBUTE_READ_ONLY, "only the SO may change CKA_TRUSTED");
     } else if (footnotes.has(11) && footnotes.has(8)) {
       if (readBool(current) && !readBool(value)) throw new CkrError(P.CKR_ATTRIBUTE_READ_ONLY, "attribute cannot return to false");
     } else if (footnotes.has(12)) {

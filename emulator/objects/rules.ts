@@ -42,6 +42,14 @@ const STORAGE = table(
   [P.CKA_DESTROYABLE, []],
 );
 
+/**
+ * §4.4, below the storage object table: "Only the CKA_LABEL attribute can be modified after the
+ * object is created. (The CKA_TOKEN, CKA_PRIVATE, and CKA_MODIFIABLE attributes can be changed in
+ * the process of copying an object, however.)" No footnote says so, hence a list of its own.
+ * CKA_DESTROYABLE is not in it (SoftHSMv2 lets a copy change it too).
+ */
+export const CHANGEABLE_AT_COPY: ReadonlySet<number> = new Set([P.CKA_TOKEN, P.CKA_PRIVATE, P.CKA_MODIFIABLE]);
+
 // §4.5 Data objects
 const DATA = table([P.CKA_APPLICATION, [8]], [P.CKA_OBJECT_ID, [8]], [P.CKA_VALUE, [8]]);
 

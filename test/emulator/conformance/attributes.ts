@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Template } from "../../../emulator/pkcs11.js";
 import {
-  attribute, boolAttribute, byTarget, createData, expectRv, generateAes, importSecret, offers, P, UNAVAILABLE_ULONG, ulongAttribute, userSession, type Scenario,
+  attribute, boolAttribute, byTarget, createData, expectRv, generateAes, importSecret, offers, openSession, P, UNAVAILABLE_ULONG, ulongAttribute, userSession, type Scenario,
 } from "./scenario.js";
 
 /** The DER OID of NIST P-256 (secp256r1), as CKA_EC_PARAMS. */
@@ -203,6 +203,24 @@ export const ATTRIBUTE_SCENARIOS: Scenario[] = [
       } else {
         expectRv(t, () => p11.C_SetAttributeValue(s, key, [{ type: P.CKA_TRUSTED, value: true }]), P.CKR_ATTRIBUTE_READ_ONLY, "the SO, on an existing key");
       }
+    },
+  },
+  {
+    area: "attributes",
+    title: "the SO's CKA_TRUSTED is no one else's to withdraw: a public session or the user clearing it is CKR_ATTRIBUTE_READ_ONLY, by set or copy",
+    run(t, token) {
+      const { p11 } = token;
+      const s = openSession(token);
+      p11.C_Login(s, P.CKU_SO, token.soPin);
+      const trusted = generateAes(token, s, 32, [{ type: P.CKA_TOKEN, value: true }, { type: P.CKA_PRIVATE, value: false }, { type: P.CKA_TRUSTED, value: true }]);
+      p11.C_Logout(s);
+      // Footnote 10 and no footnote 8: only the SO decides what the token trusts.
+      const untrust = [{ type: P.CKA_TRUSTED, value: false }];
+      expectRv(t, () => p11.C_SetAttributeValue(s, trusted, untrust), P.CKR_ATTRIBUTE_READ_ONLY, "public session, by C_SetAttributeValue");
+      p11.C_Login(s, P.CKU_USER, token.userPin);
+      expectRv(t, () => p11.C_SetAttributeValue(s, trusted, untrust), P.CKR_ATTRIBUTE_READ_ONLY, "user, by C_SetAttributeValue");
+      expectRv(t, () => p11.C_CopyObject(s, trusted, untrust), P.CKR_ATTRIBUTE_READ_ONLY, "user, by C_CopyObject");
+      t.true(boolAttribute(token, s, trusted, P.CKA_TRUSTED), "still trusted");
     },
   },
   {

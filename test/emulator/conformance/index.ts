@@ -4,6 +4,7 @@
  */
 import { ATTRIBUTE_SCENARIOS } from "./attributes.js";
 import { CHECK_VALUE_SCENARIOS } from "./check-value.js";
+import { COPY_SCENARIOS } from "./copy.js";
 import { FAMILY_SCENARIOS } from "./families.js";
 import { LOGIN_SCENARIOS } from "./login.js";
 import { MECHANISM_SCENARIOS } from "./mechanisms.js";
@@ -19,6 +20,7 @@ export const SCENARIOS: readonly Scenario[] = [
   ...LOGIN_SCENARIOS,
   ...OBJECT_SCENARIOS,
   ...ATTRIBUTE_SCENARIOS,
+  ...COPY_SCENARIOS,
   ...CHECK_VALUE_SCENARIOS,
   ...MECHANISM_SCENARIOS,
   ...MULTIPART_SCENARIOS,
