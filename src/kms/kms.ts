@@ -26,6 +26,7 @@
  * The sweepers (deleteDueKeys, rotateDueKeys) are for the server to call periodically.
  */
 import { randomUUID } from "node:crypto";
+import { performance } from "node:perf_hooks";
 import type { AuditMac } from "./audit/checkpoints.js";
 import type { AuditVerification, VerifyOptions } from "./audit/verify.js";
 import type { KmsBackend } from "./backend/backend.js";
@@ -59,6 +60,10 @@ import { encodeMaterial, sealsFromUsage, versionId, versionRef } from "./version
 
 export type { RequestContext } from "./access.js";
 
+/** How far the wall clock may run ahead of the monotonic clock before the deletion sweeper warns (deleteDueKeys). */
+const CLOCK_AHEAD_WARN_MS = 60_000;
+const CLOCK_AHEAD_REWARN_MS = 3_600_000;
+
 /** Construction from a backend and a store the caller opened (and closes). */
 export interface KmsOptions {
   backend: KmsBackend;
@@ -69,6 +74,12 @@ export interface KmsOptions {
   envelope?: EnvelopeOptions | undefined;
   /** The clock, ms since the epoch (default Date.now): creation, deletion and rotation times. */
   now?: (() => number) | undefined;
+  /**
+   * A clock that only moves forward, ms (default performance.now with the system clock; with an
+   * injected `now`, that clock itself): the deletion sweeper destroys keys due by the earlier of
+   * `now` and the time since the Kms was made on this clock (see deleteDueKeys).
+   */
+  monotonicNow?: (() => number) | undefined;
   /** Operator messages (an audit record that could not be written for a failed request). Default: process.emitWarning. */
   warn?: ((message: string) => void) | undefined;
 }
@@ -216,6 +227,12 @@ export class Kms {
   readonly #access: Access;
   readonly #cache: KeyCache;
   readonly #now: () => number;
+  /** The wall clock and the monotonic clock when the Kms was made (deleteDueKeys' guard). */
+  readonly #monotonic: () => number;
+  readonly #wallAtStart: number;
+  readonly #monotonicAtStart: number;
+  /** How far ahead the wall clock was at the last warning about it, ms (0: none given). */
+  #aheadWarned = 0;
   readonly #warn: (message: string) => void;
   /** Projects known to exist in the store, with their account. */
   readonly #projects = new Map<string, string>();
@@ -253,6 +270,9 @@ export class Kms {
     this.#config = resolveKmsConfig({ limits: options.limits ?? {}, tunables: options.tunables ?? {} });
     this.#envelope = new Envelope(this.#backend, options.envelope);
     this.#now = options.now ?? Date.now;
+    this.#monotonic = options.monotonicNow ?? (options.now === undefined ? () => performance.now() : this.#now);
+    this.#wallAtStart = this.#now();
+    this.#monotonicAtStart = this.#monotonic();
     this.#warn = options.warn ?? ((message) => process.emitWarning(message, { code: "HSMKIT_KMS" }));
     this.#access = new Access(this.#store, this.#config.tunables.principalCacheMs);
     this.#cache = new KeyCache(this.#config.tunables.keyCacheSize);
@@ -808,7 +828,7 @@ export class Kms {
    */
   async deleteDueKeys(): Promise<SweepReport> {
     this.#checkOpen();
-    const now = this.#now();
+    const now = this.#deletionNow();
     const report: SweepReport = { done: [], skipped: [] };
     for (const ref of await this.#store.keys.listDueForDeletion(now, this.#config.tunables.sweepBatch)) {
       try {
@@ -824,6 +844,27 @@ export class Kms {
       }
     }
     return report;
+  }
+
+  /**
+   * The time keys are due for deletion by: the earlier of the wall clock and the wall clock as it
+   * was when the Kms was made plus the time since on the monotonic clock. Destruction cannot be
+   * undone, and a wall clock stepped forward (an NTP step, a VM restored with a wrong clock) would
+   * otherwise make keys due for deletion days or months early — all the days their owners had to
+   * cancel it. A wall clock that was behind and is corrected forward only delays deletions until
+   * the next restart, which errs on the safe side. Warns, once per hour of difference, when the
+   * wall clock runs more than a minute ahead.
+   */
+  #deletionNow(): number {
+    const wall = this.#now();
+    const steady = this.#wallAtStart + (this.#monotonic() - this.#monotonicAtStart);
+    const ahead = wall - steady;
+    if (ahead > CLOCK_AHEAD_WARN_MS && Math.abs(ahead - this.#aheadWarned) >= CLOCK_AHEAD_REWARN_MS) {
+      this.#aheadWarned = ahead;
+      this.#warn(`hsmkit KMS: the system clock is ${Math.round(ahead / 1000)} s ahead of the time elapsed since the service started; `
+        + "scheduled key deletions wait for the elapsed time (check the clock and NTP; a restart takes the clock as it is then)");
+    }
+    return Math.min(wall, steady);
   }
 
   /**
