@@ -11,7 +11,7 @@
  *   kms/               kms.sqlite (+ WAL) and its lock
  *   credentials.json   the default identity (identity.ts)
  */
-import { readFileSync } from "node:fs";
+import { closeSync, fchmodSync, fstatSync, openSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { getHeapStatistics } from "node:v8";
 import { Emulator } from "../../emulator/index.js";
@@ -121,11 +121,49 @@ export interface ServiceLog {
 
 const SILENT: ServiceLog = { info() {}, warn() {}, error() {} };
 
-/** The emulator token's PIN in the data directory: read, or generated on first start (0600). */
-function dataDirPin(dataDir: string, name: string): string {
+/**
+ * The emulator token's PIN in the data directory: read, or generated on first start (0600). hsmkit
+ * writes these files 0600, so a looser mode is someone's doing (a copy restored without -p, a
+ * chmod): the file is tightened, and the change reported, before the PIN is read from it. A file
+ * that cannot be tightened (another user's, planted in a data directory others may write) is
+ * refused: whoever owns it knows the PIN the token would be initialized with.
+ */
+function dataDirPin(dataDir: string, name: string, log: ServiceLog): string {
   const file = join(dataDir, name);
   createFileExclusive(file, Buffer.from(randomString(32, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789") + "\n", "utf8"));
-  return readFileSync(file, "utf8").replace(/\r?\n$/u, "");
+  // One descriptor for the check, the chmod and the read: the name cannot be swapped in between.
+  const fd = openSync(file, "r");
+  try {
+    const mode = fstatSync(fd).mode & 0o777;
+    if (process.platform !== "win32" && (mode & 0o077) !== 0) {
+      try {
+        fchmodSync(fd, 0o600);
+      } catch (error) {
+        throw new ConfigError(`${file} holds the token's PIN and is open to other users (mode ${mode.toString(8).padStart(4, "0")}), ` +
+          `and its mode cannot be changed (${(error as NodeJS.ErrnoException).code ?? (error as Error).message}): check who owns it and the data directory`);
+      }
+      log.warn(`${file} holds the token's PIN and was open to other users (mode ${mode.toString(8).padStart(4, "0")}): changed to 0600; ` +
+        "whoever could read it meanwhile may know the PIN", { file, mode: mode.toString(8) });
+    }
+    return readFileSync(fd, "utf8").replace(/\r?\n$/u, "");
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A data directory made by hsmkit is 0700; one that existed before (made by hand, a volume mount)
+ * keeps its mode. Readable by others does no harm, since every file holding a secret is 0600 and
+ * every directory 0700; writable by others lets them replace or plant files beside those (a
+ * credentials.json or token-pin of their own before the first start), so it is reported.
+ */
+function warnIfOthersMayWrite(dataDir: string, log: ServiceLog): void {
+  if (process.platform === "win32") return;
+  const mode = statSync(dataDir).mode;
+  if ((mode & 0o022) === 0) return;
+  const octal = (mode & 0o777).toString(8).padStart(4, "0");
+  log.warn(`the data directory ${dataDir} may be written by other users (mode ${octal}), who could replace the files holding its secrets: chmod 700 ${dataDir}`,
+    { dir: dataDir, mode: octal });
 }
 
 export interface OpenServiceOptions {
@@ -175,12 +213,13 @@ export class KmsService implements ServicePort {
   static async open(config: Readonly<HsmkitConfig>, options: OpenServiceOptions = {}): Promise<KmsService> {
     const log = options.log ?? SILENT;
     makeDirectoryDurable(config.data);
+    warnIfOthersMayWrite(config.data, log);
     let module: string | PKCS11;
     let pin = configuredPin(config);
     let emulator: Emulator | null = null;
     if (config.token.module === "emulator") {
-      if (pin === undefined) pin = dataDirPin(config.data, "token-pin");
-      const soPin = dataDirPin(config.data, "token-so-pin");
+      if (pin === undefined) pin = dataDirPin(config.data, "token-pin", log);
+      const soPin = dataDirPin(config.data, "token-so-pin", log);
       emulator = new Emulator({ tokenDir: join(config.data, "token"), slots: [{ token: { label: config.token.label, soPin, userPin: pin } }] });
       module = emulator as unknown as PKCS11;
     } else {

@@ -24,7 +24,10 @@ export interface SecretSealer {
   readonly id: string;
   /** Seals `plaintext`; `aad` must be presented again to open. */
   seal(plaintext: Buffer, aad: Buffer): Buffer | Promise<Buffer>;
-  /** Opens a sealed secret; throws when it was altered or `aad` differs. */
+  /**
+   * Opens a sealed secret; throws when it was altered or `aad` differs. The buffer returned is the
+   * caller's, to zero once used: return a fresh one, never a view of state the sealer keeps.
+   */
   open(sealed: Buffer, aad: Buffer): Buffer | Promise<Buffer>;
 }
 
@@ -38,11 +41,18 @@ export async function sealCredentialSecret(sealer: SecretSealer, accessKey: stri
   return { sealer: sealer.id, blob: Buffer.from(await sealer.seal(secretKey, credentialAad(accessKey, principalId))) };
 }
 
-/** Opens a credential's SK. `sealers` by id: the sealer named in the record must be among them. */
+/**
+ * Opens a credential's SK into a buffer the caller owns and zeroes once it has used it (the
+ * authenticator, once the SK is a native key). `sealers` by id: the sealer named in the record
+ * must be among them.
+ */
 export async function openCredentialSecret(sealers: ReadonlyMap<string, SecretSealer> | SecretSealer, credential: CredentialRecord): Promise<Buffer> {
   const sealer = sealers instanceof Map ? sealers.get(credential.secret.sealer) : (sealers as SecretSealer);
   if (sealer === undefined || sealer.id !== credential.secret.sealer) {
     throw new Error(`credential ${credential.accessKey} is sealed by ${credential.secret.sealer}, which is not available`);
   }
-  return Buffer.from(await sealer.open(credential.secret.blob, credentialAad(credential.accessKey, credential.principalId)));
+  const opened: Uint8Array = await sealer.open(credential.secret.blob, credentialAad(credential.accessKey, credential.principalId));
+  // The sealer's own bytes, not a copy: the caller's zeroing must reach them, and a copy would
+  // leave the SK in the heap for as long as the garbage collector lets it lie.
+  return Buffer.isBuffer(opened) ? opened : Buffer.from(opened.buffer, opened.byteOffset, opened.byteLength);
 }
