@@ -128,8 +128,17 @@ export class Token {
       this.tokenKey = key;
       return;
     }
-    const same = timingSafeEqual(this.tokenKey.exportBytes(), key.exportBytes());
-    key.destroy();
+    // The two exports are the token key in the clear: wiped at once, not left to the collector.
+    const held = this.tokenKey.exportBytes();
+    const offered = key.exportBytes();
+    let same: boolean;
+    try {
+      same = timingSafeEqual(held, offered);
+    } finally {
+      held.fill(0);
+      offered.fill(0);
+      key.destroy();
+    }
     if (!same) throw new CkrError(P.CKR_GENERAL_ERROR, "PIN records disagree on the token key");
   }
 

@@ -1,6 +1,6 @@
 /**
  * The modes of the files in a data directory that hold secrets (credentials.json, token-pin,
- * token-so-pin, the token directory): created 0600 (0700 for directories) whatever the umask, and a
+ * token-so-pin, the token directory, the store's database and its -wal and -shm): created 0600 (0700 for directories) whatever the umask, and a
  * PIN file found looser than hsmkit wrote it tightened and reported before its PIN is used.
  */
 import test from "ava";
@@ -35,8 +35,15 @@ test("with umask 000 every secret file of a new data directory is created 0600 a
     const { loadConfig } = await import(${JSON.stringify(config)});
     const { KmsService } = await import(${JSON.stringify(service)});
     const config = loadConfig({ env: {}, overrides: { data: ${JSON.stringify(data)}, log: { level: "silent" }, server: { port: 0, kmsThread: false } } });
-    await (await KmsService.open(config, { sweep: false })).close();`;
-  await run(process.execPath, ["--input-type=module", "-e", script], { timeout: 60_000 });
+    const opened = await KmsService.open(config, { sweep: false });
+    // While open: the database beside its -wal and -shm.
+    const { readdirSync, statSync } = await import("node:fs");
+    const kms = ${JSON.stringify(join(data, "kms"))};
+    process.stdout.write(JSON.stringify(Object.fromEntries(readdirSync(kms).map((name) => [name, statSync(kms + "/" + name).mode & 0o777]))));
+    await opened.close();`;
+  const { stdout } = await run(process.execPath, ["--input-type=module", "-e", script], { timeout: 60_000 });
+  const store = JSON.parse(stdout) as Record<string, number>;
+  for (const file of ["kms.sqlite", "kms.sqlite-wal", "kms.sqlite-shm"]) t.is(store[file], 0o600, `kms/${file}, open`);
   t.is(mode(data), 0o700, "the data directory");
   t.is(mode(join(data, "kms")), 0o700, "kms/");
   for (const file of ["credentials.json", "token-pin", "token-so-pin"]) t.is(mode(join(data, file)), 0o600, file);
@@ -71,6 +78,14 @@ test("a token PIN file open to other users is tightened to 0600 and reported bef
   t.is(mode(join(dir, "token-so-pin")), 0o600);
   t.true(again.warnings.some((w) => w.fields?.["file"] === join(dir, "token-so-pin")));
   t.false(again.warnings.some((w) => w.fields?.["file"] === join(dir, "token-pin")), "a file already 0600 is not reported");
+});
+
+test("a store database loosened since it was made is tightened to 0600 when it is opened", async (t) => {
+  const dir = tempDir(t);
+  await openAndClose(dir, capturingLog());
+  chmodSync(join(dir, "kms", "kms.sqlite"), 0o644);
+  await openAndClose(dir, capturingLog());
+  t.is(mode(join(dir, "kms", "kms.sqlite")), 0o600);
 });
 
 test("a data directory other users may write is reported; one they may only read is not", async (t) => {

@@ -19,7 +19,7 @@
  * - Usage counters are derived from committed audit records (store.ts UsageStore).
  * - One process owns the directory (lock.ts).
  */
-import { mkdirSync } from "node:fs";
+import { chmodSync, closeSync, mkdirSync, openSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { checkFields, type ChainHead } from "../audit/chain.js";
@@ -133,6 +133,35 @@ function unwrap(result: StoreResult): unknown {
   return result.value;
 }
 
+/**
+ * The database and its -wal and -shm files readable by their owner only. They hold wrapped keys
+ * and sealed secrets, nothing in the clear, but SQLite makes its files 0644 (the -wal and -shm
+ * take the database's mode), and a copy of the database is what an offline attack on a weak
+ * sealer or root key would start from. A new database is created 0600 before SQLite opens it (an
+ * empty file is a new database to SQLite); an existing store's files are tightened
+ * (tightenOwnerOnly).
+ */
+function createOwnerOnly(path: string): void {
+  if (process.platform === "win32") return;
+  try {
+    closeSync(openSync(path, "wx", 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+}
+
+/** Tightens a store's files, once its writer has found the database to be a store (a foreign file is left as it was found). */
+function tightenOwnerOnly(path: string): void {
+  if (process.platform === "win32") return;
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+  }
+}
+
 /** Opens (creating and migrating as needed) the store in `options.directory`. */
 export async function openSqliteStore(options: SqliteStoreOptions): Promise<SqliteStore> {
   const mode = options.writer ?? defaultWriterMode();
@@ -150,10 +179,12 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   mkdirSync(options.directory, { recursive: true, mode: 0o700 });
   const lock = StoreLock.acquire(options.directory, warn);
   const path = join(options.directory, DATABASE_FILE);
+  createOwnerOnly(path);
   let writer: Writer | undefined;
   let reader: SqliteReader | undefined;
   try {
     writer = mode === "inline" ? startInlineWriter(path, options.migrations, options.walSync) : await startWorkerWriter(path);
+    tightenOwnerOnly(path);
     reader = new SqliteReader(openDatabase(path, { readonly: true }));
     const store = new SqliteStore(path, lock, writer, reader, options, policy, usageFlushMs, warn);
     if (options.verifyOnOpen === "full") {
