@@ -125,9 +125,9 @@ export interface DecryptDataResult {
 
 export interface CreateDataKeyRequest extends BoundFields {
   keyId?: string | undefined;
-  /** AES_256 (32 bytes, the default) or AES_128 (16). KMS.1902 otherwise. Ignored when datakeyLength is given (Huawei's rule). */
+  /** AES_256 (32 bytes, the default, also for "") or AES_128 (16). KMS.1902 otherwise. Ignored when datakeyLength is given (Huawei's rule). */
   keySpec?: string | undefined;
-  /** Bits, 8–8192 in steps of 8 (KMS.1901 / KMS.1903). Takes precedence over keySpec. */
+  /** Bits, 8–8192 in steps of 8 (KMS.1901 / KMS.1903). Takes precedence over keySpec; "" is none. */
   datakeyLength?: IntegerField | undefined;
 }
 

@@ -210,9 +210,13 @@ function pageOf(limit: unknown, marker: unknown): { limit: number; marker: strin
   return { limit: n, marker: typeof marker === "string" && marker !== "" ? marker : undefined };
 }
 
-/** A length in bits, 8..8192 in steps of 8: its bytes. */
+/**
+ * A length in bits, 8..8192 in steps of 8: its bytes. A value that is no integer is out of range
+ * (rangeCode), the code the HTTP schema gives it too (server/errors.ts FIELD_CODES), so a caller
+ * sees one code whichever way it comes in; stepCode only for an integer off the step.
+ */
 function bitsToBytes(value: unknown, name: string, rangeCode: KmsErrorCode, stepCode: KmsErrorCode): number {
-  const bits = integerField(value, name, "KMS.0308");
+  const bits = integerField(value, name, rangeCode);
   if (bits === undefined) throw new KmsError("KMS.0204", `${name} is missing`);
   if (bits % 8 !== 0) throw new KmsError(stepCode, `${name} must be a multiple of 8`);
   if (bits < MIN_BITS || bits > MAX_BITS) throw new KmsError(rangeCode, `${name} must be ${MIN_BITS}..${MAX_BITS} bits`);
@@ -1307,12 +1311,12 @@ export class Kms {
   /** create-datakey's work: the size, the key, a DEK from the token, sealed. */
   #newDataKey(op: Op, request: Api.CreateDataKeyRequest): NewDataKey | Promise<NewDataKey> {
     const hasLength = request.datakeyLength !== undefined && request.datakeyLength !== "";
-    // Huawei's model: with both, datakey_length decides.
+    // Huawei's model: with both, datakey_length decides; with both empty, a 256-bit key.
     let bytes: number;
     if (hasLength) {
       bytes = bitsToBytes(request.datakeyLength, "datakey_length", "KMS.1901", "KMS.1903");
     } else {
-      const spec = request.keySpec ?? "AES_256";
+      const spec = request.keySpec === undefined || request.keySpec === "" ? "AES_256" : request.keySpec;
       const size = DATAKEY_SPECS.get(spec);
       if (size === undefined) throw new KmsError("KMS.1902");
       bytes = size;

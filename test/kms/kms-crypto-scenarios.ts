@@ -264,7 +264,7 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
       const carol = h.ctx("carol");
       const key = await h.kms.createKey(h.ctx("alice"), { keyAlias: "dek" });
       const keyId = key.keyId;
-      for (const [request, bytes] of [[{}, 32], [{ keySpec: "AES_256" }, 32], [{ keySpec: "AES_128" }, 16], [{ datakeyLength: 8 }, 1], [{ datakeyLength: "512" }, 64], [{ datakeyLength: 8192 }, 1024]] as const) {
+      for (const [request, bytes] of [[{}, 32], [{ keySpec: "" }, 32], [{ keySpec: "", datakeyLength: "" }, 32], [{ keySpec: "AES_256" }, 32], [{ keySpec: "AES_128" }, 16], [{ datakeyLength: 8 }, 1], [{ datakeyLength: "512" }, 64], [{ datakeyLength: 8192 }, 1024]] as const) {
         const made = await h.kms.createDataKey(carol, { keyId, ...request, additionalAuthenticatedData: "dek" });
         t.is(made.plainText.length, bytes, JSON.stringify(request));
         t.is(made.cipherText.length, bytes + 51);
@@ -283,6 +283,8 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 7 }), "KMS.1903");
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 0 }), "KMS.1901");
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 8200 }), "KMS.1901");
+      // Not a count of bits is out of range, as the HTTP schema reports it.
+      await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: "lots" }), "KMS.1901");
       await rejects(t, h.kms.createDataKey(carol, { keyId, keySpec: "SM4" }), "KMS.1902");
       // Names every object has are no key specs either.
       for (const keySpec of ["toString", "constructor", "__proto__"]) await rejects(t, h.kms.createDataKey(carol, { keyId, keySpec }), "KMS.1902", keySpec);

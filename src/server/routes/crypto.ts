@@ -53,6 +53,14 @@ const ALGORITHM = string({
   max: 64, description: "SYMMETRIC_DEFAULT (AES-256-GCM), the only algorithm of a symmetric key; RSAES_OAEP_SHA_1, RSAES_OAEP_SHA_256 and SM2_ENCRYPT are KMS.2105",
 });
 const LENGTH = integerString();
+/**
+ * An optional integer that "" also leaves out. Huawei's create-datakey gives a 256-bit key when
+ * datakey_length and key_spec are "both empty" (create_datakey_request_body.py), and clients that
+ * serialize unset fields as "" must get that default, not KMS.1901; the Kms reads "" as absent.
+ */
+function optionalInteger(description: string): JsonSchema {
+  return { anyOf: [...(integerString().anyOf as JsonSchema[]), { type: "string", maxLength: 0 }], description };
+}
 
 const LONE_SURROGATE = /[\uD800-\uDFFF]/u;
 
@@ -99,8 +107,8 @@ function reEncryptIsDataKey(input: RouteInput): boolean {
 
 const DATAKEY_REQUEST = object({
   key_id: KEY_ID,
-  key_spec: string({ max: 32, description: "AES_256 (default) or AES_128; not with datakey_length" }),
-  datakey_length: integerString("Bits: 8..8192, a multiple of 8; takes precedence over key_spec (Huawei)"),
+  key_spec: string({ max: 32, description: "AES_256 (default, also for \"\") or AES_128; not with datakey_length" }),
+  datakey_length: optionalInteger("Bits: 8..8192, a multiple of 8; takes precedence over key_spec (Huawei); \"\" for none"),
   additional_authenticated_data: AAD,
   encryption_context: ENCRYPTION_CONTEXT,
   sequence: SEQUENCE,
@@ -181,7 +189,7 @@ export const CRYPTO_ROUTES: KmsRoute[] = [
       destination_additional_authenticated_data: AAD,
       destination_encryption_context: ENCRYPTION_CONTEXT,
       destination_encryption_algorithm: ALGORITHM,
-      datakey_cipher_length: integerString("The DEK's length in bytes, when cipher_text is a data key's"),
+      datakey_cipher_length: optionalInteger("The DEK's length in bytes, when cipher_text is a data key's; absent or \"\" for encrypt-data's"),
       sequence: SEQUENCE,
     }, ["cipher_text", "destination_key_id"]),
     response: object({
