@@ -82,7 +82,7 @@ export function callErrorMessage(error: KmsCallError): string {
 const HINTS: Record<string, string> = {
   "APIGW.0301": "The server refused the signature: use the credentials of that server's data directory (--credentials <data>/credentials.json) and check both clocks.",
   "APIGW.0101": "The server has no such API: is --endpoint an hsmkit server of this version?",
-  "KMS.0203": "The request is over the server's body limit (its server.bodyLimitBytes, 65536 by default), or an audit export over " +
+  "KMS.0203": "The request is over the server's body limit (its server.bodyLimitBytes, 131072 by default), or an audit export over " +
     "100 000 lines (narrow it with --since/--until). encrypt takes at most 4096 bytes: for more, use a data key (hsmkit datakey --help).",
   "KMS.0209": "Enable the key first: hsmkit keys enable <key>.",
   "KMS.0210": "The key is scheduled for deletion: hsmkit keys cancel-deletion <key> keeps it (it is then disabled).",

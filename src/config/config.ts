@@ -16,7 +16,11 @@ export interface ServerConfig {
   host: string;
   /** TCP port (default 8731; 0 picks a free one). */
   port: number;
-  /** Largest request body, bytes (default 65536: a 4096-byte plaintext is ~5.5 KiB of base64 JSON). */
+  /**
+   * Largest request body, bytes (default 131072). The largest valid request is a re-encrypt with two
+   * encryption contexts at their 8192-character limit: ~100 KB when the client escapes non-ASCII as
+   * \uXXXX, as Python's json.dumps does by default (a 4096-byte plaintext is only ~5.5 KiB).
+   */
   bodyLimitBytes: number;
   /** A request that has not completed after this many ms is answered 503 and its socket closed (default 30000). */
   requestTimeoutMs: number;
@@ -121,7 +125,7 @@ export const DEFAULTS: Readonly<HsmkitConfig> = Object.freeze({
   server: {
     host: "127.0.0.1",
     port: DEFAULT_PORT,
-    bodyLimitBytes: 65536,
+    bodyLimitBytes: 131_072,
     requestTimeoutMs: 30_000,
     shutdownTimeoutMs: 10_000,
     kmsThread: true,

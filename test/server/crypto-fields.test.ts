@@ -77,3 +77,20 @@ test("a datakey_length or random_data_length that is not a count of bits gets th
     t.deepEqual(http, expected, what);
   }
 });
+
+test("the largest valid re-encrypt fits the default body limit, as a client that escapes non-ASCII sends it", async (t) => {
+  const { ak, sk, project_id: projectId } = server.credentials;
+  // Two encryption contexts at the 8192-character limit, every character "é": Python's json.dumps
+  // (the Huawei Python SDK's serializer) writes each as \u00e9, six bytes, about 49 KB a context.
+  const context = (tag: string): Record<string, string> => ({ [tag]: "é".repeat(8192 - 7 - tag.length) });
+  const source = context("s");
+  const destination = context("d");
+  t.is(JSON.stringify(source).length, 8192);
+  const sealed = await sdk.post("encrypt-data", { key_id: keyId, plain_text: "x".repeat(4096), encryption_context: source });
+  const escaped = (value: unknown): string => JSON.stringify(value).replace(/[\u0080-\uffff]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+  const body = `{"cipher_text":${JSON.stringify(sealed.cipher_text)},"source_encryption_context":${escaped(source)},` +
+    `"destination_key_id":${JSON.stringify(keyId)},"destination_encryption_context":${escaped(destination)}}`;
+  t.true(body.length > 65_536, `${body.length} bytes`);
+  const response = await signedRequest(server.url, { method: "POST", path: kmsPath(projectId, "re-encrypt"), body, identity: { ak, sk } });
+  t.is(response.status, 200, JSON.stringify(response.json));
+});
