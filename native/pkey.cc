@@ -2,8 +2,12 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/rsa.h>
 #include <openssl/x509.h>
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -57,6 +61,49 @@ bool ecdsa_verify_digest(const uint8_t* spki, size_t spki_len, const uint8_t* di
   int verdict = EVP_PKEY_verify(ctx.get(), der_signature, signature_len, digest, digest_len);
   ERR_clear_error();  // a bad signature leaves reasons on the queue; it is an answer, not an error
   return verdict == 1;
+}
+
+std::vector<uint8_t> generate_key_pair_pkcs8(const std::string& kind, const std::string& param, const uint8_t* exponent,
+                                             size_t exponent_len) {
+  PkeyCtx ctx(EVP_PKEY_CTX_new_from_name(nullptr, kind.c_str(), nullptr));
+  if (!ctx || EVP_PKEY_keygen_init(ctx.get()) != 1) {
+    ERR_clear_error();
+    throw_invalid("no key generation for " + kind);
+  }
+  if (kind == "RSA") {
+    char* end = nullptr;
+    unsigned long bits = std::strtoul(param.c_str(), &end, 10);
+    if (end == param.c_str() || *end != '\0' || EVP_PKEY_CTX_set_rsa_keygen_bits(ctx.get(), static_cast<int>(bits)) != 1) {
+      ERR_clear_error();
+      throw_invalid("RSA modulus of " + param + " bits");
+    }
+    if (exponent_len > 0) {
+      std::unique_ptr<BIGNUM, decltype(&BN_free)> e(BN_bin2bn(exponent, static_cast<int>(exponent_len), nullptr), &BN_free);
+      if (!e || EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx.get(), e.get()) != 1) {
+        ERR_clear_error();
+        throw_invalid("RSA public exponent");
+      }
+    }
+  } else if (kind == "EC") {
+    if (EVP_PKEY_CTX_set_group_name(ctx.get(), param.c_str()) != 1) {
+      ERR_clear_error();
+      throw_invalid("EC curve " + param);
+    }
+  }
+  EVP_PKEY* raw = nullptr;
+  if (EVP_PKEY_generate(ctx.get(), &raw) != 1) {
+    ERR_clear_error();
+    throw_invalid(kind + " key generation failed" + (param.empty() ? std::string() : " (" + param + ")"));
+  }
+  Pkey key(raw);
+  std::unique_ptr<PKCS8_PRIV_KEY_INFO, decltype(&PKCS8_PRIV_KEY_INFO_free)> info(EVP_PKEY2PKCS8(key.get()), &PKCS8_PRIV_KEY_INFO_free);
+  if (!info) throw_openssl("EVP_PKEY2PKCS8");
+  int length = i2d_PKCS8_PRIV_KEY_INFO(info.get(), nullptr);
+  if (length <= 0) throw_openssl("i2d_PKCS8_PRIV_KEY_INFO");
+  std::vector<uint8_t> der(static_cast<size_t>(length));
+  unsigned char* cursor = der.data();
+  if (i2d_PKCS8_PRIV_KEY_INFO(info.get(), &cursor) != length) throw_openssl("i2d_PKCS8_PRIV_KEY_INFO");
+  return der;
 }
 
 }  // namespace hsmkit

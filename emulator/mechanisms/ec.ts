@@ -18,7 +18,7 @@
  * CK_MECHANISM_INFO key sizes are the curve's bits (256..521); every mechanism carries
  * CKF_EC_F_P | CKF_EC_NAMEDCURVE | CKF_EC_UNCOMPRESS.
  */
-import { diffieHellman, generateKeyPairSync, type KeyObject } from "node:crypto";
+import { diffieHellman, type KeyObject } from "node:crypto";
 import { importKey } from "../../src/crypto/keys.js";
 import { randomBytes } from "../../src/crypto/random.js";
 import { CkrError } from "../errors.js";
@@ -26,7 +26,7 @@ import { readUlong, ulong } from "../objects/attributes.js";
 import type { P11Object } from "../objects/object.js";
 import { pkcs11, untypedConstant, type Mechanism } from "../pkcs11.js";
 import { secretKeyAttributes } from "./aes.js";
-import { ecdsaSignDigest, ecdsaVerifyDigest } from "../../src/crypto/signatures.js";
+import { ecdsaSignDigest, ecdsaVerifyDigest, generateKeyPair } from "../../src/crypto/signatures.js";
 import {
   curveFromParams, curveOfKey, ecPoint, expectClassAndType, hashedSign, hashedVerify, keyAttributes, keyObject, privateMaterial,
   publicKeyFromPoint, refuseGiven, type Curve,
@@ -64,7 +64,7 @@ const keyPairGen: MechanismFamily = {
     const params = publicTemplate.get(P.CKA_EC_PARAMS);
     if (params === undefined) throw new CkrError(P.CKR_TEMPLATE_INCOMPLETE, "CKA_EC_PARAMS is required");
     const curve = curveFromParams(params);
-    const { publicKey, privateKey } = generateKeyPairSync("ec", { namedCurve: curve.nodeName });
+    const { publicKey, privateKey } = generateKeyPair({ kind: "ec", curve: curve.nodeName });
     const publicFixed = keyAttributes(publicKey, P.CKO_PUBLIC_KEY);
     const privateFixed = keyAttributes(privateKey, P.CKO_PRIVATE_KEY);
     for (const fixed of [publicFixed, privateFixed]) fixed.set(P.CKA_KEY_GEN_MECHANISM, ulong(P.CKM_EC_KEY_PAIR_GEN));

@@ -18,8 +18,9 @@
  * sizes are in bits. OAEP and raw PKCS #1 are single-part: C_EncryptUpdate and friends are
  * CKR_FUNCTION_NOT_SUPPORTED, as in SoftHSMv2.
  */
-import { constants, generateKeyPairSync, privateDecrypt, privateEncrypt, publicDecrypt, publicEncrypt, timingSafeEqual, type KeyObject } from "node:crypto";
+import { constants, privateDecrypt, privateEncrypt, publicDecrypt, publicEncrypt, timingSafeEqual, type KeyObject } from "node:crypto";
 import { importKey } from "../../src/crypto/keys.js";
+import { generateKeyPair } from "../../src/crypto/signatures.js";
 import { CkrError } from "../errors.js";
 import { CKZ_DATA_SPECIFIED } from "../extra-constants.js";
 import { readUlong, ulong } from "../objects/attributes.js";
@@ -72,7 +73,7 @@ const keyPairGen: MechanismFamily = {
     if (exponent < 3n || exponent % 2n === 0n || exponent > 0xffffffffn) {
       throw new CkrError(P.CKR_ATTRIBUTE_VALUE_INVALID, "public exponent must be odd, 3..2^32-1");
     }
-    const { publicKey, privateKey } = generateKeyPairSync("rsa", { modulusLength: bits, publicExponent: Number(exponent) });
+    const { publicKey, privateKey } = generateKeyPair({ kind: "rsa", modulusBits: bits, publicExponent: exponent });
     if (modulusBits(publicKey) !== bits) throw new CkrError(P.CKR_KEY_SIZE_RANGE, "the generator could not make a modulus of that length");
     const publicFixed = keyAttributes(publicKey, P.CKO_PUBLIC_KEY);
     const privateFixed = keyAttributes(privateKey, P.CKO_PRIVATE_KEY);

@@ -27,9 +27,25 @@ Napi::Value ecdsa_verify_digest_binding(const Napi::CallbackInfo& info) {
   });
 }
 
+// generateKeyPairPkcs8(kind, param, exponent|null) -> DER PrivateKeyInfo (the caller wipes it)
+Napi::Value generate_key_pair_binding(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsString()) throw_invalid("generateKeyPairPkcs8(kind, param, exponent)");
+    std::string kind = info[0].As<Napi::String>().Utf8Value();
+    std::string param = info[1].As<Napi::String>().Utf8Value();
+    Bytes exponent{nullptr, 0};
+    if (!info[2].IsNull()) exponent = buffer_arg(info, 2, "exponent");
+    std::vector<uint8_t> der = generate_key_pair_pkcs8(kind, param, exponent.data, exponent.size);
+    Napi::Buffer<uint8_t> out = Napi::Buffer<uint8_t>::Copy(info.Env(), der.data(), der.size());
+    OPENSSL_cleanse(der.data(), der.size());
+    return out;
+  });
+}
+
 }  // namespace
 
 void init_pkey(Napi::Env env, Napi::Object exports) {
+  exports.Set("generateKeyPairPkcs8", Napi::Function::New(env, generate_key_pair_binding, "generateKeyPairPkcs8"));
   exports.Set("ecdsaSignDigest", Napi::Function::New(env, ecdsa_sign_digest_binding, "ecdsaSignDigest"));
   exports.Set("ecdsaVerifyDigest", Napi::Function::New(env, ecdsa_verify_digest_binding, "ecdsaVerifyDigest"));
 }

@@ -113,6 +113,7 @@ export interface NativeAddon {
   // raw-digest signatures (native/binding/pkey.cc)
   ecdsaSignDigest(pkcs8: Uint8Array, digest: Uint8Array): Buffer;
   ecdsaVerifyDigest(spki: Uint8Array, digest: Uint8Array, signature: Uint8Array): boolean;
+  generateKeyPairPkcs8(kind: "RSA" | "EC" | "ED25519", param: string, exponent: Uint8Array | null): Buffer;
 
   // random (native/binding/random.cc)
   randomFill(out: Uint8Array, additional: Uint8Array | null): void;

@@ -3,11 +3,11 @@
 // keys under AES-KWP — against node:crypto (OpenSSL) in both directions.
 import test from "ava";
 import {
-  createCipheriv, createDecipheriv, createECDH, createHash, createPrivateKey, createPublicKey, diffieHellman, generateKeyPairSync, randomBytes,
+  createCipheriv, createDecipheriv, createECDH, createHash, createPrivateKey, createPublicKey, diffieHellman, randomBytes,
   sign as nodeSign, verify as nodeVerify, type KeyObject,
 } from "node:crypto";
 import { curveOrder } from "../../emulator/mechanisms/arith.js";
-import { ecdsaSignDigest, ecdsaVerifyDigest } from "../../src/crypto/signatures.js";
+import { generateKeyPair, ecdsaSignDigest, ecdsaVerifyDigest } from "../../src/crypto/signatures.js";
 import type { Handle, Mechanism, Template } from "../../emulator/pkcs11.js";
 import {
   P, P256, P384, P521, SECP256K1, attr, boolAttr, decrypt, ecPair, encrypt, openToken, secretKey, sign, signParts, throwsCkr, ulongAttr, verify,
@@ -53,7 +53,7 @@ function nodeKeys(token: Token, curve: CurveCase, pair: { publicKey: Handle; pri
 
 test("raw-digest ECDSA in OpenSSL (native core): signatures node:crypto verifies, and rejection of out-of-range or wrong ones", (t) => {
   for (const curve of CURVES) {
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: curve.nodeName });
+    const { privateKey, publicKey } = generateKeyPair({ kind: "ec", curve: curve.nodeName });
     const scalarBytes = curve.fieldBytes;
     const hashName = scalarBytes > 48 ? "sha512" : scalarBytes > 32 ? "sha384" : "sha256";
     const message = randomBytes(100);
@@ -174,7 +174,7 @@ test("ECDH1_DERIVE agrees with node:crypto: generic secrets and AES keys, raw an
   for (const curve of CURVES) {
     const pair = ecPair(token, curve.params);
     const { privateKey } = nodeKeys(token, curve, pair);
-    const peer = generateKeyPairSync("ec", { namedCurve: curve.nodeName });
+    const peer = generateKeyPair({ kind: "ec", curve: curve.nodeName });
     const expected = diffieHellman({ privateKey: peer.privateKey, publicKey: createPublicKey(privateKey) });
     t.deepEqual(expected, diffieHellman({ privateKey, publicKey: peer.publicKey }));
     const raw = uncompressed(peer.publicKey);
@@ -210,7 +210,7 @@ test("ECDH1_DERIVE: parameters, templates and keys are checked", (t) => {
   const token = openToken(t);
   const { p11, session } = token;
   const pair = ecPair(token, P256);
-  const peer = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const peer = generateKeyPair({ kind: "ec", curve: "prime256v1" });
   const publicData = uncompressed(peer.publicKey);
   const ecdh = (parameter: unknown): Mechanism => ({ mechanism: P.CKM_ECDH1_DERIVE, parameter } as Mechanism);
   const good = ecdh({ type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData });
@@ -219,7 +219,7 @@ test("ECDH1_DERIVE: parameters, templates and keys are checked", (t) => {
     undefined, publicData, { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_SHA256_KDF, publicData },
     { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData, sharedData: Buffer.from("info") },
     { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData: Buffer.alloc(0) },
-    { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData: uncompressed(generateKeyPairSync("ec", { namedCurve: "secp384r1" }).publicKey) },
+    { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData: uncompressed(generateKeyPair({ kind: "ec", curve: "secp384r1" }).publicKey) },
     { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData: Buffer.concat([Buffer.from([4]), randomBytes(64)]) },
     { type: P.CK_PARAMS_AES_GCM, iv: randomBytes(12) },
   ]) {
@@ -245,7 +245,7 @@ test("C_CreateObject of EC keys: public points raw, compressed or DER; private s
   const token = openToken(t);
   const { p11, session } = token;
   for (const curve of CURVES) {
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: curve.nodeName });
+    const { privateKey, publicKey } = generateKeyPair({ kind: "ec", curve: curve.nodeName });
     const point = uncompressed(publicKey);
     const ecdh = createECDH(curve.nodeName);
     const d = Buffer.from(privateKey.export({ format: "jwk" }).d!, "base64url");
@@ -311,7 +311,7 @@ test("EC private keys under AES-KWP: PKCS#8 out, back in, still signing", (t) =>
 test("a derived key is always-sensitive / never-extractable only when its base key was (PKCS#11 v2.40 §4.10)", (t) => {
   const token = openToken(t);
   const { p11, session } = token;
-  const peer = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const peer = generateKeyPair({ kind: "ec", curve: "prime256v1" });
   const publicData = uncompressed(peer.publicKey);
   const mechanism: Mechanism = { mechanism: P.CKM_ECDH1_DERIVE, parameter: { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData } as never };
   const template: Template = [

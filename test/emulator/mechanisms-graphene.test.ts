@@ -3,9 +3,10 @@
 // CKR_SIGNATURE_INVALID — checked here for RSA, ECDSA and HMAC, in the sync and callback forms.
 import test from "ava";
 import {
-  constants, createCipheriv, createHash, createHmac, createPublicKey, diffieHellman, generateKeyPairSync, privateDecrypt, publicEncrypt, randomBytes,
+  constants, createCipheriv, createHash, createHmac, createPublicKey, diffieHellman, privateDecrypt, publicEncrypt, randomBytes,
   verify as nodeVerify, type KeyObject,
 } from "node:crypto";
+import { generateKeyPair } from "../../src/crypto/signatures.js";
 import { createRequire } from "node:module";
 import type * as Graphene from "graphene-pk11";
 import { Emulator } from "../../emulator/index.js";
@@ -134,7 +135,7 @@ test("EC: key generation, ECDSA (hashed and raw) and ECDH derive that node:crypt
   t.true(session.createVerify("ECDSA", keys.publicKey).once(hash, signature));
   t.false(session.createVerify("ECDSA", keys.publicKey).once(hash, bad));
 
-  const peer = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+  const peer = generateKeyPair({ kind: "ec", curve: "prime256v1" });
   const jwk = peer.publicKey.export({ format: "jwk" });
   const peerPoint = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x!, "base64url"), Buffer.from(jwk.y!, "base64url")]);
   const derived = session.deriveKey({ name: "ECDH1_DERIVE", params: new graphene.EcdhParams(graphene.EcKdf.NULL, null, peerPoint) }, keys.privateKey, {

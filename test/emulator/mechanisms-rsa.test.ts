@@ -3,9 +3,10 @@
 // each checked against node:crypto (OpenSSL) in both directions where there are two.
 import test from "ava";
 import {
-  constants, createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, generateKeyPairSync, privateDecrypt, publicEncrypt,
+  constants, createCipheriv, createDecipheriv, createHash, createPrivateKey, createPublicKey, privateDecrypt, publicEncrypt,
   randomBytes, sign as nodeSign, verify as nodeVerify, type KeyObject,
 } from "node:crypto";
+import { generateKeyPair } from "../../src/crypto/signatures.js";
 import { CKZ_DATA_SPECIFIED } from "../../emulator/extra-constants.js";
 import type { Handle, Mechanism, Template } from "../../emulator/pkcs11.js";
 import {
@@ -298,7 +299,7 @@ test("sign/verify: key types and usage flags", (t) => {
 test("C_CreateObject of RSA keys: full CRT, (n, e, d) alone, primes without e; attributes read back", (t) => {
   const token = openToken(t);
   const { p11, session } = token;
-  const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const { privateKey, publicKey } = generateKeyPair({ kind: "rsa", modulusBits: 2048 });
   const jwk = privateKey.export({ format: "jwk" }) as Record<string, string>;
   const data = Buffer.from("imported");
   for (const parts of [["n", "e", "d", "p", "q", "dp", "dq", "qi"], ["n", "e", "d"], ["n", "d", "p", "q"], ["n", "e", "d", "p", "q", "qi"]]) {
@@ -323,7 +324,7 @@ test("C_CreateObject of RSA keys: full CRT, (n, e, d) alone, primes without e; a
   throwsCkr(t, () => importRsa(token, privateKey, ["n", "e"]), P.CKR_TEMPLATE_INCOMPLETE);
   throwsCkr(t, () => importRsa(token, privateKey, ["n", "d"]), P.CKR_TEMPLATE_INCOMPLETE);
   throwsCkr(t, () => importRsa(token, privateKey, ["n", "d", "p"]), P.CKR_TEMPLATE_INCOMPLETE);
-  const other = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" }) as Record<string, string>;
+  const other = generateKeyPair({ kind: "rsa", modulusBits: 2048 }).privateKey.export({ format: "jwk" }) as Record<string, string>;
   const mixed: Template = [
     { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_RSA }, { type: P.CKA_MODULUS, value: Buffer.from(jwk["n"]!, "base64url") },
     { type: P.CKA_PUBLIC_EXPONENT, value: Buffer.from(jwk["e"]!, "base64url") }, { type: P.CKA_PRIVATE_EXPONENT, value: Buffer.from(other["d"]!, "base64url") },
@@ -342,7 +343,7 @@ test("C_CreateObject of RSA keys: full CRT, (n, e, d) alone, primes without e; a
   throwsCkr(t, () => p11.C_CreateObject(session, [{ type: P.CKA_CLASS, value: P.CKO_PUBLIC_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_RSA }, { type: P.CKA_MODULUS, value: Buffer.from(jwk["n"]!, "base64url") }]),
     P.CKR_TEMPLATE_INCOMPLETE);
   // Operations refuse keys below 2048 bits.
-  const small = importRsa(token, generateKeyPairSync("rsa", { modulusLength: 1024 }).privateKey);
+  const small = importRsa(token, generateKeyPair({ kind: "rsa", modulusBits: 1024 }).privateKey);
   throwsCkr(t, () => p11.C_SignInit(session, { mechanism: P.CKM_SHA256_RSA_PKCS }, small.privateKey), P.CKR_KEY_SIZE_RANGE);
 });
 
@@ -371,7 +372,7 @@ test("private keys under AES-KWP: PKCS#8 DER that OpenSSL reads, unwrapped back 
     t.true(nodeVerify("sha256", data, publicKey, sign(token, { mechanism: P.CKM_SHA256_RSA_PKCS }, unwrapped, data)));
   }
   // A PKCS#8 key made elsewhere comes in the same way.
-  const foreign = generateKeyPairSync("rsa", { modulusLength: 2048 });
+  const foreign = generateKeyPair({ kind: "rsa", modulusBits: 2048 });
   const cipher = createCipheriv("id-aes256-wrap-pad", kekValue, Buffer.from("a65959a6", "hex"));
   const foreignWrapped = Buffer.concat([cipher.update(foreign.privateKey.export({ type: "pkcs8", format: "der" })), cipher.final()]);
   const template: Template = [{ type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_RSA }, { type: P.CKA_SIGN, value: true }];

@@ -1,6 +1,7 @@
 // Token directories: objects and PINs survive restarts; nothing secret is written in clear.
 import test from "ava";
-import { createCipheriv, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createCipheriv, randomBytes } from "node:crypto";
+import { generateKeyPair } from "../../src/crypto/signatures.js";
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Emulator } from "../../emulator/emulator.js";
@@ -299,12 +300,12 @@ test("no key byte appears in any token file: token and object keys, secret and p
   // Asymmetric keys, when the mechanism families that import and make them are present.
   if ((emulator as unknown as Internals).state.asymmetricImport !== undefined) {
     const b64 = (v: string | undefined): Buffer => Buffer.from(v!, "base64url");
-    const ec = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey.export({ format: "jwk" });
+    const ec = generateKeyPair({ kind: "ec", curve: "P-256" }).privateKey.export({ format: "jwk" });
     emulator.C_CreateObject(session, [
       { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_EC }, { type: P.CKA_TOKEN, value: true },
       { type: P.CKA_EC_PARAMS, value: Buffer.from("06082a8648ce3d030107", "hex") }, { type: P.CKA_VALUE, value: b64(ec.d) }, { type: P.CKA_LABEL, value: "ec" },
     ]);
-    const rsa = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ format: "jwk" });
+    const rsa = generateKeyPair({ kind: "rsa", modulusBits: 2048 }).privateKey.export({ format: "jwk" });
     emulator.C_CreateObject(session, [
       { type: P.CKA_CLASS, value: P.CKO_PRIVATE_KEY }, { type: P.CKA_KEY_TYPE, value: P.CKK_RSA }, { type: P.CKA_TOKEN, value: true },
       { type: P.CKA_MODULUS, value: b64(rsa.n) }, { type: P.CKA_PUBLIC_EXPONENT, value: b64(rsa.e) }, { type: P.CKA_PRIVATE_EXPONENT, value: b64(rsa.d) },
@@ -347,8 +348,8 @@ test("object codec: private and public keys (RSA, EC, Ed25519) round-trip sealed
   const objectKey = generateKey(32);
   const keys = { tokenId: randomBytes(16), tokenKey, objectKey };
   for (const kind of ["rsa", "ec", "ed25519"] as const) {
-    const pair = kind === "rsa" ? generateKeyPairSync("rsa", { modulusLength: 2048 })
-      : kind === "ec" ? generateKeyPairSync("ec", { namedCurve: "P-256" }) : generateKeyPairSync("ed25519");
+    const pair = kind === "rsa" ? generateKeyPair({ kind: "rsa", modulusBits: 2048 })
+      : kind === "ec" ? generateKeyPair({ kind: "ec", curve: "P-256" }) : generateKeyPair({ kind: "ed25519" });
     const attrs = new Map([[P.CKA_CLASS, ulong(P.CKO_PRIVATE_KEY)], [P.CKA_LABEL, Buffer.from(kind)]]);
     const object = new P11Object(42, attrs, { kind: "private", key: pair.privateKey, publicKey: pair.publicKey }, undefined);
     const file = sealObject(object, keys);

@@ -8,7 +8,8 @@
  * way, and a zero-length one asks for none (SoftHSMv2's reading, src/lib/SoftHSM.cpp generateAES /
  * deriveECDH / P11AttrCheckValue::updateAttr).
  */
-import { createCipheriv, createHash, generateKeyPairSync, randomBytes } from "node:crypto";
+import { createCipheriv, createHash, randomBytes } from "node:crypto";
+import { generateKeyPair } from "../../../src/crypto/signatures.js";
 import type { Handle } from "../../../emulator/pkcs11.js";
 import {
   attribute, byTarget, expectRv, generateAes, importSecret, offers, P, userSession, type Scenario, type TokenUnderTest,
@@ -160,7 +161,7 @@ export const CHECK_VALUE_SCENARIOS: Scenario[] = [
       const s = userSession(token);
       const pair = p11.C_GenerateKeyPair(s, { mechanism: P.CKM_EC_KEY_PAIR_GEN },
         [{ type: P.CKA_EC_PARAMS, value: Buffer.from("06082a8648ce3d030107", "hex") }], [{ type: P.CKA_DERIVE, value: true }]);
-      const peer = generateKeyPairSync("ec", { namedCurve: "prime256v1" });
+      const peer = generateKeyPair({ kind: "ec", curve: "prime256v1" });
       const publicData = peer.publicKey.export({ format: "der", type: "spki" }).subarray(-65);
       const mechanism = { mechanism: P.CKM_ECDH1_DERIVE, parameter: { type: P.CK_PARAMS_EC_DH, kdf: P.CKD_NULL, publicData } as never };
       const clear = [{ type: P.CKA_CLASS, value: P.CKO_SECRET_KEY }, { type: P.CKA_SENSITIVE, value: false }, { type: P.CKA_EXTRACTABLE, value: true }];
