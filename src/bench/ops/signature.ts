@@ -5,7 +5,8 @@
  * core has no asymmetric API; node:crypto is the software peer. On a token without CKM_ECDSA_SHA*,
  * the message is hashed with node:crypto inside the timed operation and signed with CKM_ECDSA.
  */
-import { createHash, generateKeyPairSync, sign, verify, type KeyObject } from "node:crypto";
+import { createHash, sign, verify, type KeyObject } from "node:crypto";
+import { generateKeyPair } from "../../crypto/signatures.js";
 import type { Handle } from "../../../emulator/pkcs11.js";
 import type { Operation, Prepared, TargetContext, TrialSpec } from "../types.js";
 import { Unsupported } from "../types.js";
@@ -62,7 +63,8 @@ export const rsa: Operation = {
       ]);
       return pkcs11SignVerify(ctx, spec, P.CKM_SHA256_RSA_PKCS, pair, spec.keyBits / 8);
     }
-    const { privateKey, publicKey } = generateKeyPairSync("rsa", { modulusLength: spec.keyBits });
+    // The native core makes the pair (signatures.ts generateKeyPair says why not node's generator).
+    const { privateKey, publicKey } = generateKeyPair({ kind: "rsa", modulusBits: spec.keyBits });
     return nodeSignVerify(spec, "sha256", privateKey, publicKey);
   },
 };
@@ -82,7 +84,7 @@ export const ecdsa: Operation = {
       const pair = pkcs11Pair(ctx, P.CKM_EC_KEY_PAIR_GEN, [{ type: P.CKA_EC_PARAMS, value: Buffer.from(curve.oid, "hex") }]);
       return pkcs11SignVerify(ctx, spec, hashing ? curve.mechanism : P.CKM_ECDSA, pair, 2 * 66 + 16, hashing ? undefined : curve.hash);
     }
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: curve.name });
+    const { privateKey, publicKey } = generateKeyPair({ kind: "ec", curve: curve.name });
     return nodeSignVerify(spec, curve.hash, privateKey, publicKey);
   },
 };
