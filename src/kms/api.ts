@@ -51,7 +51,7 @@ export interface KeyRequest {
 }
 
 export interface ListKeysRequest {
-  /** 1–1000 (default 1000). KMS.1601 otherwise. */
+  /** 1–2000 (default 2000, as Huawei's ListKeys). KMS.1601 otherwise. */
   limit?: IntegerField | undefined;
   /** The previous page's nextMarker. */
   marker?: string | undefined;

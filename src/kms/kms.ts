@@ -49,7 +49,8 @@ import {
 import { userQuotas, type UserQuotas } from "./quotas.js";
 import { checkRotationInterval, reportedRotationEnabled, rotationDue, type KeyRotationStatus } from "./rotation.js";
 import { openSqliteStore, type SqliteStoreOptions } from "./store/sqlite.js";
-import { failureAudited, type AuditPage, type AuditQuery, type AuditSink, type KmsStore } from "./store/store.js";
+import { MAX_PAGE } from "./store/rows.js";
+import { failureAudited, type AuditPage, type AuditQuery, type AuditSink, type KmsStore, type Page } from "./store/store.js";
 import { matchesTagQuery, tagQuery } from "./tag-query.js";
 import { checkTagKey, checkTagKeys, checkTagKeyToDelete, checkTags, checkTagValue } from "./tags.js";
 import type {
@@ -200,10 +201,16 @@ function bound(aad: string | undefined, context: Readonly<Record<string, string>
   return { additionalAuthenticatedData: aad, encryptionContext: context };
 }
 
-/** limit (1..1000, default 1000; KMS.1601) and marker (KMS.1602) of a paged request. */
-function pageOf(limit: unknown, marker: unknown): { limit: number; marker: string | undefined } {
-  const n = integerField(limit, "limit", "KMS.1601") ?? 1000;
-  if (n < 1 || n > 1000) throw new KmsError("KMS.1601", "limit must be 1..1000");
+/**
+ * list-keys' largest and default limit: Huawei's ListKeys takes 1-2000 and defaults to 2000
+ * (api-dew ListKeys.html), so a client paging with its documented default is not refused.
+ */
+const LIST_KEYS_LIMIT = 2000;
+
+/** limit (1..max, default max; KMS.1601) and marker (KMS.1602) of a paged request. */
+function pageOf(limit: unknown, marker: unknown, max = MAX_PAGE): { limit: number; marker: string | undefined } {
+  const n = integerField(limit, "limit", "KMS.1601") ?? max;
+  if (n < 1 || n > max) throw new KmsError("KMS.1601", `limit must be 1..${max}`);
   if (marker !== undefined && marker !== null && marker !== "" && (typeof marker !== "string" || !/^\d{1,15}$/u.test(marker))) {
     throw new KmsError("KMS.1602", "marker must be a non-negative integer");
   }
@@ -355,11 +362,20 @@ export class Kms {
   /** list-keys: the project's keys (default keys included, flagged) in creation order. KMS.1601 limit, KMS.1602 marker, KMS.0308 state. */
   listKeys(ctx: RequestContext, request: Api.ListKeysRequest = {}): Promise<Api.ListKeysResult> {
     return this.#run(ctx, "list-keys", async (op) => {
-      const page = pageOf(request.limit, request.marker);
+      const page = pageOf(request.limit, request.marker, LIST_KEYS_LIMIT);
       const state = checkStateFilter(request.keyState);
       await this.#authorize(op);
-      const result = await this.#store.keys.list(ctx.projectId, { ...page, state });
-      const details = result.items.map((key) => keyDetails(key, this.#config.tunables.realm));
+      // Huawei's limit goes past the store's largest page: read store pages until the limit is
+      // met or the keys run out; the last read's marker, truncation and total describe the page.
+      const items: KeyRecord[] = [];
+      let marker = page.marker;
+      let result: Page<KeyRecord>;
+      do {
+        result = await this.#store.keys.list(ctx.projectId, { limit: Math.min(page.limit - items.length, MAX_PAGE), marker, state });
+        items.push(...result.items);
+        marker = result.nextMarker ?? undefined;
+      } while (result.truncated && items.length < page.limit);
+      const details = items.map((key) => keyDetails(key, this.#config.tunables.realm));
       return { keys: details.map((key) => key.keyId), keyDetails: details, nextMarker: result.nextMarker, truncated: result.truncated, total: result.total };
     });
   }

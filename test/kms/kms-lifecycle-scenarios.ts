@@ -195,10 +195,43 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       t.is((await h.kms.listKeys(h.ctx("dave"))).total, 7, "auditors list");
       t.is((await h.kms.listKeys(h.ctx("carol"))).total, 7, "cryptographic users list");
       await rejects(t, h.kms.listKeys(alice, { limit: 0 }), "KMS.1601");
-      await rejects(t, h.kms.listKeys(alice, { limit: 1001 }), "KMS.1601");
+      await rejects(t, h.kms.listKeys(alice, { limit: 2001 }), "KMS.1601");
       await rejects(t, h.kms.listKeys(alice, { limit: "ten" }), "KMS.1601");
       await rejects(t, h.kms.listKeys(alice, { marker: "x" }), "KMS.1602");
       await rejects(t, h.kms.listKeys(alice, { keyState: 9 }), "KMS.0308");
+    },
+  },
+  {
+    // Huawei ListKeys: limit is 1-2000 and defaults to 2000, twice the store's largest page, so a
+    // page past 1000 keys is read in parts: this needs more than 1000 keys in the project.
+    title: "list-keys: limit 1-2000 and a default of 2000 (Huawei ListKeys), pages of more than 1000 keys whole and in order",
+    options: { limits: { customKeysPerProject: 1100 } },
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const ids: string[] = [];
+      for (let i = 0; i < 1001; i++) ids.push((await h.kms.createKey(alice, { keyAlias: `many-${i}` })).keyId);
+      ids.push((await h.kms.encryptData(h.ctx("carol"), { keyId: "obs/default", plainText: "first use" })).keyId);
+      const all = await h.kms.listKeys(alice);
+      t.deepEqual(all.keys, ids, "no limit: every key of 1002, in creation order");
+      t.is(all.truncated, false);
+      t.is(all.nextMarker, null);
+      t.is(all.total, 1002);
+      t.deepEqual((await h.kms.listKeys(alice, { limit: "2000" })).keys, ids);
+      const first = await h.kms.listKeys(alice, { limit: "1001" });
+      t.deepEqual(first.keys, ids.slice(0, 1001));
+      t.deepEqual(first.keyDetails.map((key) => key.keyId), first.keys);
+      t.is(first.truncated, true);
+      t.is(first.total, 1002);
+      const rest = await h.kms.listKeys(alice, { limit: "1001", marker: first.nextMarker! });
+      t.deepEqual(rest.keys, ids.slice(1001));
+      t.is(rest.truncated, false);
+      const exact = await h.kms.listKeys(alice, { limit: 1002 });
+      t.deepEqual(exact.keys, ids);
+      t.is(exact.truncated, false, "a page that ends with the last key is not truncated");
+      t.is(exact.nextMarker, null);
+      const disabled = await h.kms.listKeys(alice, { limit: 2000, keyState: 3 });
+      t.deepEqual(disabled.keys, []);
+      await rejects(t, h.kms.listKeys(alice, { limit: "2001" }), "KMS.1601");
     },
   },
   {

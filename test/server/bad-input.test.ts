@@ -82,7 +82,7 @@ test("wrong types get the field's code", async (t) => {
     ["list-keys", { limit: "x" }, "KMS.1601"],
     ["list-keys", { limit: true }, "KMS.1601"],
     ["list-keys", { limit: "0" }, "KMS.1601"],
-    ["list-keys", { limit: "1001" }, "KMS.1601"],
+    ["list-keys", { limit: "2001" }, "KMS.1601"],
     ["list-keys", { marker: 5 }, "KMS.1602"],
     ["list-keys", { key_state: "9" }, "KMS.0308"],
     ["list-keys", { key_state: {} }, "KMS.0308"],

@@ -112,7 +112,7 @@ export const KEY_ROUTES: KmsRoute[] = [
     method: "POST", path: "/list-keys", operationId: "ListKeys", tag: TAG, call: "listKeys",
     summary: "List the project's keys, a page at a time (marker/limit), optionally by state",
     body: object({
-      limit: PAGE_LIMIT,
+      limit: { ...PAGE_LIMIT, description: "1-2000 (default 2000, as Huawei's ListKeys; \"\" for the default)" },
       marker: string({ max: 32 }),
       key_state: integerString("1-5"),
       key_spec: string({ max: 32 }),
