@@ -276,6 +276,9 @@ export function reviveCredential(credential: CredentialRecord): CredentialRecord
 /** Largest page (list-keys, list-grants, audit query). */
 export const MAX_PAGE = 1000;
 
+/** The id of the project's key that holds grant ?1 (?2: the project): reads and writes ask it alike. */
+export const GRANT_KEY_ID_SQL = "SELECT k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.grant_id = ? AND k.project_id = ?";
+
 /** The seq after which a page starts; KMS.1602 for a marker that is not one of ours. */
 export function parseMarker(marker: string | undefined): number {
   if (marker === undefined || marker === "") return 0;

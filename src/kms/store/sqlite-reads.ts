@@ -20,7 +20,7 @@ import type {
   ProjectRecord, RoleRecord, TagRecord, UsageRecord,
 } from "../types.js";
 import {
-  checkAfterSeq, checkThroughSeq, checkLimit, checkTimeBounds, checkpointFromRow, credentialFromRow, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
+  checkAfterSeq, checkThroughSeq, checkLimit, checkTimeBounds, checkpointFromRow, credentialFromRow, GRANT_KEY_ID_SQL, grantFromRow, KEY_COLUMNS, KEY_SELECT, keyFromRaw, parseMarker,
   principalFromRow, projectFromRow, roleFromRow, tagFromRow, versionFromRow, type CheckpointRow,
   type CredentialRow, type GrantRow, type KeyRaw, type PrincipalRow, type ProjectRow, type RoleRow, type TagRow, type VersionRow,
 } from "./rows.js";
@@ -63,7 +63,7 @@ export class SqliteReader {
       projectTags: prepare(`SELECT t.tag_key, t.tag_value FROM tags t JOIN keys k ON k.seq = t.key_seq
         WHERE k.project_id = ? GROUP BY t.tag_key, t.tag_value ORDER BY t.tag_key, t.tag_value`),
       grant: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.grant_id = ?`),
-      grantKeyId: prepare("SELECT k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.grant_id = ? AND k.project_id = ?").pluck(),
+      grantKeyId: prepare(GRANT_KEY_ID_SQL).pluck(),
       grantsPage: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.seq > ? ORDER BY g.seq LIMIT ?`),
       countGrants: prepare("SELECT count(*) FROM grants WHERE key_seq = ?").pluck(),
       retirablePage: prepare(`SELECT ${GRANT_COLUMNS} FROM grants g JOIN keys k ON k.seq = g.key_seq

@@ -25,7 +25,7 @@ import type {
 import { StoreError, type StoreErrorCode } from "./errors.js";
 import { checkStoreFile, migrate, MIGRATIONS, type Migration, type MigrationReport } from "./migrations.js";
 import {
-  asBuffer, checkpointFromRow, credentialFromRow, grantFromRow, keyFromRow, principalFromRow, projectFromRow,
+  asBuffer, checkpointFromRow, credentialFromRow, GRANT_KEY_ID_SQL, grantFromRow, keyFromRow, principalFromRow, projectFromRow,
   roleFromRow, tagFromRow, type CheckpointRow, type CredentialRow, type GrantRow, type KeyRow, type PrincipalRow,
   type ProjectRow, type RoleRow, type TagRow,
 } from "./rows.js";
@@ -364,7 +364,7 @@ export class WriteExecutor {
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       grant: prepare(`SELECT g.*, k.project_id, k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.key_seq = ? AND g.grant_id = ?`),
       deleteGrant: prepare("DELETE FROM grants WHERE grant_id = ?"),
-      grantInProject: prepare("SELECT k.key_id FROM grants g JOIN keys k ON k.seq = g.key_seq WHERE g.grant_id = ? AND k.project_id = ?").pluck(),
+      grantInProject: prepare(GRANT_KEY_ID_SQL).pluck(),
       project: prepare("SELECT * FROM projects WHERE project_id = ?"),
       insertProject: prepare("INSERT INTO projects (project_id, domain_id, name, created_at) VALUES (?, ?, ?, ?)"),
       principal: prepare("SELECT * FROM principals WHERE principal_id = ?"),

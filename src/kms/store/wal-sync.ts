@@ -34,9 +34,8 @@ interface Waiter {
 export class WalSyncer {
   readonly #fd: number;
   readonly #sync: SyncFunction;
-  /** COMMITs written to the log so far, and how many of them a finished sync covered. */
+  /** COMMITs written to the log so far. */
   #committed = 0;
-  #durable = 0;
   #syncing = false;
   #broken: StoreError | null = null;
   #closed = false;
@@ -100,7 +99,6 @@ export class WalSyncer {
         );
         for (const waiter of this.#waiters.splice(0)) waiter.reject(this.#broken);
       } else {
-        this.#durable = covers;
         let settled = 0;
         while (settled < this.#waiters.length && this.#waiters[settled]!.commits <= covers) this.#waiters[settled++]!.resolve();
         this.#waiters.splice(0, settled);
@@ -112,10 +110,5 @@ export class WalSyncer {
       this.#idle?.();
       this.#idle = null;
     });
-  }
-
-  /** Commits written, and commits known durable (stats and tests). */
-  get progress(): { committed: number; durable: number } {
-    return { committed: this.#committed, durable: this.#durable };
   }
 }
