@@ -46,6 +46,7 @@ import {
   type StoreStats, type TagStore, type UsageStore,
 } from "./store.js";
 import type { SyncFunction } from "./wal-sync.js";
+import { startWalCheckpointer, type WalCheckpointer } from "./wal-checkpointer.js";
 import { defaultWriterMode, startInlineWriter, startWorkerWriter, type Writer, type WriterMode } from "./writer.js";
 
 /** The database's file name inside the store directory. */
@@ -82,6 +83,11 @@ export interface SqliteStoreOptions {
   migrations?: readonly Migration[];
   /** Stands in for the fdatasync of the write-ahead log (tests; "inline" writer only; wal-sync.ts). */
   walSync?: SyncFunction;
+  /**
+   * How often a thread of its own copies the write-ahead log into the database, ms (default 200;
+   * 0: never, the writer's automatic checkpoints alone; wal-checkpointer.ts).
+   */
+  walCheckpointMs?: number;
 }
 
 const defaultWarn = (message: string): void => process.emitWarning(message, { code: "HSMKIT_KMS_STORE" });
@@ -110,6 +116,8 @@ function outcomeDraftOf(input: AuditInput): OutcomeDraft {
 }
 
 const DEFAULT_AUDIT_BATCH = 128;
+/** Frequent enough that a writer's automatic checkpoint finds at most a few hundred frames left to copy at full load. */
+const DEFAULT_WAL_CHECKPOINT_MS = 200;
 
 /** What the store queues: the writer's ops, and the request path's audit records not yet sealed (sealed when their batch starts). */
 type StoreOp = WriteOp | { op: "audit.pending"; pending: AuditAppends };
@@ -175,6 +183,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   const usageFlushMs = options.usageFlushMs ?? 1000;
   if (!Number.isFinite(usageFlushMs) || usageFlushMs <= 0) throw new RangeError("usageFlushMs must be > 0");
   const warn = options.warn ?? defaultWarn;
+  const walCheckpointMs = options.walCheckpointMs ?? DEFAULT_WAL_CHECKPOINT_MS;
+  if (!Number.isFinite(walCheckpointMs) || walCheckpointMs < 0) throw new RangeError("walCheckpointMs must be >= 0");
 
   mkdirSync(options.directory, { recursive: true, mode: 0o700 });
   const lock = StoreLock.acquire(options.directory, warn);
@@ -182,11 +192,13 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   createOwnerOnly(path);
   let writer: Writer | undefined;
   let reader: SqliteReader | undefined;
+  let checkpointer: WalCheckpointer | null = null;
   try {
     writer = mode === "inline" ? startInlineWriter(path, options.migrations, options.walSync) : await startWorkerWriter(path);
     tightenOwnerOnly(path);
     reader = new SqliteReader(openDatabase(path, { readonly: true }));
-    const store = new SqliteStore(path, lock, writer, reader, options, policy, usageFlushMs, warn);
+    if (walCheckpointMs > 0) checkpointer = startWalCheckpointer(path, { intervalMs: walCheckpointMs, warn });
+    const store = new SqliteStore(path, lock, writer, reader, checkpointer, options, policy, usageFlushMs, warn);
     if (options.verifyOnOpen === "full") {
       const verdict = await store.audit.verify();
       if (!verdict.ok) throw tampered(verdict);
@@ -196,6 +208,7 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     await store.recoverAfterOpen();
     return store;
   } catch (error) {
+    await checkpointer?.close();
     reader?.close();
     await writer?.close();
     lock.release();
@@ -222,6 +235,7 @@ export class SqliteStore implements KmsStore {
   readonly #lock: StoreLock;
   readonly #writer: Writer;
   readonly #reader: SqliteReader;
+  readonly #checkpointer: WalCheckpointer | null;
   readonly #committer: GroupCommitter<StoreOp, StoreResult>;
   /** Encoded audit records waiting for their group commit (audit-appends.ts). */
   #appends: AuditAppends | null = null;
@@ -250,13 +264,14 @@ export class SqliteStore implements KmsStore {
 
   /** Use openSqliteStore. */
   constructor(
-    path: string, lock: StoreLock, writer: Writer, reader: SqliteReader, options: SqliteStoreOptions,
+    path: string, lock: StoreLock, writer: Writer, reader: SqliteReader, checkpointer: WalCheckpointer | null, options: SqliteStoreOptions,
     policy: CheckpointPolicy, usageFlushMs: number, warn: (message: string) => void,
   ) {
     this.#path = path;
     this.#lock = lock;
     this.#writer = writer;
     this.#reader = reader;
+    this.#checkpointer = checkpointer;
     this.#mac = options.mac;
     this.#policy = policy;
     this.#usageFlushMs = usageFlushMs;
@@ -684,8 +699,9 @@ export class SqliteStore implements KmsStore {
       } catch (error) {
         this.#warn(`hsmkit KMS store: closing: ${(error as Error).message}`);
       } finally {
-        // The reader first: the last connection to close checkpoints the WAL into the database
-        // and removes it, which a read-only connection cannot do.
+        // The writer's connection last: the last connection to close checkpoints the WAL into the
+        // database and removes it, which a read-only connection cannot do.
+        await this.#checkpointer?.close();
         this.#reader.close();
         await this.#writer.close();
         this.#lock.release();
