@@ -68,12 +68,16 @@ export const KMS_ERRORS = {
 
   // Tags.
   "KMS.0401": { status: 400, message: "Tag list cannot be empty." },
+  "KMS.0402": { status: 400, message: "Invalid match value." },
+  "KMS.0403": { status: 400, message: "Invalid match key." },
   "KMS.0404": { status: 400, message: "Invalid action." },
   "KMS.0405": { status: 400, message: "Invalid tag value." },
   "KMS.0406": { status: 400, message: "Invalid tag key." },
   "KMS.0409": { status: 400, message: "Too many tags." },
   "KMS.0410": { status: 400, message: "Invalid tag value length." },
   "KMS.0411": { status: 400, message: "Invalid tag key length." },
+  "KMS.0413": { status: 400, message: "Too many tag values." },
+  "KMS.0415": { status: 400, message: "Invalid matches." },
 
   // Key lifecycle.
   "KMS.1101": { status: 400, message: "Invalid key_alias." },

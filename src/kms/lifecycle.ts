@@ -92,10 +92,19 @@ export function checkCustomAlias(alias: unknown): string {
   return alias;
 }
 
-/** key_description: a string of 0..255 characters (absent: ""). KMS.1103. */
+/**
+ * A lone UTF-16 surrogate is no character, and the store's UTF-8 would keep it as U+FFFD: a text
+ * other than the one accepted (tags.ts refuses it in tags for the same reason).
+ */
+const LONE_SURROGATE = /\p{Surrogate}/u;
+
+/**
+ * key_description: a string of 0..255 characters (absent: ""). KMS.1103. Characters are code
+ * points, as the HTTP schema counts them, so a character outside the BMP counts once.
+ */
 export function checkDescription(description: unknown): string {
   if (description === undefined) return "";
-  if (typeof description !== "string" || description.length > MAX_DESCRIPTION_CHARS) {
+  if (typeof description !== "string" || LONE_SURROGATE.test(description) || [...description].length > MAX_DESCRIPTION_CHARS) {
     throw new KmsError("KMS.1103", `key_description must be a string of at most ${MAX_DESCRIPTION_CHARS} characters`);
   }
   return description;

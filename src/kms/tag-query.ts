@@ -4,8 +4,10 @@
  * within one condition, the values are alternatives and an empty list means any value; `tags`
  * needs every condition, `tags_any` one of them, `not_tags` excludes a key meeting every one,
  * `not_tags_any` a key meeting any; `matches` on resource_name (the alias) is a substring match.
- * At most 10 conditions per list and 10 values per condition (KMS.0409), each tag key and value
- * with the rules of a tag (tags.ts).
+ * At most 10 conditions per list (KMS.0409) and 10 values per condition (KMS.0413), each tag key
+ * and value with the rules of a tag (tags.ts). The codes are Huawei's (OTC api-ref
+ * appendix/error_code.rst): KMS.0413 "Too many tag values", and for `matches` KMS.0403 "Invalid
+ * match key", KMS.0402 "Invalid match value", KMS.0415 "Invalid matches" (the list itself).
  */
 import type { ListKeysByTagsRequest, TagCondition } from "./api.js";
 import { KmsError } from "./errors.js";
@@ -37,7 +39,7 @@ function conditions(list: unknown, field: string): Map<string, Set<string>> | nu
     const values = item.values;
     if (values === undefined || values === null) throw new KmsError("KMS.0204", `${field}: tag ${key} has no values list`);
     if (!Array.isArray(values)) throw new KmsError("KMS.0405", `${field}: values must be a list`);
-    if (values.length > MAX_VALUES) throw new KmsError("KMS.0409", `${field}: at most ${MAX_VALUES} values per tag`);
+    if (values.length > MAX_VALUES) throw new KmsError("KMS.0413", `${field}: at most ${MAX_VALUES} values per tag`);
     result.set(key, new Set(values.map((value) => checkTagValue(value))));
   }
   return result;
@@ -45,20 +47,21 @@ function conditions(list: unknown, field: string): Map<string, Set<string>> | nu
 
 function nameContains(matches: unknown): string | null {
   if (matches === undefined || matches === null) return null;
-  if (!Array.isArray(matches)) throw new KmsError("KMS.0308", "matches must be a list");
+  if (!Array.isArray(matches)) throw new KmsError("KMS.0415", "matches must be a list");
   let value: string | null = null;
   for (const match of matches as Array<{ key?: unknown; value?: unknown } | null>) {
-    if (match?.key !== "resource_name") throw new KmsError("KMS.0308", "matches: the only key is resource_name");
-    if (value !== null) throw new KmsError("KMS.0308", "matches: resource_name given twice");
+    if (typeof match !== "object" || match === null) throw new KmsError("KMS.0415", "matches holds something that is not a {key, value}");
+    if (match.key !== "resource_name") throw new KmsError("KMS.0403", "matches: the only key is resource_name");
+    if (value !== null) throw new KmsError("KMS.0415", "matches: resource_name given twice");
     if (typeof match.value !== "string" || match.value.length === 0 || [...match.value].length > MAX_MATCH_CHARACTERS) {
-      throw new KmsError("KMS.0308", `matches: resource_name is 1-${MAX_MATCH_CHARACTERS} characters`);
+      throw new KmsError("KMS.0402", `matches: resource_name is 1-${MAX_MATCH_CHARACTERS} characters`);
     }
     value = match.value;
   }
   return value;
 }
 
-/** The request's conditions, checked (KMS.0406/0405/0410/0411 tag rules, KMS.0409 too many, KMS.0308 shape). */
+/** The request's conditions, checked (KMS.0406/0405/0410/0411 tag rules, KMS.0409/0413 too many, KMS.0402/0403/0415 matches, KMS.0308 shape). */
 export function tagQuery(request: ListKeysByTagsRequest): TagQuery {
   return {
     all: conditions(request.tags, "tags"),

@@ -101,6 +101,14 @@ export const PAGE_LIMIT: JsonSchema = {
   description: "1-1000 (default 1000; \"\" for the default)",
 };
 
+/**
+ * The pattern of a string field that is stored or audited: no lone UTF-16 surrogate. JSON's \u
+ * escapes can carry one but UTF-8 cannot: the store would keep U+FFFD in its place (and answer
+ * with another string than the one accepted), the audit chain refuses the record (a 500). A
+ * surrogate pair passes: ajv compiles patterns with the u flag, where a pair is one character.
+ */
+export const WELL_FORMED = "^[^\\uD800-\\uDFFF]*$";
+
 /** Huawei's optional `sequence` (36 characters) that most bodies accept. */
 export const SEQUENCE = string({ min: 1, max: 36, description: "Request sequence number (ignored)" });
 

@@ -144,6 +144,13 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       }
       await h.kms.createKey(alice, { keyAlias: "x".repeat(255), keyDescription: "d".repeat(255) });
       await rejects(t, h.kms.createKey(alice, { keyAlias: "long-description", keyDescription: "d".repeat(256) }), "KMS.1103");
+      // 0-255 characters (Huawei), counted as characters like the HTTP schema counts them, not as UTF-16 units.
+      const wide = await h.kms.createKey(alice, { keyAlias: "wide-description", keyDescription: "\u{1F511}".repeat(255) });
+      t.is((await describe(h, wide.keyId)).keyDescription, "\u{1F511}".repeat(255));
+      await rejects(t, h.kms.createKey(alice, { keyAlias: "wider-description", keyDescription: "\u{1F511}".repeat(256) }), "KMS.1103");
+      // A lone surrogate is no character; the store (UTF-8) would keep another text than the one accepted.
+      await rejects(t, h.kms.createKey(alice, { keyAlias: "surrogate", keyDescription: "half \ud800 a pair" }), "KMS.1103");
+      await rejects(t, h.kms.updateKeyDescription(alice, { keyId: wide.keyId, keyDescription: "\udc00" }), "KMS.1103");
       await rejects(t, h.kms.createKey(alice, { keyAlias: "rsa", keySpec: "RSA_2048" }), "KMS.0308");
       await rejects(t, h.kms.createKey(alice, { keyAlias: "sign", keyUsage: "SIGN_VERIFY" }), "KMS.0308");
       await rejects(t, h.kms.createKey(alice, { keyAlias: "byok", origin: "external" }), "KMS.0308");
@@ -498,6 +505,8 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       t.deepEqual(await ids({ notTags: [{ key: "env", values: ["prod"] }, { key: "team", values: ["web"] }] }), [db, dev, bare], "not_tags: not every one");
       t.deepEqual(await ids({ notTagsAny: [{ key: "team", values: ["data"] }, { key: "env", values: ["dev"] }] }), [web, bare], "not_tags_any: none");
       t.deepEqual(await ids({ matches: [{ key: "resource_name", value: "web" }] }), [web, dev], "matches: the alias contains the value");
+      t.deepEqual(await ids({ matches: [{ key: "resource_name", value: "w".repeat(255) }] }), [], "matches: a value of 255 characters");
+      t.deepEqual(await ids({ tags: [{ key: "env", values: Array.from({ length: 10 }, (_, i) => (i === 9 ? "dev" : `v${i}`)) }] }), [dev], "ten values");
       t.deepEqual(await ids({ offset: "1", limit: "2" }), [db, dev], "offset and limit");
       t.deepEqual(await ids({ offset: 9 }), []);
 
@@ -518,9 +527,16 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
         [{ action: "filter", tags: [{ key: "env", values: ["x".repeat(44)] }] }, "KMS.0410"],
         [{ action: "filter", tags: [{ key: "env", values: [] }, { key: "env", values: ["prod"] }] }, "KMS.0308"],
         [{ action: "filter", tagsAny: Array.from({ length: 11 }, (_, i) => ({ key: `k${i}`, values: [] })) }, "KMS.0409"],
-        [{ action: "filter", notTags: [{ key: "env", values: Array.from({ length: 11 }, (_, i) => `v${i}`) }] }, "KMS.0409"],
-        [{ action: "filter", matches: [{ key: "key_alias", value: "web" }] }, "KMS.0308"],
-        [{ action: "filter", matches: [{ key: "resource_name", value: "" }] }, "KMS.0308"],
+        // Huawei's codes (OTC error_code.rst): KMS.0413 "Too many tag values" (the values list of a
+        // tag), KMS.0403 "Invalid match key", KMS.0402 "Invalid match value", KMS.0415 "Invalid matches".
+        [{ action: "filter", notTags: [{ key: "env", values: Array.from({ length: 11 }, (_, i) => `v${i}`) }] }, "KMS.0413"],
+        [{ action: "filter", matches: [{ key: "key_alias", value: "web" }] }, "KMS.0403"],
+        [{ action: "filter", matches: [{ key: "resource_name", value: "" }] }, "KMS.0402"],
+        [{ action: "filter", matches: [{ key: "resource_name", value: "w".repeat(256) }] }, "KMS.0402"],
+        [{ action: "filter", matches: [{ key: "resource_name", value: 7 as unknown as string }] }, "KMS.0402"],
+        [{ action: "filter", matches: [{ key: "resource_name", value: "web" }, { key: "resource_name", value: "db" }] }, "KMS.0415"],
+        [{ action: "filter", matches: { key: "resource_name", value: "web" } as unknown as [] }, "KMS.0415"],
+        [{ action: "filter", matches: [null as unknown as { key: string; value: string }] }, "KMS.0415"],
       ];
       for (const [request, code] of bad) await rejects(t, h.kms.listKeysByTags(alice, request as Parameters<Kms["listKeysByTags"]>[1]), code as KmsError["code"], JSON.stringify(request));
       await rejects(t, h.kms.listKeysByTags(h.ctx("erin"), { action: "count" }), "KMS.0306", "no role");

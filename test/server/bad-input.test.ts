@@ -122,6 +122,24 @@ test("a tag key or value of the wrong type gets the Kms's tag code, not the encl
   t.deepEqual(tags.tags, [], "nothing was tagged");
 });
 
+test("a key description holding a lone surrogate (JSON's \\u escapes carry one, UTF-8 cannot) is KMS.1103, never stored as another string", async (t) => {
+  const mine = (await post("create-key", { key_alias: "lone-surrogate-description" })).json.key_info.key_id as string;
+  await refused(t, post("update-key-description", String.raw`{"key_id":"${mine}","key_description":"a\ud800b"}`), 400, "KMS.1103", "update-key-description");
+  await refused(t, post("create-key", String.raw`{"key_alias":"lone-surrogate-2","key_description":"\udfff"}`), 400, "KMS.1103", "create-key");
+  await refused(t, post("describe-key", { key_id: "lone-surrogate-2" }), 404, "KMS.0207", "no key was created");
+  // A pair is one character: accepted, and kept as sent.
+  const pair = "\u{1F511} description";
+  t.is((await post("update-key-description", { key_id: mine, key_description: pair })).status, 200);
+  t.is((await post("describe-key", { key_id: mine })).json.key_info.key_description, pair);
+});
+
+test("a batch's tag key holding a lone surrogate is KMS.0406 whether the batch creates or deletes, not a 500", async (t) => {
+  const mine = (await post("create-key", { key_alias: "lone-surrogate-tags" })).json.key_info.key_id as string;
+  await refused(t, post(`${mine}/tags/action`, String.raw`{"action":"delete","tags":[{"key":"k\ud800"}]}`), 400, "KMS.0406", "batch delete");
+  await refused(t, post(`${mine}/tags/action`, String.raw`{"action":"create","tags":[{"key":"k\udc00","value":"v"}]}`), 400, "KMS.0406", "batch create");
+  t.is((await post(`${mine}/tags/action`, { action: "delete", tags: [{ key: "k\u{1F511}" }] })).status, 204, "a pair is fine");
+});
+
 test("missing fields are KMS.0204", async (t) => {
   const cases: Array<[string, unknown]> = [
     ["describe-key", {}],

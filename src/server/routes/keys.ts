@@ -6,12 +6,13 @@
 import type { KeyDetails } from "../../kms/details.js";
 import type * as Api from "../../kms/api.js";
 import type { UserQuotas } from "../../kms/quotas.js";
-import { dateString, integerString, object, PAGE_LIMIT, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
+import { dateString, integerString, object, PAGE_LIMIT, SEQUENCE, string, WELL_FORMED, type JsonSchema, type KmsRoute } from "../route.js";
 
 const TAG = "Keys";
 
 export const KEY_ID = string({ min: 1, max: 255, description: "Key id (UUID) or alias" });
 export const KEY_ALIAS = string({ min: 1, max: 255, description: "^[a-zA-Z0-9:/_-]{1,255}$, unique in the project" });
+const KEY_DESCRIPTION = string({ max: 255, pattern: WELL_FORMED, description: "0-255 characters" });
 
 /** Huawei's key_details / key_info of describe-key and list-keys. */
 export const KEY_DETAILS_SCHEMA: JsonSchema = {
@@ -83,7 +84,7 @@ export const KEY_ROUTES: KmsRoute[] = [
       key_alias: KEY_ALIAS,
       key_spec: string({ enum: ["AES_256"] }),
       key_usage: string({ enum: ["ENCRYPT_DECRYPT"] }),
-      key_description: string({ max: 255 }),
+      key_description: KEY_DESCRIPTION,
       origin: string({ enum: ["kms"] }),
       enterprise_project_id: string({ max: 36 }),
       keystore_id: string({ max: 64 }),
@@ -176,7 +177,7 @@ export const KEY_ROUTES: KmsRoute[] = [
   {
     method: "POST", path: "/update-key-description", operationId: "UpdateKeyDescription", tag: TAG, call: "updateKeyDescription",
     summary: "Change a key's description",
-    body: object({ key_id: KEY_ID, key_description: string({ max: 255 }), sequence: SEQUENCE }, ["key_id", "key_description"]),
+    body: object({ key_id: KEY_ID, key_description: KEY_DESCRIPTION, sequence: SEQUENCE }, ["key_id", "key_description"]),
     response: object({ key_info: object({ key_id: string(), key_description: string() }) }),
     toRequest: ({ body }) => ({ keyId: body["key_id"] as string, keyDescription: body["key_description"] as string } satisfies Api.UpdateKeyDescriptionRequest),
     toResponse: (result) => {

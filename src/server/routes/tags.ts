@@ -4,18 +4,23 @@
  * or Deleting CMK Tags in Batches"), the three writes answer 204 No Content; a key's tags come with
  * `existTagsNum` (the JSON name show_kms_tags_response.py maps exist_tags_num to).
  *
- * The schemas check types only: the tag key (1-36 characters) and value (0-43) limits are the Kms's
- * (kms/tags.ts), which reports them with their own codes (KMS.0411, KMS.0410, KMS.0406, KMS.0405).
+ * The schemas check types, and that a batch's tag keys are well formed (TAG_ITEM): the tag key
+ * (1-36 characters) and value (0-43) limits are the Kms's (kms/tags.ts), which reports them with
+ * their own codes (KMS.0411, KMS.0410, KMS.0406, KMS.0405).
  * A tag key or value of the wrong type gets the Kms's code too (errors.ts NESTED_FIELD_CODES).
  */
 import type * as Api from "../../kms/api.js";
-import { integerString, object, PAGE_LIMIT, SEQUENCE, string, type JsonSchema, type KmsRoute } from "../route.js";
+import { integerString, object, PAGE_LIMIT, SEQUENCE, string, WELL_FORMED, type JsonSchema, type KmsRoute } from "../route.js";
 import { KEY_DETAILS_SCHEMA, KEY_ID, keyDetailsBody } from "./keys.js";
 
 const TAG = "Tags";
 
 const KEY_PARAMS = object({ key_id: KEY_ID }, ["key_id"]);
-const TAG_ITEM = object({ key: string({ description: "1-36 characters" }), value: string({ description: "0-43 characters" }) }, ["key"]);
+/**
+ * A batch's tag: its key must be well formed even to delete (the Kms, lax there so that old tags stay
+ * deletable, puts the keys in the audit record, which refuses a lone surrogate).
+ */
+const TAG_ITEM = object({ key: string({ pattern: WELL_FORMED, description: "1-36 characters" }), value: string({ description: "0-43 characters" }) }, ["key"]);
 /** A tag condition of resource_instances/action: the values may be empty (any value), the list may not be absent. */
 const CONDITIONS: JsonSchema = {
   type: "array",
