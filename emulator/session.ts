@@ -31,6 +31,13 @@ export class Session implements Viewer {
   private operation: ActiveOperation | undefined;
   /** The object whose key the operation uses, held until the operation ends (P11Object.use). */
   private key: P11Object | undefined;
+  /**
+   * The operation's key has CKA_ALWAYS_AUTHENTICATE and the PIN has not yet been given again
+   * (C_Login with CKU_CONTEXT_SPECIFIC). v2.40 §4.9: such a key needs the PIN "for each use (sign
+   * or decrypt)"; until then the operation's calls fail with CKR_USER_NOT_LOGGED_IN and end it,
+   * as on SoftHSMv2 (SoftHSM.cpp AsymSignInit / AsymDecryptInit and their steps).
+   */
+  private awaitingLogin = false;
 
   constructor(
     readonly handle: number,
@@ -65,14 +72,32 @@ export class Session implements Viewer {
     if (key !== undefined) {
       key.use();
       this.key = key;
+      this.awaitingLogin = (kind === "sign" || kind === "decrypt") && key.flag(pkcs11.CKA_ALWAYS_AUTHENTICATE);
     }
     return operation;
   }
 
-  /** The active operation of this kind; CKR_OPERATION_NOT_INITIALIZED if none. */
+  /**
+   * The active operation of this kind; CKR_OPERATION_NOT_INITIALIZED if none, and
+   * CKR_USER_NOT_LOGGED_IN (ending it) while its key awaits the context-specific login.
+   */
   active<T extends ActiveOperation>(kind: OperationKind): T {
     if (this.kind !== kind) throw new CkrError(pkcs11.CKR_OPERATION_NOT_INITIALIZED, `no ${kind} operation`);
+    if (this.awaitingLogin) {
+      this.end(kind);
+      throw new CkrError(pkcs11.CKR_USER_NOT_LOGGED_IN, "the key has CKA_ALWAYS_AUTHENTICATE: C_Login with CKU_CONTEXT_SPECIFIC first");
+    }
     return this.operation as T;
+  }
+
+  /** Whether the active operation waits for C_Login with CKU_CONTEXT_SPECIFIC. */
+  get awaitsContextLogin(): boolean {
+    return this.awaitingLogin;
+  }
+
+  /** The PIN was given again for the active operation (C_Login with CKU_CONTEXT_SPECIFIC). */
+  contextLoggedIn(): void {
+    this.awaitingLogin = false;
   }
 
   end(kind: OperationKind): void {
@@ -82,6 +107,7 @@ export class Session implements Viewer {
     this.kind = undefined;
     this.operation = undefined;
     this.key = undefined;
+    this.awaitingLogin = false;
     try {
       operation?.abort?.();
     } finally {

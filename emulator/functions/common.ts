@@ -49,11 +49,15 @@ export function bufferArg(value: unknown, name: string): Buffer {
   return value;
 }
 
-/** A PIN as pkcs11js passes it (string, UTF-8) — or a Buffer, which real callers also use. */
+/**
+ * A PIN as pkcs11js passes it (string, UTF-8) — or a Buffer, which real callers also use. No PIN
+ * at all is CKR_ARGUMENTS_BAD, not an empty one: this token has no protected authentication path
+ * (CKF_PROTECTED_AUTHENTICATION_PATH, v2.40 §5.6.7) to take a NULL_PTR PIN, SoftHSMv2 refuses one
+ * so, and pkcs11js never lets it through — it must not count as a wrong PIN towards the lockout.
+ */
 export function pinArg(value: unknown): Buffer {
   if (typeof value === "string") return Buffer.from(value, "utf8");
   if (Buffer.isBuffer(value)) return value;
-  if (value === undefined || value === null) return Buffer.alloc(0);
   throw new CkrError(P.CKR_ARGUMENTS_BAD, "PIN must be a string");
 }
 

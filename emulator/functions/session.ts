@@ -5,6 +5,7 @@
 import { CkrError } from "../errors.js";
 import { toHandle } from "../handles.js";
 import { pkcs11, type Handle, type SessionInfo } from "../pkcs11.js";
+import type { Session } from "../session.js";
 import type { ModuleState } from "../state.js";
 import { numberArg, pinArg, verifyPin } from "./common.js";
 
@@ -50,7 +51,10 @@ export function login(state: ModuleState, sessionHandle: unknown, userType: unkn
   const session = state.session(sessionHandle);
   const token = session.slot.token!;
   const type = numberArg(userType, "userType");
-  if (type === P.CKU_CONTEXT_SPECIFIC) throw new CkrError(P.CKR_OPERATION_NOT_INITIALIZED, "no operation awaits re-authentication");
+  if (type === P.CKU_CONTEXT_SPECIFIC) {
+    contextLogin(state, session, pin);
+    return;
+  }
   if (type !== P.CKU_SO && type !== P.CKU_USER) throw new CkrError(P.CKR_USER_TYPE_INVALID);
   const who = type === P.CKU_SO ? "so" : "user";
   if (token.login === who) throw new CkrError(P.CKR_USER_ALREADY_LOGGED_IN);
@@ -60,6 +64,20 @@ export function login(state: ModuleState, sessionHandle: unknown, userType: unkn
   // The objects load before the login takes effect: a C_Login that fails leaves nobody logged in.
   state.persistence.loggedIn(token);
   token.login = who;
+}
+
+/**
+ * §5.6.7 C_Login with CKU_CONTEXT_SPECIFIC: the PIN of whoever is logged in, given again for the
+ * session's operation whose key has CKA_ALWAYS_AUTHENTICATE (v2.40 §4.9). Anything else is
+ * "improper use", CKR_OPERATION_NOT_INITIALIZED. A wrong PIN counts as at C_Login and leaves the
+ * operation waiting, as SoftHSMv2's Token::reAuthenticate does.
+ */
+function contextLogin(state: ModuleState, session: Session, pin: unknown): void {
+  if (!session.awaitsContextLogin) throw new CkrError(P.CKR_OPERATION_NOT_INITIALIZED, "no operation awaits re-authentication");
+  const token = session.slot.token!;
+  if (token.login === "public") throw new CkrError(P.CKR_USER_NOT_LOGGED_IN);
+  verifyPin(state, token, token.login, pinArg(pin)).destroy();
+  session.contextLoggedIn();
 }
 
 /** §5.6.8 C_Logout */

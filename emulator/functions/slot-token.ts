@@ -115,8 +115,9 @@ export function setPin(state: ModuleState, sessionHandle: unknown, oldPin: unkno
   const token = session.slot.token!;
   if (!session.rw) throw new CkrError(P.CKR_SESSION_READ_ONLY);
   const who = token.login === "so" ? "so" : "user";
-  const key = verifyPin(state, token, who, pinArg(oldPin));
+  const current = pinArg(oldPin);
   const replacement = pinArg(newPin);
+  const key = verifyPin(state, token, who, current);
   if (token.tokenKey === null) token.tokenKey = key;
   else key.destroy();
   token.setPin(who, replacement);

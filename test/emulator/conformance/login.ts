@@ -1,8 +1,9 @@
 /**
  * The login state machine: PKCS#11 v2.40 §5.6.7 C_Login, §5.6.8 C_Logout, §5.5.7–5.5.9
- * C_InitToken, C_InitPIN, C_SetPIN, and the PIN flags of CK_TOKEN_INFO.
+ * C_InitToken, C_InitPIN, C_SetPIN, the PIN flags of CK_TOKEN_INFO, and the context-specific
+ * login that keys with CKA_ALWAYS_AUTHENTICATE (§4.9) ask for.
  */
-import { byTarget, CKS, expectRv, openSession, P, type Scenario } from "./scenario.js";
+import { byTarget, CKS, expectRv, offers, openSession, P, userSession, type Scenario } from "./scenario.js";
 
 export const LOGIN_SCENARIOS: Scenario[] = [
   {
@@ -173,6 +174,79 @@ export const LOGIN_SCENARIOS: Scenario[] = [
       const s = openSession(token, true);
       p11.C_Login(s, P.CKU_USER, token.userPin);
       expectRv(t, () => p11.C_InitPIN(s, "11112222"), P.CKR_USER_NOT_LOGGED_IN);
+    },
+  },
+  {
+    area: "login",
+    title: "a CKA_ALWAYS_AUTHENTICATE key signs and decrypts only after C_Login(CKU_CONTEXT_SPECIFIC): before it, CKR_USER_NOT_LOGGED_IN ends the operation",
+    run(t, token) {
+      if (!offers(t, token, P.CKM_RSA_PKCS_KEY_PAIR_GEN, P.CKM_SHA256_RSA_PKCS, P.CKM_RSA_PKCS_OAEP)) return;
+      const { p11 } = token;
+      const s = userSession(token);
+      const { publicKey, privateKey } = p11.C_GenerateKeyPair(s, { mechanism: P.CKM_RSA_PKCS_KEY_PAIR_GEN }, [
+        { type: P.CKA_MODULUS_BITS, value: 2048 }, { type: P.CKA_PUBLIC_EXPONENT, value: Buffer.from([1, 0, 1]) },
+      ], [{ type: P.CKA_ALWAYS_AUTHENTICATE, value: true }]);
+      const sha256Rsa = { mechanism: P.CKM_SHA256_RSA_PKCS };
+      const message = Buffer.from("sign me once per PIN");
+
+      p11.C_SignInit(s, sha256Rsa, privateKey);
+      expectRv(t, () => p11.C_Sign(s, message, Buffer.alloc(256)), P.CKR_USER_NOT_LOGGED_IN, "C_Sign without the PIN again");
+      expectRv(t, () => p11.C_Sign(s, message, Buffer.alloc(256)), P.CKR_OPERATION_NOT_INITIALIZED, "that ended the operation");
+      p11.C_SignInit(s, sha256Rsa, privateKey);
+      expectRv(t, () => p11.C_SignUpdate(s, message), P.CKR_USER_NOT_LOGGED_IN, "C_SignUpdate likewise");
+      expectRv(t, () => p11.C_SignFinal(s, Buffer.alloc(256)), P.CKR_OPERATION_NOT_INITIALIZED);
+
+      p11.C_SignInit(s, sha256Rsa, privateKey);
+      expectRv(t, () => p11.C_Login(s, P.CKU_CONTEXT_SPECIFIC, "99999999"), P.CKR_PIN_INCORRECT, "a wrong PIN");
+      expectRv(t, () => p11.C_Sign(s, message, Buffer.alloc(256)), P.CKR_USER_NOT_LOGGED_IN, "a wrong PIN authenticates nothing");
+
+      p11.C_SignInit(s, sha256Rsa, privateKey);
+      const other = openSession(token);
+      expectRv(t, () => p11.C_Login(other, P.CKU_CONTEXT_SPECIFIC, token.userPin), P.CKR_OPERATION_NOT_INITIALIZED, "another session has no such operation");
+      p11.C_Login(s, P.CKU_CONTEXT_SPECIFIC, token.userPin);
+      expectRv(t, () => p11.C_Login(s, P.CKU_CONTEXT_SPECIFIC, token.userPin), P.CKR_OPERATION_NOT_INITIALIZED, "once per operation");
+      const signature = p11.C_Sign(s, message, Buffer.alloc(256));
+      p11.C_VerifyInit(s, sha256Rsa, publicKey);
+      t.true(p11.C_Verify(s, message, signature), "the public key needs no PIN");
+
+      const oaep = { mechanism: P.CKM_RSA_PKCS_OAEP, parameter: { type: P.CK_PARAMS_RSA_OAEP, hashAlg: P.CKM_SHA_1, mgf: P.CKG_MGF1_SHA1, source: 1 } };
+      p11.C_EncryptInit(s, oaep, publicKey);
+      const encrypted = p11.C_Encrypt(s, message, Buffer.alloc(256));
+      p11.C_DecryptInit(s, oaep, privateKey);
+      expectRv(t, () => p11.C_Decrypt(s, encrypted, Buffer.alloc(256)), P.CKR_USER_NOT_LOGGED_IN, "C_Decrypt without the PIN again");
+      p11.C_DecryptInit(s, oaep, privateKey);
+      p11.C_Login(s, P.CKU_CONTEXT_SPECIFIC, token.userPin);
+      t.deepEqual(p11.C_Decrypt(s, encrypted, Buffer.alloc(256)), message);
+    },
+  },
+  {
+    area: "login",
+    title: "no PIN at all is CKR_ARGUMENTS_BAD at C_Login, C_InitToken, C_InitPIN and C_SetPIN, and no wrong PIN: nothing is counted, nothing locks",
+    skip: { softhsm: "pkcs11js throws a TypeError for a missing PIN before SoftHSMv2 sees the call (SoftHSMv2 itself answers a NULL_PTR PIN with CKR_ARGUMENTS_BAD)" },
+    run(t, token) {
+      const { p11 } = token;
+      const countLow = (): number => p11.C_GetTokenInfo(token.slot).flags & (P.CKF_USER_PIN_COUNT_LOW | P.CKF_SO_PIN_COUNT_LOW);
+      const absent = null as unknown as string;
+      const s = openSession(token);
+      for (let i = 0; i < 12; i++) {
+        expectRv(t, () => p11.C_Login(s, P.CKU_USER), P.CKR_ARGUMENTS_BAD, "C_Login without a PIN");
+        expectRv(t, () => p11.C_Login(s, P.CKU_SO, absent), P.CKR_ARGUMENTS_BAD, "C_Login with a null PIN");
+      }
+      expectRv(t, () => p11.C_SetPIN(s, absent, "13572468"), P.CKR_ARGUMENTS_BAD, "C_SetPIN without the old PIN");
+      expectRv(t, () => p11.C_SetPIN(s, token.userPin, absent), P.CKR_ARGUMENTS_BAD, "C_SetPIN without the new PIN");
+      t.is(countLow(), 0, "no attempt was counted");
+      p11.C_Login(s, P.CKU_USER, token.userPin);
+      t.is(p11.C_GetSessionInfo(s).state, CKS.RW_USER, "the user PIN is not locked");
+      p11.C_Logout(s);
+      p11.C_Login(s, P.CKU_SO, token.soPin);
+      expectRv(t, () => p11.C_InitPIN(s), P.CKR_ARGUMENTS_BAD, "C_InitPIN without a PIN");
+      p11.C_Logout(s);
+      p11.C_CloseSession(s);
+      expectRv(t, () => p11.C_InitToken(token.slot, undefined, "no pin"), P.CKR_ARGUMENTS_BAD, "C_InitToken without the SO PIN");
+      t.is(countLow(), 0);
+      const after = openSession(token);
+      p11.C_Login(after, P.CKU_USER, token.userPin);
+      t.is(p11.C_GetSessionInfo(after).state, CKS.RW_USER, "the token was not re-initialized");
     },
   },
 ];
