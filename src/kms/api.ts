@@ -57,6 +57,8 @@ export interface ListKeysRequest {
   marker?: string | undefined;
   /** Only keys in this state (1–5). */
   keyState?: IntegerField | undefined;
+  /** Only keys of this spec (Huawei's names), or "ALL"; default (absent or "") AES_256. KMS.0308 otherwise. */
+  keySpec?: string | undefined;
 }
 
 export interface ListKeysResult {

@@ -44,7 +44,7 @@ import { KmsError, type KmsErrorCode } from "./errors.js";
 import { checkGrantId, checkGrantName, checkGranteeType, checkGrantOperations, checkPrincipalId, mayRetire } from "./grants.js";
 import { KeyCache, type KeyEntry, type LoadedVersion, type VersionAdded } from "./key-cache.js";
 import {
-  checkCustomAlias, checkDescription, checkGuard, checkKeySpec, checkKeyUsage, checkOrigin, checkStateFilter, GUARDS, integerField,
+  checkCustomAlias, checkDescription, checkGuard, checkKeySpec, checkKeyUsage, checkListKeySpec, checkOrigin, checkStateFilter, GUARDS, integerField,
 } from "./lifecycle.js";
 import { userQuotas, type UserQuotas } from "./quotas.js";
 import { checkRotationInterval, reportedRotationEnabled, rotationDue, type KeyRotationStatus } from "./rotation.js";
@@ -359,12 +359,15 @@ export class Kms {
     }, request?.keyId);
   }
 
-  /** list-keys: the project's keys (default keys included, flagged) in creation order. KMS.1601 limit, KMS.1602 marker, KMS.0308 state. */
+  /** list-keys: the project's keys (default keys included, flagged) in creation order. KMS.1601 limit, KMS.1602 marker, KMS.0308 state or key_spec. */
   listKeys(ctx: RequestContext, request: Api.ListKeysRequest = {}): Promise<Api.ListKeysResult> {
     return this.#run(ctx, "list-keys", async (op) => {
       const page = pageOf(request.limit, request.marker, LIST_KEYS_LIMIT);
       const state = checkStateFilter(request.keyState);
+      const spec = checkListKeySpec(request.keySpec);
       await this.#authorize(op);
+      // Every key hsmkit holds is AES_256 (lifecycle.ts checkKeySpec): another spec matches none.
+      if (spec !== "ALL" && spec !== "AES_256") return { keys: [], keyDetails: [], nextMarker: null, truncated: false, total: 0 };
       // Huawei's limit goes past the store's largest page: read store pages until the limit is
       // met or the keys run out; the last read's marker, truncation and total describe the page.
       const items: KeyRecord[] = [];

@@ -116,6 +116,22 @@ export function checkKeySpec(spec: unknown): KeySpec {
   throw new KmsError("KMS.0308", "key_spec must be AES_256 (the only key spec hsmkit creates)");
 }
 
+/** Huawei's key_spec enumeration (kms-apis.md §1.3): what a list-keys filter may name. */
+const HUAWEI_KEY_SPECS: ReadonlySet<string> = new Set([
+  "AES_256", "SM4", "RSA_2048", "RSA_3072", "RSA_4096", "EC_P256", "EC_P384", "SECP256K1", "SM2", "ED25519",
+  "HMAC_256", "HMAC_384", "HMAC_512", "HMAC_SM3",
+]);
+
+/**
+ * list-keys' key_spec filter: one of Huawei's key specs, or ALL for every key; absent or "" means
+ * AES_256, as in Huawei's ListKeys. KMS.0308 for anything else.
+ */
+export function checkListKeySpec(spec: unknown): string {
+  if (spec === undefined || spec === "") return "AES_256";
+  if (typeof spec === "string" && (spec === "ALL" || HUAWEI_KEY_SPECS.has(spec))) return spec;
+  throw new KmsError("KMS.0308", `key_spec must be ALL or one of ${[...HUAWEI_KEY_SPECS].join(", ")}`);
+}
+
 /** key_usage: ENCRYPT_DECRYPT (the default). KMS.0308 otherwise. */
 export function checkKeyUsage(usage: unknown): KeyUsage {
   if (usage === undefined || usage === "ENCRYPT_DECRYPT") return "ENCRYPT_DECRYPT";

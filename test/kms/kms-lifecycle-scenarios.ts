@@ -206,6 +206,14 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.listKeys(alice, { limit: "ten" }), "KMS.1601");
       await rejects(t, h.kms.listKeys(alice, { marker: "x" }), "KMS.1602");
       await rejects(t, h.kms.listKeys(alice, { keyState: 9 }), "KMS.0308");
+      // key_spec (Huawei ListKeys): AES_256 by default, ALL for every key; every key here is AES_256.
+      for (const keySpec of [undefined, "", "AES_256", "ALL"]) t.is((await h.kms.listKeys(alice, { keySpec })).total, 7, `key_spec ${String(keySpec)}`);
+      for (const keySpec of ["RSA_2048", "SM4", "HMAC_256"]) {
+        const none = await h.kms.listKeys(alice, { keySpec });
+        t.deepEqual([none.keys, none.total, none.truncated], [[], 0, false], keySpec);
+      }
+      await rejects(t, h.kms.listKeys(alice, { keySpec: "FOO" }), "KMS.0308");
+      await rejects(t, h.kms.listKeys(alice, { keySpec: "aes_256" }), "KMS.0308");
     },
   },
   {

@@ -86,6 +86,7 @@ test("wrong types get the field's code", async (t) => {
     ["list-keys", { marker: 5 }, "KMS.1602"],
     ["list-keys", { key_state: "9" }, "KMS.0308"],
     ["list-keys", { key_state: {} }, "KMS.0308"],
+    ["list-keys", { key_spec: "FOO" }, "KMS.0308"],
   ];
   for (const [operation, body, code] of cases) await refused(t, post(operation, body), 400, code, `${operation} ${JSON.stringify(body).slice(0, 80)}`);
 });

@@ -129,6 +129,7 @@ export const KEY_ROUTES: KmsRoute[] = [
     }),
     toRequest: ({ body }) => ({
       limit: body["limit"] as Api.IntegerField | undefined, marker: str(body, "marker"), keyState: body["key_state"] as Api.IntegerField | undefined,
+      keySpec: str(body, "key_spec"),
     } satisfies Api.ListKeysRequest),
     toResponse: (result) => {
       const r = result as Api.ListKeysResult;
