@@ -173,6 +173,19 @@ interface NewDataKey {
 }
 
 /** fn(value) at once for a value, after it for a promise: the synchronous hot paths stay synchronous. */
+/** UTF-16 units of an audit detail that names a batch's tag keys. */
+const MAX_DETAIL_UNITS = 512;
+
+/**
+ * `detail` cut to MAX_DETAIL_UNITS without splitting a surrogate pair: half a pair is no
+ * character, and the audit chain refuses a record holding one (the request would fail).
+ */
+function clipDetail(detail: string): string {
+  if (detail.length <= MAX_DETAIL_UNITS) return detail;
+  const last = detail.charCodeAt(MAX_DETAIL_UNITS - 1);
+  return detail.slice(0, last >= 0xd800 && last <= 0xdbff ? MAX_DETAIL_UNITS - 1 : MAX_DETAIL_UNITS);
+}
+
 function andThen<T, U>(value: T | Promise<T>, fn: (value: T) => U | Promise<U>): U | Promise<U> {
   return value instanceof Promise ? value.then(fn) : fn(value);
 }
@@ -1266,7 +1279,7 @@ export class Kms {
 
   async #putTags(op: Op, ref: string, tags: Array<{ key: string; value: string }>): Promise<Api.KeyTagsResult> {
     const entry = await this.#authorizeKey(op, ref);
-    op.detail = `set ${tags.map((tag) => tag.key).join(",")}`.slice(0, 512);
+    op.detail = clipDetail(`set ${tags.map((tag) => tag.key).join(",")}`);
     const after = await this.#atomic(op, (audit) => this.#store.tags.put(op.ctx.projectId, entry.record.keyId, tags, {
       guard: GUARDS.tags, maxTagsPerKey: this.#config.limits.tagsPerKey, audit,
     }));
@@ -1275,7 +1288,7 @@ export class Kms {
 
   async #deleteTags(op: Op, ref: string, keys: string[]): Promise<Api.KeyTagsResult> {
     const entry = await this.#authorizeKey(op, ref);
-    op.detail = `delete ${keys.join(",")}`.slice(0, 512);
+    op.detail = clipDetail(`delete ${keys.join(",")}`);
     await this.#atomic(op, (audit) => this.#store.tags.delete(op.ctx.projectId, entry.record.keyId, keys, { guard: GUARDS.untag, audit }));
     const after = await this.#store.tags.list(op.ctx.projectId, entry.record.keyId);
     return { tags: after.map(({ key, value }) => ({ key, value })) };

@@ -336,6 +336,18 @@ export const ACCESS_SCENARIOS: KmsScenario[] = [
       await h.store.tags.put(P, keyId, [{ key: "legacy=1", value: "a*b" }, { key: "legacy<2>", value: "" }]);
       t.is((await h.kms.deleteKeyTag(alice, { keyId, key: "legacy=1" })).tags.length, 3);
       t.is((await h.kms.batchKeyTags(alice, { keyId, action: "delete", tags: [{ key: "legacy<2>" }] })).tags.length, 2);
+
+      // A batch's audit detail names its tag keys, cut to 512 UTF-16 units: a cut between the two
+      // halves of a pair would leave a lone surrogate, which the audit chain cannot encode (a
+      // failed request, a 500 over HTTP). Keys chosen so the 512th unit is a pair's first half.
+      const other = (await h.kms.createKey(alice, { keyAlias: "tag-characters-batch" })).keyId;
+      const keysWith = (pad: string): string[] => Array.from({ length: 9 }, (_, i) => `${pad}${i}${emoji.repeat(28)}`);
+      const lead = ["", "x", "xx"].find((pad) => /[\ud800-\udbff]/.test(`set ${keysWith(pad).join(",")}`[511]!))!;
+      const batch = keysWith(lead).map((key) => ({ key, value: "v" }));
+      t.is((await h.kms.batchKeyTags(alice, { keyId: other, action: "create", tags: batch })).tags.length, 9);
+      t.is((await h.kms.batchKeyTags(alice, { keyId: other, action: "delete", tags: batch.map(({ key }) => ({ key })) })).tags.length, 0);
+      const details = (await h.store.audit.query({ keyId: other, action: "dealUnifiedTags" })).records.map((record) => record.detail ?? "");
+      t.true(details.length === 2 && details.every((detail) => detail.length >= 510 && !/\p{Surrogate}/u.test(detail)), JSON.stringify(details.map((d) => d.length)));
     },
   },
 ];
