@@ -54,6 +54,10 @@ export const NESTED_FIELD_CODES: Readonly<Record<string, KmsErrorCode>> = {
   ...Object.fromEntries(["tags", "tags_any", "not_tags", "not_tags_any"].flatMap((list) => [
     [`${list}/*/key`, "KMS.0406"], [`${list}/*/values`, "KMS.0405"], [`${list}/*/values/*`, "KMS.0405"],
   ])) as Record<string, KmsErrorCode>,
+  // ... and its matches, as the Kms reports them (tag-query.ts).
+  "matches/*": "KMS.0415",
+  "matches/*/key": "KMS.0403",
+  "matches/*/value": "KMS.0402",
 };
 
 export interface ErrorBody {

@@ -87,6 +87,12 @@ test("wrong types get the field's code", async (t) => {
     ["list-keys", { key_state: "9" }, "KMS.0308"],
     ["list-keys", { key_state: {} }, "KMS.0308"],
     ["list-keys", { key_spec: "FOO" }, "KMS.0308"],
+    // resource_instances' matches: Huawei's codes for the key, the value and the list (OTC error table).
+    ["resource_instances/action", { action: "filter", matches: [{ key: 5, value: "a" }] }, "KMS.0403"],
+    ["resource_instances/action", { action: "filter", matches: [{ key: "resource_name", value: 5 }] }, "KMS.0402"],
+    ["resource_instances/action", { action: "filter", matches: [5] }, "KMS.0415"],
+    ["resource_instances/action", { action: "filter", matches: [{ key: "name", value: "a" }] }, "KMS.0403"],
+    ["resource_instances/action", { action: "filter", matches: [{ key: "resource_name", value: "" }] }, "KMS.0402"],
   ];
   for (const [operation, body, code] of cases) await refused(t, post(operation, body), 400, code, `${operation} ${JSON.stringify(body).slice(0, 80)}`);
 });
