@@ -2,9 +2,10 @@
 // log into the database while the store runs, so the writer's own automatic checkpoint (past
 // 10 000 frames) finds little left to copy. Observed through the wal-index header in the -shm file
 // (SQLite's file format, "WAL-Index Format"): mxFrame, the frames in the log, at byte 16, and
-// nBackfill, the frames copied into the database, at byte 96, in the machine's byte order.
+// nBackfill, the frames copied into the database, at byte 96, in the machine's byte order. The
+// thread starts only once the log has grown to walCheckpointStartBytes.
 import test from "ava";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { endianness } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -19,6 +20,16 @@ function walIndex(dir: string): { mxFrame: number; nBackfill: number } {
   return { mxFrame: u32(16), nBackfill: u32(96) };
 }
 
+/** Waits (up to 4 s) until the checkpoints have copied the first `frames` frames of the log. */
+async function backfilled(dir: string, frames: number): Promise<{ mxFrame: number; nBackfill: number }> {
+  let index = walIndex(dir);
+  for (let i = 0; i < 400 && !(index.nBackfill >= frames); i++) {
+    await sleep(10);
+    index = walIndex(dir);
+  }
+  return index;
+}
+
 async function writeKeys(store: Awaited<ReturnType<typeof openStore>>, count: number): Promise<void> {
   for (let i = 0; i < count; i += 50) {
     await Promise.all(Array.from({ length: 50 }, (_, j) => store.keys.create(newKey(P, { alias: `k-${i + j}` }), { version: material(`v${i + j}`) })));
@@ -28,16 +39,12 @@ async function writeKeys(store: Awaited<ReturnType<typeof openStore>>, count: nu
 for (const writer of WRITERS) {
   test(`${writer} writer: committed frames reach the database without the writer checkpointing`, async (t) => {
     const dir = tempDir(t);
-    const store = await openStore(t, { directory: dir, writer, walCheckpointMs: 10 });
+    const store = await openStore(t, { directory: dir, writer, walCheckpointMs: 10, walCheckpointStartBytes: 0 });
     await writeKeys(store, 300);
     const written = walIndex(dir);
     // Far below the writer's automatic checkpoint (10 000 frames): only the checkpointer copies.
     t.true(written.mxFrame > 0 && written.mxFrame < 10_000);
-    let index = written;
-    for (let i = 0; i < 400 && !(index.nBackfill >= written.mxFrame); i++) {
-      await sleep(10);
-      index = walIndex(dir);
-    }
+    const index = await backfilled(dir, written.mxFrame);
     t.true(index.nBackfill >= written.mxFrame, `${index.nBackfill} of ${written.mxFrame} frames copied`);
     await store.close();
     const reopened = await openSqliteStore({ directory: dir, mac: MAC, writer });
@@ -57,9 +64,30 @@ test("without the checkpointer, the frames stay in the log until the writer's au
   await store.close();
 });
 
-test("walCheckpointMs must be a number of ms >= 0", async (t) => {
+test("the checkpointer starts once the log has reached walCheckpointStartBytes, not before", async (t) => {
+  const dir = tempDir(t);
+  const store = await openStore(t, { directory: dir, writer: "inline", walCheckpointMs: 10, walCheckpointStartBytes: 1024 * 1024 });
+  await writeKeys(store, 50);
+  const small = statSync(join(dir, `${DATABASE_FILE}-wal`)).size;
+  t.true(small < 1024 * 1024, `${small} bytes of log`);
+  await sleep(100);
+  t.is(walIndex(dir).nBackfill, 0, "no checkpointer below the start size");
+  // One batch per key: the log's size is looked at every 64 batches.
+  for (let i = 0; statSync(join(dir, `${DATABASE_FILE}-wal`)).size < 1024 * 1024; i++) {
+    await store.keys.create(newKey(P, { alias: `more-${i}` }), { version: material(`more-${i}`) });
+  }
+  for (let i = 0; i < 64; i++) await store.keys.create(newKey(P, { alias: `after-${i}` }), { version: material(`after-${i}`) });
+  const written = walIndex(dir);
+  const index = await backfilled(dir, written.mxFrame);
+  t.true(index.nBackfill >= written.mxFrame, `${index.nBackfill} of ${written.mxFrame} frames copied`);
+});
+
+test("walCheckpointMs must be a number of ms >= 0, walCheckpointStartBytes an integer >= 0", async (t) => {
   const dir = tempDir(t);
   for (const walCheckpointMs of [-1, Number.NaN, Number.POSITIVE_INFINITY]) {
     await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, walCheckpointMs }), { instanceOf: RangeError });
+  }
+  for (const walCheckpointStartBytes of [-1, 1.5, Number.NaN]) {
+    await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, walCheckpointStartBytes }), { instanceOf: RangeError });
   }
 });

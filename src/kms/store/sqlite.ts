@@ -88,6 +88,12 @@ export interface SqliteStoreOptions {
    * 0: never, the writer's automatic checkpoints alone; wal-checkpointer.ts).
    */
   walCheckpointMs?: number;
+  /**
+   * The size the write-ahead log must reach before that thread starts, bytes (default 4 MiB; 0: at
+   * open). Starting a thread costs ~0.1 s of CPU, and a store that never writes this much (a
+   * developer's, a test's) has no long automatic checkpoint to avoid.
+   */
+  walCheckpointStartBytes?: number;
 }
 
 const defaultWarn = (message: string): void => process.emitWarning(message, { code: "HSMKIT_KMS_STORE" });
@@ -118,6 +124,10 @@ function outcomeDraftOf(input: AuditInput): OutcomeDraft {
 const DEFAULT_AUDIT_BATCH = 128;
 /** Frequent enough that a writer's automatic checkpoint finds at most a few hundred frames left to copy at full load. */
 const DEFAULT_WAL_CHECKPOINT_MS = 200;
+/** A tenth of the log the writer's automatic checkpoint waits for (10 000 pages of 4 KiB). */
+const DEFAULT_WAL_CHECKPOINT_START_BYTES = 4 << 20;
+/** Batches between two looks at the log's size, until the checkpointer has started. */
+const LOG_SIZE_EVERY = 64;
 
 /** What the store queues: the writer's ops, and the request path's audit records not yet sealed (sealed when their batch starts). */
 type StoreOp = WriteOp | { op: "audit.pending"; pending: AuditAppends };
@@ -185,6 +195,8 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   const warn = options.warn ?? defaultWarn;
   const walCheckpointMs = options.walCheckpointMs ?? DEFAULT_WAL_CHECKPOINT_MS;
   if (!Number.isFinite(walCheckpointMs) || walCheckpointMs < 0) throw new RangeError("walCheckpointMs must be >= 0");
+  const walCheckpointStartBytes = options.walCheckpointStartBytes ?? DEFAULT_WAL_CHECKPOINT_START_BYTES;
+  if (!Number.isSafeInteger(walCheckpointStartBytes) || walCheckpointStartBytes < 0) throw new RangeError("walCheckpointStartBytes must be an integer >= 0");
 
   mkdirSync(options.directory, { recursive: true, mode: 0o700 });
   const lock = StoreLock.acquire(options.directory, warn);
@@ -192,13 +204,12 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
   createOwnerOnly(path);
   let writer: Writer | undefined;
   let reader: SqliteReader | undefined;
-  let checkpointer: WalCheckpointer | null = null;
   try {
     writer = mode === "inline" ? startInlineWriter(path, options.migrations, options.walSync) : await startWorkerWriter(path);
     tightenOwnerOnly(path);
     reader = new SqliteReader(openDatabase(path, { readonly: true }));
-    if (walCheckpointMs > 0) checkpointer = startWalCheckpointer(path, { intervalMs: walCheckpointMs, warn });
-    const store = new SqliteStore(path, lock, writer, reader, checkpointer, options, policy, usageFlushMs, warn);
+    const checkpointing = walCheckpointMs > 0 ? { intervalMs: walCheckpointMs, startBytes: walCheckpointStartBytes } : null;
+    const store = new SqliteStore(path, lock, writer, reader, checkpointing, options, policy, usageFlushMs, warn);
     if (options.verifyOnOpen === "full") {
       const verdict = await store.audit.verify();
       if (!verdict.ok) throw tampered(verdict);
@@ -208,7 +219,6 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     await store.recoverAfterOpen();
     return store;
   } catch (error) {
-    await checkpointer?.close();
     reader?.close();
     await writer?.close();
     lock.release();
@@ -235,7 +245,10 @@ export class SqliteStore implements KmsStore {
   readonly #lock: StoreLock;
   readonly #writer: Writer;
   readonly #reader: SqliteReader;
-  readonly #checkpointer: WalCheckpointer | null;
+  /** The checkpointer thread (wal-checkpointer.ts) once started; what starts it, until then. */
+  #walCheckpointer: WalCheckpointer | null = null;
+  #walCheckpointing: { intervalMs: number; startBytes: number } | null;
+  #batchesSinceLogSize = 0;
   readonly #committer: GroupCommitter<StoreOp, StoreResult>;
   /** Encoded audit records waiting for their group commit (audit-appends.ts). */
   #appends: AuditAppends | null = null;
@@ -264,14 +277,15 @@ export class SqliteStore implements KmsStore {
 
   /** Use openSqliteStore. */
   constructor(
-    path: string, lock: StoreLock, writer: Writer, reader: SqliteReader, checkpointer: WalCheckpointer | null, options: SqliteStoreOptions,
+    path: string, lock: StoreLock, writer: Writer, reader: SqliteReader, checkpointing: { intervalMs: number; startBytes: number } | null, options: SqliteStoreOptions,
     policy: CheckpointPolicy, usageFlushMs: number, warn: (message: string) => void,
   ) {
     this.#path = path;
     this.#lock = lock;
     this.#writer = writer;
     this.#reader = reader;
-    this.#checkpointer = checkpointer;
+    this.#walCheckpointing = checkpointing;
+    this.#startCheckpointerIfDue();
     this.#mac = options.mac;
     this.#policy = policy;
     this.#usageFlushMs = usageFlushMs;
@@ -329,7 +343,31 @@ export class SqliteStore implements KmsStore {
   }
 
   /** Follows the committed chain head, usage and checkpoints from each batch's results. */
+  /**
+   * Starts the checkpointer thread once the write-ahead log has reached its start size; the size is
+   * looked at every LOG_SIZE_EVERY batches (a stat: the log only grows while the store is open).
+   */
+  #startCheckpointerIfDue(): void {
+    const due = this.#walCheckpointing;
+    if (due === null || this.#closed) return;
+    if (due.startBytes > 0) {
+      let size = 0;
+      try {
+        size = statSync(`${this.#path}-wal`).size;
+      } catch {
+        // No log yet: nothing to copy either.
+      }
+      if (size < due.startBytes) return;
+    }
+    this.#walCheckpointing = null;
+    this.#walCheckpointer = startWalCheckpointer(this.#path, { intervalMs: due.intervalMs, warn: this.#warn });
+  }
+
   #afterBatch(ops: readonly StoreOp[], outcome: RunOutcome<StoreResult>): void {
+    if (this.#walCheckpointing !== null && ++this.#batchesSinceLogSize >= LOG_SIZE_EVERY) {
+      this.#batchesSinceLogSize = 0;
+      this.#startCheckpointerIfDue();
+    }
     if (!outcome.ok) {
       if (ops.some((op) => op.op === "usage.flush")) this.#usageFlushFailed();
       return;
@@ -701,7 +739,7 @@ export class SqliteStore implements KmsStore {
       } finally {
         // The writer's connection last: the last connection to close checkpoints the WAL into the
         // database and removes it, which a read-only connection cannot do.
-        await this.#checkpointer?.close();
+        await this.#walCheckpointer?.close();
         this.#reader.close();
         await this.#writer.close();
         this.#lock.release();
