@@ -11,7 +11,7 @@ import { DATABASE_FILE } from "../kms/store/sqlite.js";
 import { ConnectError } from "./kms-client.js";
 
 /** `path` as one shell word, for the commands the messages suggest. */
-function shellWord(path: string): string {
+export function shellWord(path: string): string {
   return /^[\w@%+=:,./-]+$/u.test(path) ? path : `'${path.replace(/'/gu, `'\\''`)}'`;
 }
 

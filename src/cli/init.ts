@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Command } from "commander";
 import { KmsService } from "../service/service.js";
 import { CREDENTIALS_FILE } from "../service/identity.js";
-import { requireCreatableDataDirectory } from "./data-dir.js";
+import { requireCreatableDataDirectory, shellWord } from "./data-dir.js";
 import { commandConfig, configuredUrl, isLockError, STDERR_LOG, warnAboutPinFile } from "./kms-client.js";
 import { action, fields, print, UsageError } from "./output.js";
 
@@ -54,7 +54,7 @@ async function init(flags: InitFlags): Promise<void> {
       ["SK", flags.showSecret ? c.sk : "(not shown: --show-secret prints it; it is in the credentials file)"],
     ]),
     "",
-    `Next: hsmkit serve --data ${config.data}   or, without a server:   hsmkit keys create my-key --data ${config.data}`,
+    `Next: hsmkit serve --data ${shellWord(config.data)}   or, without a server:   hsmkit keys create my-key --data ${shellWord(config.data)}`,
   ]);
 }
 

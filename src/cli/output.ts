@@ -9,6 +9,7 @@ import { InvalidArgumentError } from "commander";
 import { ConfigError } from "../config/config.js";
 import { KmsError } from "../kms/errors.js";
 import { StoreError } from "../kms/store/errors.js";
+import { CredentialsFileError } from "../service/identity.js";
 import { TokenFileError } from "../../emulator/store/errors.js";
 import { ConnectError, isLockError, KmsCallError } from "./kms-client.js";
 import { CommandLineError, reportCommandLineError } from "./program.js";
@@ -115,7 +116,8 @@ export function action<T extends unknown[]>(body: (...args: T) => void | Promise
 
 function expectedFailure(error: unknown): string | undefined {
   if (error instanceof KmsCallError) return callErrorMessage(error);
-  if (error instanceof UsageError || error instanceof ConnectError || error instanceof ConfigError || error instanceof TokenFileError) return error.message;
+  if (error instanceof UsageError || error instanceof ConnectError || error instanceof ConfigError || error instanceof TokenFileError ||
+    error instanceof CredentialsFileError) return error.message;
   if (isLockError(error)) return (error as Error).message;
   if (error instanceof StoreError) return `${error.message} (${error.code})`;
   // What reaches here unconverted is the KMS refusing to open (no such module or token label, PIN

@@ -6,7 +6,8 @@
  * credential is written as a credentials file (0600) in the format of credentials.json, which
  * `--credentials FILE` and the SDKs take.
  */
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
+import { dirname, resolve } from "node:path";
 import { Command, InvalidArgumentError } from "commander";
 import { sealCredentialSecret } from "../kms/store/secrets.js";
 import { ROLES, type Role } from "../kms/types.js";
@@ -53,9 +54,28 @@ function parseRoles(value: string): Role[] {
   return roles as Role[];
 }
 
+/**
+ * Refuses (exit 2) an --out that cannot be written, before the user exists: the file is written
+ * once the user and its credential are in the store, and the SK is in no other place, so a write
+ * failing then leaves a user whose secret nobody has.
+ */
+function assertWritableOut(file: string): void {
+  const directory = dirname(resolve(file));
+  let problem: string | undefined;
+  try {
+    if (existsSync(file) && statSync(file).isDirectory()) problem = "it is a directory";
+    else if (!statSync(directory).isDirectory()) problem = `${directory} is not a directory`;
+    else accessSync(directory, constants.W_OK);
+  } catch (error) {
+    problem = (error as NodeJS.ErrnoException).code === "ENOENT" ? `the directory ${directory} does not exist` : (error as Error).message;
+  }
+  if (problem !== undefined) throw new CommandLineError(`--out ${file} cannot be written: ${problem}`);
+}
+
 async function create(name: string, flags: DataFlags & { roles?: Role[]; project?: string; out?: string; force?: boolean }): Promise<void> {
   if (!/^[A-Za-z0-9._-]{1,64}$/u.test(name)) throw new CommandLineError("the name must be 1-64 letters, digits, . _ -");
   if (flags.out !== undefined && existsSync(flags.out) && flags.force !== true) throw new CommandLineError(`${flags.out} exists: choose another --out, or --force to replace it`);
+  if (flags.out !== undefined) assertWritableOut(flags.out);
   await withService(flags, async (service) => {
     const projectId = flags.project ?? service.credentials.project_id;
     const project = await service.kms.store.projects.get(projectId);

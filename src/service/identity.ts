@@ -55,30 +55,40 @@ export function newAccessKeyPair(): { ak: string; sk: string } {
   return { ak: randomString(20, ALPHANUMERIC.slice(0, 26) + ALPHANUMERIC.slice(52)), sk: randomString(40, ALPHANUMERIC) };
 }
 
-/** Reads and checks a credentials file; undefined when absent. */
+/**
+ * A credentials file that exists but cannot be used (unreadable, not JSON, not hsmkit's, open to
+ * other users): the operator's to fix, so the CLI reports it in one line, and it keeps its class
+ * across the KMS thread (thread.ts). Its message names the file and never quotes it (the SK).
+ */
+export class CredentialsFileError extends Error {
+  override readonly name = "CredentialsFileError";
+}
+
+/** Reads and checks a credentials file; undefined when absent, CredentialsFileError when unusable. */
 export function readCredentials(file: string): Credentials | undefined {
   let text: string;
   try {
     text = readFileSync(file, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return undefined;
-    throw error;
+    throw new CredentialsFileError(`cannot read the credentials file ${file}: ${(error as Error).message}`);
   }
   let c: Partial<Credentials>;
   try {
     c = JSON.parse(text) as Partial<Credentials>;
   } catch {
     // JSON.parse's message quotes the text near the error, which may be the SK: never pass it on.
-    throw new Error(`${file} is not valid JSON; restore it from a backup, or move it away to create a new credential`);
+    throw new CredentialsFileError(`${file} is not valid JSON; restore it from a backup, or move it away to create a new credential`);
   }
   if (
+    typeof c !== "object" || c === null ||
     typeof c.project_id !== "string" || !HEX32.test(c.project_id) || typeof c.domain_id !== "string" || !HEX32.test(c.domain_id) ||
     typeof c.ak !== "string" || !AK.test(c.ak) || typeof c.sk !== "string" || !SK.test(c.sk) || typeof c.user_id !== "string" || !HEX32.test(c.user_id)
   ) {
-    throw new Error(`${file} is not a credentials file hsmkit wrote (project_id, domain_id, ak, sk, user_id)`);
+    throw new CredentialsFileError(`${file} is not a credentials file hsmkit wrote (project_id, domain_id, ak, sk, user_id)`);
   }
   const mode = statSync(file).mode & 0o777;
-  if ((mode & 0o077) !== 0) throw new Error(`${file} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${file}`);
+  if ((mode & 0o077) !== 0) throw new CredentialsFileError(`${file} is readable by others (mode ${mode.toString(8)}); run chmod 600 ${file}`);
   return c as Credentials;
 }
 

@@ -223,7 +223,7 @@ export class KmsService implements ServicePort {
       emulator = new Emulator({ tokenDir: join(config.data, "token"), slots: [{ token: { label: config.token.label, soPin, userPin: pin } }] });
       module = emulator as unknown as PKCS11;
     } else {
-      if (pin === undefined) throw new ConfigError(`token.module is a PKCS#11 library (${config.token.module}): set its user PIN with token.pinFile, HSMKIT_TOKEN_PIN or --pin`);
+      if (pin === undefined) throw new ConfigError(`token.module is a PKCS#11 library (${config.token.module}): set its user PIN with token.pinFile (or HSMKIT_TOKEN_PIN_FILE) or token.pin (or HSMKIT_TOKEN_PIN)`);
       module = config.token.module;
     }
     let kms: Kms;

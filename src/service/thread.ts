@@ -44,6 +44,7 @@ import { Worker } from "node:worker_threads";
 import { ConfigError, type HsmkitConfig } from "../config/config.js";
 import { KMS_ERRORS, KmsError, type KmsErrorCode } from "../kms/errors.js";
 import type { AuthEvidence } from "./auth/authenticator.js";
+import { CredentialsFileError } from "./identity.js";
 import type { IssuedToken, IssueTokenRequest, ServiceCall, ServiceHealth, ServiceLog, ServicePort, ServiceStats } from "./service.js";
 
 /** An error as it crosses the thread boundary. */
@@ -124,8 +125,9 @@ export function reviveError(error: SerializedError): Error {
     if (Object.hasOwn(KMS_ERRORS, error.code)) return new KmsError(error.code as KmsErrorCode, error.detail ?? undefined);
     return new KmsError("KMS.0101", `the KMS thread reported an unknown error code ${error.code}: ${error.detail ?? ""}`);
   }
-  // The worker's configuration check (a module without a PIN) is the user's to fix, so it keeps its class.
-  const revived = error.name === "ConfigError" ? new ConfigError(error.message) : new Error(error.message);
+  // The worker's configuration check (a module without a PIN) and its credentials file are the user's to fix, so they keep their class.
+  const revived = error.name === "ConfigError" ? new ConfigError(error.message)
+    : error.name === "CredentialsFileError" ? new CredentialsFileError(error.message) : new Error(error.message);
   if (error.name !== "Error") Object.defineProperty(revived, "name", { value: error.name, configurable: true, writable: true });
   if (error.code !== null) Object.assign(revived, { code: error.code });
   // The main thread's stack would only show the message handler; the KMS thread's says where it failed.
