@@ -186,6 +186,24 @@ function isObject(value: unknown): value is Json {
 }
 
 /** Deep merge of plain objects; `undefined` leaves the base. */
+/**
+ * A layer (file < environment < overrides) over the ones below it. The PIN is one setting named two
+ * ways: a layer that gives token.pinFile alone replaces a lower layer's token.pin (and token.pin
+ * alone a lower pinFile), or the lower layer's PIN would win against the higher one's file —
+ * token.pin beats token.pinFile only within one layer.
+ */
+function mergeLayer(base: Json, layer: Json): Json {
+  const token = layer["token"];
+  const below = base["token"];
+  if (isObject(token) && isObject(below)) {
+    const lower = { ...below };
+    if (token["pinFile"] !== undefined && token["pin"] === undefined) delete lower["pin"];
+    if (token["pin"] !== undefined && token["pinFile"] === undefined) delete lower["pinFile"];
+    return merge({ ...base, token: lower }, layer, "");
+  }
+  return merge(base, layer, "");
+}
+
 function merge(base: Json, over: Json, path: string): Json {
   const out: Json = { ...base };
   for (const [key, value] of Object.entries(over)) {
@@ -328,9 +346,9 @@ export function loadConfig(options: LoadConfigOptions = {}): Readonly<HsmkitConf
   const env = options.env ?? process.env;
   const file = options.file ?? env["HSMKIT_CONFIG"];
   let merged = structuredClone(DEFAULTS) as unknown as Json;
-  if (file !== undefined && file !== "") merged = merge(merged, configFromFile(file) as Json, "");
-  merged = merge(merged, configFromEnv(env) as Json, "");
-  if (options.overrides) merged = merge(merged, options.overrides as Json, "");
+  if (file !== undefined && file !== "") merged = mergeLayer(merged, configFromFile(file) as Json);
+  merged = mergeLayer(merged, configFromEnv(env) as Json);
+  if (options.overrides) merged = mergeLayer(merged, options.overrides as Json);
   const config = merged as unknown as HsmkitConfig;
   validate(config);
   const cwd = options.cwd ?? process.cwd();

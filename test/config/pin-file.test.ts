@@ -75,3 +75,20 @@ if (process.platform !== "win32") {
     t.is(pinFileWarning(loadConfig({ env: {} })), undefined);
   });
 }
+
+test("a layer that names the PIN one way replaces how a lower layer named it (file < env < overrides)", (t) => {
+  const dir = tempDir(t);
+  const pinFile = join(dir, "pin");
+  writeFileSync(pinFile, `${PIN}\n`, { mode: 0o600 });
+  const configFile = join(dir, "hsmkit.json");
+  writeFileSync(configFile, JSON.stringify({ token: { pin: "from-the-file" } }));
+  // The environment's PIN file beats the config file's PIN, as the environment beats the file.
+  t.is(configuredPin(loadConfig({ file: configFile, env: { HSMKIT_TOKEN_PIN_FILE: pinFile } })), PIN);
+  t.is(configuredPin(loadConfig({ file: configFile, env: {} })), "from-the-file");
+  // And the other way round; overrides beat both.
+  writeFileSync(configFile, JSON.stringify({ token: { pinFile } }));
+  t.is(configuredPin(loadConfig({ file: configFile, env: { HSMKIT_TOKEN_PIN: "from-env" } })), "from-env");
+  t.is(configuredPin(loadConfig({ file: configFile, env: { HSMKIT_TOKEN_PIN: "from-env" }, overrides: { token: { pinFile } } })), PIN);
+  // Within one layer the PIN itself still wins over its file.
+  t.is(configuredPin(loadConfig({ env: { HSMKIT_TOKEN_PIN: "both", HSMKIT_TOKEN_PIN_FILE: pinFile } })), "both");
+});
