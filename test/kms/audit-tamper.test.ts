@@ -238,3 +238,59 @@ test("an edit deep in the log passes the cheap open-time check but not a full on
   const error = await t.throwsAsync(openSqliteStore({ directory: log.dir, mac: MAC, writer: "inline", verifyOnOpen: "full" }));
   t.true(isStoreError(error, "ERR_KMS_AUDIT_TAMPERED"));
 });
+
+test("a block's columns edited: verify() names its first record (malformed) rather than passing or reporting its records deleted", async (t) => {
+  // first_seq, last_seq, min_time and time_high are how queries find a block (audit-reads.ts), and
+  // the chain does not cover them: edited, they hid records from queries while verify() passed.
+  const log = await buildLog(t);
+  tamper(log, () => undefined); // blocks of 8 records: 1..8, 9..16, 17..24, …
+  const db = rawDb(log.dir);
+  const original = db.prepare("SELECT * FROM audit_blocks WHERE first_seq = 17").get() as Record<string, unknown>;
+  db.close();
+  const cases: Array<[string, string]> = [
+    ["first_seq moved into the block", "UPDATE audit_blocks SET first_seq = 18 WHERE first_seq = 17"],
+    ["last_seq raised", "UPDATE audit_blocks SET last_seq = 30 WHERE first_seq = 17"],
+    ["last_seq lowered", "UPDATE audit_blocks SET last_seq = 20 WHERE first_seq = 17"],
+    ["min_time after its records", "UPDATE audit_blocks SET min_time = min_time + 1000 WHERE first_seq = 17"],
+    ["min_time past every time", "UPDATE audit_blocks SET min_time = 9007199254740993 WHERE first_seq = 17"],
+    ["time_high before its records", "UPDATE audit_blocks SET time_high = 0 WHERE first_seq = 17"],
+    ["time_high before every time", "UPDATE audit_blocks SET time_high = -9007199254740993 WHERE first_seq = 17"],
+  ];
+  for (const [name, sql] of cases) {
+    const edit = rawDb(log.dir);
+    edit.exec(sql);
+    edit.close();
+    bad(t, await verifyAuditDatabase(log.path, MAC), "malformed", 17);
+    const restore = rawDb(log.dir);
+    restore.prepare("DELETE FROM audit_blocks WHERE first_seq IN (17, 18)").run();
+    restore.prepare("INSERT INTO audit_blocks VALUES (@first_seq, @last_seq, @min_time, @time_high, @bodies, @hashes)").run(original);
+    restore.close();
+  }
+  t.true((await verifyAuditDatabase(log.path, MAC)).ok, "restored");
+});
+
+test("the newest block unreadable, or its columns claiming records it does not hold: the store refuses to open (ERR_KMS_AUDIT_TAMPERED) and appends nothing", async (t) => {
+  // The writer takes the head from the newest block's last_seq and last chain value. Opened on
+  // such a block, the store wrote a gap (or a chain restarted at the genesis) into the log itself
+  // and MACed a checkpoint over it; on bytes that are no records, open failed with an error that
+  // was no StoreError at all.
+  const cases: Array<[string, string, number]> = [
+    ["last_seq raised", "UPDATE audit_blocks SET last_seq = last_seq + 10 WHERE first_seq = (SELECT max(first_seq) FROM audit_blocks)", RECORDS],
+    ["an empty block after the last", "INSERT INTO audit_blocks SELECT max(last_seq) + 1, max(last_seq) + 1, 0, max(time_high), x'', x'' FROM audit_blocks", RECORDS + 1],
+    ["bodies cut short", "UPDATE audit_blocks SET bodies = substr(bodies, 1, length(bodies) - 3) WHERE first_seq = (SELECT max(first_seq) FROM audit_blocks)", RECORDS],
+  ];
+  for (const [name, sql, firstBadSeq] of cases) {
+    const log = await buildLog(t);
+    const db = rawDb(log.dir);
+    db.exec(sql);
+    db.close();
+    const before = await verifyAuditDatabase(log.path, MAC);
+    bad(t, before, "malformed", firstBadSeq);
+    const error = await t.throwsAsync(openSqliteStore({ directory: log.dir, mac: MAC, writer: "inline" }), undefined, name);
+    t.true(isStoreError(error, "ERR_KMS_AUDIT_TAMPERED"), `${name}: ${String(error)}`);
+    const verification = (error as { verification?: { problem: string; firstBadSeq: number | null } }).verification;
+    t.is(verification?.problem, "malformed", name);
+    t.is(verification?.firstBadSeq, firstBadSeq, name);
+    t.deepEqual(await verifyAuditDatabase(log.path, MAC), before, `${name}: nothing was appended`);
+  }
+});

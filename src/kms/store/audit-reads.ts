@@ -10,9 +10,13 @@
  * candidate block is skipped unless it can hold a time in [from, to). Every record of a block read
  * is then checked against every filter: terms and times only narrow the search, they never decide
  * a match.
+ *
+ * The columns that narrow it (first_seq, last_seq, min_time, time_high) are not covered by the
+ * chain, so every block read is checked against its records: edited, they would hide records from
+ * queries — or give the writer a head the records do not have — while the chain still verified.
  */
 import type Database from "better-sqlite3";
-import { actionTerm, decodeBlock, keyTerm, TERM_REACH_BLOCKS } from "../audit/blocks.js";
+import { actionTerm, decodeBlock, keyTerm, MalformedBlock, TERM_REACH_BLOCKS } from "../audit/blocks.js";
 import type { AuditRecord } from "../types.js";
 import type { AuditQuery } from "./store.js";
 
@@ -23,6 +27,9 @@ const BLOCKS_PER_READ = 32;
 
 interface BlockRow {
   first_seq: number;
+  last_seq: number;
+  min_time: number;
+  time_high: number;
   bodies: Buffer;
   hashes: Buffer;
 }
@@ -32,7 +39,7 @@ export class AuditBlockReader {
 
   constructor(db: Database.Database) {
     const prepare = (sql: string): Database.Statement => db.prepare(sql);
-    const blockColumns = "b.first_seq, b.bodies, b.hashes";
+    const blockColumns = "b.first_seq, b.last_seq, b.min_time, b.time_high, b.bodies, b.hashes";
     const timeWindow = "b.time_high >= ? AND b.min_time < ?";
     /** The time_high of the first block at or after block `@param`: where a walk in log order starts. */
     const timeHighAt = (param: string): string => `(SELECT time_high FROM audit_blocks WHERE first_seq >= @${param} ORDER BY first_seq LIMIT 1)`;
@@ -67,7 +74,7 @@ export class AuditBlockReader {
             OR EXISTS (SELECT 1 FROM audit_block_terms a WHERE a.project_id = @project AND a.term = @term AND a.first_seq = r.first_seq))
         ORDER BY r.first_seq`).pluck(),
       block: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq = ? AND ${timeWindow}`),
-      blockHolding: prepare("SELECT first_seq, bodies, hashes FROM audit_blocks WHERE first_seq <= ? ORDER BY first_seq DESC LIMIT 1"),
+      blockHolding: prepare(`SELECT ${blockColumns} FROM audit_blocks b WHERE b.first_seq <= ? ORDER BY b.first_seq DESC LIMIT 1`),
     };
   }
 
@@ -78,12 +85,15 @@ export class AuditBlockReader {
 
   /**
    * The records matching `filter`, in seq order (block order; within a block, the order written).
-   * Throws MalformedBlock (audit/blocks.ts) on a block that does not decode.
+   * Throws MalformedBlock (audit/blocks.ts) on a block that does not decode or whose columns
+   * disagree with its records.
    */
   *records(filter: AuditFilter = {}): Generator<AuditRecord> {
     const afterSeq = filter.afterSeq ?? 0;
-    const from = filter.from ?? Number.MIN_SAFE_INTEGER;
-    const to = filter.to ?? Number.MAX_SAFE_INTEGER;
+    // Unbounded, not the widest safe integers: without a time filter no block is left out by its
+    // times, so a block whose times were edited is read (and found malformed), not skipped.
+    const from = filter.from ?? -Infinity;
+    const to = filter.to ?? Infinity;
     let start = this.#s.startAt.get(afterSeq + 1) as number;
     if (filter.from !== undefined) {
       const byTime = this.#s.startAtTime.get(filter.from) as number | undefined;
@@ -93,8 +103,11 @@ export class AuditBlockReader {
     const project = filter.projectId;
     const term = filter.keyId !== undefined ? keyTerm(filter.keyId) : filter.action !== undefined ? actionTerm(filter.action) : "";
     const rows = project === undefined ? this.#allBlocks(start, from, to) : this.#blocksOfTerm(project, term, start, from, to);
+    let timeHigh = -Infinity;
     for (const row of rows) {
-      for (const record of decodeBlock(row.first_seq, row.bodies, row.hashes)) if (matches(record, filter, afterSeq)) yield record;
+      const records = recordsOf(row, timeHigh);
+      timeHigh = row.time_high;
+      for (const record of records) if (matches(record, filter, afterSeq)) yield record;
     }
   }
 
@@ -139,8 +152,33 @@ export class AuditBlockReader {
   record(seq: number): AuditRecord | undefined {
     const row = this.#s.blockHolding.get(seq) as BlockRow | undefined;
     if (row === undefined) return undefined;
-    return decodeBlock(row.first_seq, row.bodies, row.hashes).find((record) => record.seq === seq);
+    return recordsOf(row, -Infinity).find((record) => record.seq === seq);
   }
+}
+
+/**
+ * The records of a stored block, checked against the columns queries find it by: its first and
+ * last seq, a min_time no later and a time_high no earlier than any of its records, and a
+ * time_high no earlier than `timeHighBefore` (an earlier block's: time_high never decreases along
+ * the log). min_time and time_high may be wider than the records' times: a write rolled back
+ * inside a batch leaves its times in the block (blocks.ts BlockBuilder.truncate).
+ */
+function recordsOf(row: BlockRow, timeHighBefore: number): AuditRecord[] {
+  const records = decodeBlock(row.first_seq, row.bodies, row.hashes);
+  const fail = (reason: string): never => {
+    throw new MalformedBlock(row.first_seq, reason);
+  };
+  if (records.length === 0) fail("no records");
+  if (records[0]!.seq !== row.first_seq || records.at(-1)!.seq !== row.last_seq) {
+    fail(`its columns say records ${row.first_seq}..${row.last_seq}, it holds records ${records[0]!.seq}..${records.at(-1)!.seq}`);
+  }
+  for (const record of records) {
+    if (record.time < row.min_time || record.time > row.time_high) {
+      fail(`record ${record.seq}'s time ${record.time} is outside the block's ${row.min_time}..${row.time_high}`);
+    }
+  }
+  if (row.time_high < timeHighBefore) fail(`its time_high ${row.time_high} is before an earlier block's ${timeHighBefore}`);
+  return records;
 }
 
 function matches(record: AuditRecord, filter: AuditFilter, afterSeq: number): boolean {

@@ -22,6 +22,7 @@
 import { chmodSync, closeSync, mkdirSync, openSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { MalformedBlock } from "../audit/blocks.js";
 import { checkFields, type ChainHead } from "../audit/chain.js";
 import {
   checkpointMacValid, DEFAULT_CHECKPOINT_POLICY, makeCheckpoint, toAnchor, type AuditMac, type CheckpointPolicy,
@@ -487,23 +488,43 @@ export class SqliteStore implements KmsStore {
     if (this.#recovered) return;
     this.#recovered = true;
     const last = this.#lastCheckpoint;
+    // A block that cannot be read (audit-reads.ts) makes the log one that does not verify, as in
+    // verify(): refused as tampered, with the verdict, like any other.
+    const unreadable = (error: unknown): never => {
+      if (!(error instanceof MalformedBlock)) throw error;
+      throw tampered({ ok: false, problem: "malformed", firstBadSeq: error.firstSeq, checkpointIndex: null, message: error.message, records: 0 });
+    };
     let start: VerifyStart | undefined;
     if (last !== null) {
       const fail = (problem: AuditVerifyFailure["problem"], firstBadSeq: number | null, message: string): StoreError =>
         tampered({ ok: false, problem, firstBadSeq, checkpointIndex: last.index, message, records: 0 });
       if (!checkpointMacValid(this.#logId, last, this.#mac)) throw fail("checkpoint-mac", null, `checkpoint ${last.index} (at record ${last.seq}) has a wrong MAC`);
-      const record = this.#reader.auditRecord(last.seq);
+      let record: AuditRecord | undefined;
+      try {
+        record = this.#reader.auditRecord(last.seq);
+      } catch (error) {
+        unreadable(error);
+      }
       if (record === undefined) throw fail("truncated", this.#head.seq + 1, `checkpoint ${last.index} vouches for records up to ${last.seq}, but the log ends at ${this.#head.seq}`);
       if (!record.hash.equals(last.hash)) throw fail("checkpoint-mismatch", null, `the chain value at record ${last.seq} is not the one checkpoint ${last.index} vouches for`);
       start = { seq: last.seq, hash: last.hash, checkpointIndex: last.index };
     }
     const verifier = new ChainVerifier(this.#logId, this.#mac, [], start === undefined ? {} : { start });
-    for (const record of this.#reader.auditAfter(start?.seq ?? 0)) if (!verifier.push(record)) break;
+    try {
+      for (const record of this.#reader.auditAfter(start?.seq ?? 0)) if (!verifier.push(record)) break;
+    } catch (error) {
+      if (!(error instanceof MalformedBlock)) throw error;
+      verifier.malformed(error.message);
+    }
     const verdict = verifier.finish();
     if (!verdict.ok) throw tampered(verdict);
 
     const usageSeq = this.#usageThroughSeq;
-    for (const record of this.#reader.auditAfter(usageSeq)) this.#count(record);
+    try {
+      for (const record of this.#reader.auditAfter(usageSeq)) this.#count(record);
+    } catch (error) {
+      unreadable(error);
+    }
     if (this.#head.seq > (last?.seq ?? 0)) await this.#checkpoint("recovery");
 
     const every = (ms: number, work: () => Promise<unknown>): void => {
