@@ -81,19 +81,24 @@ class Generator {
       } else if (::getpid() != seeded_pid_) {
         reseed_after_fork();
       }
-      if (prediction_resistance_) {
-        // §9.3.1: with prediction resistance the additional input goes into the reseed, and
-        // the generate that follows takes none.
-        reseed_locked(additional, additional_len);
-        additional = nullptr;
-        additional_len = 0;
-      }
       for (size_t done = 0; done < len;) {
         size_t chunk = len - done;
         if (chunk > drbg::CtrDrbg::kMaxRequestBytes) chunk = drbg::CtrDrbg::kMaxRequestBytes;
-        if (drbg_.generate(out + done, chunk, additional, additional_len) == drbg::GenerateResult::ReseedRequired) {
+        const uint8_t* request_additional = additional;
+        size_t request_additional_len = additional_len;
+        if (prediction_resistance_) {
+          // §9.3.1 steps 7-7.4: prediction resistance is a property of each Generate request, so
+          // every 64 KiB request reseeds, not just the first of a call. The additional input goes
+          // into the reseed, and the generate that follows takes none.
+          reseed_locked(additional, additional_len);
+          request_additional = nullptr;
+          request_additional_len = 0;
+        }
+        if (drbg_.generate(out + done, chunk, request_additional, request_additional_len) ==
+            drbg::GenerateResult::ReseedRequired) {
           reseed_locked(nullptr, 0);
-          if (drbg_.generate(out + done, chunk, additional, additional_len) != drbg::GenerateResult::Ok) {
+          if (drbg_.generate(out + done, chunk, request_additional, request_additional_len) !=
+              drbg::GenerateResult::Ok) {
             throw Error(ErrorCode::Entropy, "CTR_DRBG still requires a reseed after reseeding");
           }
         }

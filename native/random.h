@@ -11,8 +11,9 @@
 //  - Reseed: entropy_input credited with >= 256 bits, plus the caller's additional input.
 //  - Reseeds happen: when the DRBG's reseed_counter exceeds reseed_interval (§9.3.1); on the
 //    first call after fork() (the child must not repeat the parent's output); before every
-//    call when prediction resistance is on (§9.3.1: the additional input then goes to the
-//    reseed and the generate that follows takes none); on reseed().
+//    SP 800-90A request (each 64 KiB of a call) when prediction resistance is on (§9.3.1: the
+//    additional input then goes to the reseed and the generate that follows takes none); on
+//    reseed().
 //  - A call that needs entropy and cannot get it from a healthy source uninstantiates the DRBG
 //    (Key and V cleansed) and throws ErrorCode::Entropy. Output is never produced without a
 //    seed from a source that passed its health tests.

@@ -43,6 +43,11 @@ bool bool_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
 // A Uint32Array argument.
 std::pair<const uint32_t*, size_t> uint32_array_arg(const Napi::CallbackInfo& info, size_t index, const char* name);
 
+// Whether [a, a + a_len) and [b, b + b_len) share a byte. OpenSSL works in place when out is in,
+// but leaves partially overlapping buffers undefined (EVP_EncryptUpdate(3)); the bindings that
+// take caller buffers refuse them with this.
+bool overlap(const uint8_t* a, size_t a_len, const uint8_t* b, size_t b_len);
+
 // Throws InvalidArgument naming `what` unless `this` is an object tagged `tag` by its class's
 // constructor. Every member of a wrapped class calls it: V8 checks the receiver of a prototype
 // method but not of an accessor, and a getter or setter called on another wrapped object would

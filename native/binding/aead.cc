@@ -17,6 +17,15 @@ void check_output(size_t have, size_t need) {
   }
 }
 
+// GCM's keystream runs forward over the input, so an output that starts inside the input
+// overwrites bytes before they are read: the seal comes out wrong, the open fails its tag. In
+// place (the same start) is fine; the IV and AAD are consumed before anything is written.
+void check_in_place_or_disjoint(const uint8_t* out, size_t written, Bytes input) {
+  if (out != input.data && overlap(out, written, input.data, input.size)) {
+    throw_invalid("out must be the input buffer itself or not overlap it");
+  }
+}
+
 // gcmSeal(key, iv, aad|null, plaintext, tagLength, out) -> bytes written
 Napi::Value gcm_seal(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -27,6 +36,7 @@ Napi::Value gcm_seal(const Napi::CallbackInfo& info) {
     uint32_t tag_len = uint32_arg(info, 4, "tagLength");
     auto [out, out_len] = output_buffer_arg(info, 5, "out");
     check_output(out_len, plaintext.size + tag_len);
+    check_in_place_or_disjoint(out, plaintext.size + tag_len, plaintext);
     key.material().gcm(true).seal(iv.data, iv.size, aad.data, aad.size, plaintext.data, plaintext.size, tag_len, out);
     return Napi::Number::New(info.Env(), static_cast<double>(plaintext.size + tag_len));
   });
@@ -44,6 +54,7 @@ Napi::Value gcm_open(const Napi::CallbackInfo& info) {
     check_gcm_parameters(iv.size, tag_len);
     if (sealed.size < tag_len) throw_invalid("GCM input is shorter than its tag");
     check_output(out_len, sealed.size - tag_len);
+    check_in_place_or_disjoint(out, sealed.size - tag_len, sealed);
     if (!key.material().gcm(false).open(iv.data, iv.size, aad.data, aad.size, sealed.data, sealed.size, tag_len, out)) {
       throw Error(ErrorCode::AuthTag, "GCM authentication failed");
     }
@@ -56,6 +67,18 @@ struct BatchArgs {
   uint8_t* out;
   size_t out_len;
   size_t need;
+  // The buffers the batch reads, message by message, while it writes out (and ok).
+  Bytes inputs[3];
+
+  // Message i's output lands at another offset than its input, so even out == data would
+  // overwrite later messages, IVs or AAD before they are read.
+  void check_disjoint(const uint8_t* buffer, size_t length, const char* what) const {
+    for (const Bytes& input : inputs) {
+      if (overlap(buffer, length, input.data, input.size)) {
+        throw_invalid(std::string(what) + " must not overlap the batch's data, IVs or AAD");
+      }
+    }
+  }
 };
 
 // (key, ivs, ivLength, aads|null, aadLengths|null, data, lengths, tagLength, out, ...)
@@ -76,7 +99,9 @@ BatchArgs batch_args(const Napi::CallbackInfo& info, bool seal) {
   GcmBatch batch{ivs.data, iv_len, aads.data, aad_lengths.first, data.data, lengths, count, tag_len};
   size_t need = gcm_batch_output_size(batch, data.size, ivs.size, aads.size, seal);
   check_output(out_len, need);
-  return BatchArgs{batch, out, out_len, need};
+  BatchArgs args{batch, out, out_len, need, {data, ivs, aads}};
+  args.check_disjoint(out, need, "out");
+  return args;
 }
 
 Napi::Value gcm_seal_batch_binding(const Napi::CallbackInfo& info) {
@@ -95,6 +120,9 @@ Napi::Value gcm_open_batch_binding(const Napi::CallbackInfo& info) {
     BatchArgs args = batch_args(info, false);
     auto [ok, ok_len] = output_buffer_arg(info, 9, "ok");
     if (ok_len < args.batch.count) throw_invalid("ok must have one byte per message");
+    // ok[i] is written after message i is opened, before message i + 1 is read.
+    args.check_disjoint(ok, args.batch.count, "ok");
+    if (overlap(ok, args.batch.count, args.out, args.need)) throw_invalid("ok must not overlap out");
     size_t verified = gcm_open_batch(key.material().gcm(false), args.batch, args.out, ok);
     return Napi::Number::New(info.Env(), static_cast<double>(verified));
   });
@@ -120,6 +148,7 @@ class GcmWorker : public Napi::AsyncWorker {
     if (!seal && input_.size < tag_len_) throw_invalid("GCM input is shorter than its tag");
     result_len_ = seal ? input_.size + tag_len_ : input_.size - tag_len_;
     check_output(out_len, result_len_);
+    check_in_place_or_disjoint(out, result_len_, input_);
     out_ = out;
     iv_.assign(iv.data, iv.data + iv.size);
     aad_.assign(aad.data, aad.data + aad.size);

@@ -24,12 +24,6 @@ void check_output(size_t have, size_t need) {
   }
 }
 
-bool overlap(const uint8_t* a, size_t a_len, const uint8_t* b, size_t b_len) {
-  auto a0 = reinterpret_cast<uintptr_t>(a);
-  auto b0 = reinterpret_cast<uintptr_t>(b);
-  return a_len > 0 && b_len > 0 && a0 < b0 + b_len && b0 < a0 + a_len;
-}
-
 // A byte count: a whole number from 0 to 2^53.
 size_t length_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   Napi::Value value = info[index];

@@ -107,7 +107,14 @@ Napi::Value secure_memory_stats_binding(const Napi::CallbackInfo& info) {
 KeySlot& key_arg(const Napi::CallbackInfo& info, size_t index, const char* name) {
   // One tag check (which also refuses non-objects) and one unwrap: this runs on every call.
   bool tagged = false;
-  if (napi_check_object_type_tag(info.Env(), info[index], &kKeyTag, &tagged) != napi_ok || !tagged) {
+  napi_status status = napi_check_object_type_tag(info.Env(), info[index], &kKeyTag, &tagged);
+  if (status != napi_ok || !tagged) {
+    // For null and undefined the check's ToObject has thrown a TypeError, which would stay
+    // pending and reach the caller in place of our coded error: drop it first.
+    if (status != napi_ok) {
+      napi_value pending = nullptr;
+      napi_get_and_clear_last_exception(info.Env(), &pending);
+    }
     throw_invalid(std::string(name) + " must be a key handle from importKey, generateKey or keyUnwrapKey");
   }
   void* wrapped = nullptr;

@@ -56,13 +56,22 @@ Napi::Value key_unwrap(const Napi::CallbackInfo& info) {
 }
 
 // keyUnwrapKey(kek, padded, wrapped) -> key handle; the bytes stay in native memory, unwrapped
-// into secure scratch and trimmed to the recovered length.
+// into secure scratch and trimmed to the recovered length. ERR_NATIVE_INVALID_ARGUMENT for a
+// wrapped key longer than a slot holds (kMaxKeyBytes, as importKey and generateKey enforce).
 Napi::Value key_unwrap_key(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     KeySlot& kek = key_arg(info, 0, "kek");
     bool padded = bool_arg(info, 1, "padded");
     Bytes wrapped = buffer_arg(info, 2, "wrapped");
-    SecureBytes scratch(key_unwrap_max_output_size(padded, wrapped.size));
+    size_t maximum = key_unwrap_max_output_size(padded, wrapped.size);
+    // Exact for both modes, before any unwrapping: KW recovers wrapped.length - 8 bytes and KWP
+    // at most 7 fewer, so with kMaxKeyBytes a multiple of 8 a larger bound means a larger key.
+    static_assert(kMaxKeyBytes % 8 == 0, "the wrapped-length bound below relies on whole semiblocks");
+    if (maximum > kMaxKeyBytes) {
+      throw_invalid("a wrapped key of " + std::to_string(wrapped.size) + " bytes unwraps to more than the " +
+                    std::to_string(kMaxKeyBytes) + " bytes a key slot holds");
+    }
+    SecureBytes scratch(maximum);
     size_t recovered = kek.material().key_wrap(padded, false).unwrap(wrapped.data, wrapped.size, scratch.data());
     return new_key_handle(info.Env(), KeySlot(SecureBytes(scratch.data(), recovered)));
   });

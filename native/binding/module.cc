@@ -22,6 +22,12 @@ void check_receiver(const Napi::CallbackInfo& info, const napi_type_tag& tag, co
   }
 }
 
+bool overlap(const uint8_t* a, size_t a_len, const uint8_t* b, size_t b_len) {
+  auto a0 = reinterpret_cast<uintptr_t>(a);
+  auto b0 = reinterpret_cast<uintptr_t>(b);
+  return a_len > 0 && b_len > 0 && a0 < b0 + b_len && b0 < a0 + a_len;
+}
+
 // Argument readers use napi_get_typedarray_info and friends directly: one N-API call per
 // argument instead of node-addon-api's three (is-typed-array, type, data), which is a
 // measurable share of a 64-byte seal.

@@ -50,7 +50,9 @@ function view(out: Uint8Array, length: number): Buffer {
 
 /**
  * Encrypts and authenticates `plaintext`. Returns `ciphertext || tag`; when `out` is given the
- * result is written there (no allocation) and a view of the written bytes is returned.
+ * result is written there (no allocation) and a view of the written bytes is returned. `out`
+ * may start where the input starts (in place) but must not otherwise overlap it, here and in
+ * gcmOpen and the async forms (ERR_NATIVE_INVALID_ARGUMENT).
  */
 export function gcmSeal(key: KeyHandle, plaintext: Uint8Array, params: GcmParams, out?: Uint8Array): Buffer {
   assertKey(key, "key");
@@ -104,7 +106,8 @@ export async function gcmOpenAsync(key: KeyHandle, sealed: Uint8Array, params: G
 /**
  * Many messages under one key, packed back to back so one native call handles them all:
  * message i is `lengths[i]` bytes of `data`, its IV is bytes `[i*ivLength, (i+1)*ivLength)` of
- * `ivs`, and its AAD (optional) the i-th run of `aadLengths` in `aads`.
+ * `ivs`, and its AAD (optional) the i-th run of `aadLengths` in `aads`. A batch's `out` must not
+ * overlap `data`, `ivs` or `aads` at all: message i's output sits at another offset than its input.
  */
 export interface GcmBatch {
   ivs: Uint8Array;

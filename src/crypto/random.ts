@@ -86,7 +86,7 @@ export interface RandomStatus {
 export interface RandomConfiguration {
   /** A non-empty list of distinct sources, tried in this order. */
   sources?: readonly EntropySourceName[];
-  /** Reseed from the entropy source before every call (SP 800-90A §9.3.1). Slower; default false. */
+  /** Reseed from the entropy source before every generate request, each 64 KiB of a call (SP 800-90A §9.3.1). Slower; default false. */
   predictionResistance?: boolean;
   /** Generate requests (each at most 64 KiB) between reseeds, 1 to 2^48. Default 2^16. */
   reseedInterval?: number;

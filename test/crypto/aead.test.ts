@@ -7,7 +7,7 @@ import { addon } from "../../src/crypto/addon.js";
 import {
   gcmOpen, gcmOpenAsync, gcmOpenBatch, gcmSeal, gcmSealAsync, gcmSealBatch, packMessages, unpackMessages,
 } from "../../src/crypto/aead.js";
-import { generateKey, importKey } from "../../src/crypto/keys.js";
+import { generateKey, importKey, type KeyHandle } from "../../src/crypto/keys.js";
 
 function nodeSeal(key: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer, tagLength: number): Buffer {
   const cipher = createCipheriv(`aes-${key.length * 8}-gcm` as "aes-256-gcm", key, iv, { authTagLength: tagLength });
@@ -112,6 +112,70 @@ test("in-place seal and open (out aliases the input)", (t) => {
   t.true(buffer.subarray(0, 256).equals(plaintext));
 });
 
+test("an out that starts inside the input (not at its start) is refused before anything is written", async (t) => {
+  // GCM's keystream runs forward over the input: such an out overwrote plaintext before it was
+  // read (a wrong seal) or ciphertext before it was hashed (a valid message failing its tag).
+  const key = generateKey(16);
+  const iv = randomBytes(12);
+  const plaintext = randomBytes(1000);
+  const sealed = gcmSeal(key, plaintext, { iv });
+  const refused = { code: "ERR_NATIVE_INVALID_ARGUMENT", message: "out must be the input buffer itself or not overlap it" };
+  for (const shift of [1, 16, 32, 999]) {
+    const buffer = Buffer.alloc(2100, 0xee);
+    plaintext.copy(buffer);
+    const input = buffer.subarray(0, plaintext.length);
+    const before = Buffer.from(buffer);
+    t.throws(() => gcmSeal(key, input, { iv }, buffer.subarray(shift)), refused, `seal, out at +${shift}`);
+    await t.throwsAsync(gcmSealAsync(key, input, { iv }, buffer.subarray(shift)), refused, `async seal, out at +${shift}`);
+    t.true(buffer.equals(before), `seal, out at +${shift}: nothing written`);
+    sealed.copy(buffer);
+    t.throws(() => gcmOpen(key, buffer.subarray(0, sealed.length), { iv }, buffer.subarray(shift)), refused, `open, out at +${shift}`);
+    await t.throwsAsync(gcmOpenAsync(key, buffer.subarray(0, sealed.length), { iv }, buffer.subarray(shift)), refused);
+    // Output behind the input overlaps it too; OpenSSL leaves any partial overlap undefined.
+    sealed.copy(buffer, shift);
+    t.throws(() => gcmOpen(key, buffer.subarray(shift, shift + sealed.length), { iv }, buffer), refused, `open, out at -${shift}`);
+  }
+  // Disjoint views of one ArrayBuffer are fine.
+  const shared = Buffer.alloc(3016);
+  plaintext.copy(shared);
+  t.true(gcmSeal(key, shared.subarray(0, 1000), { iv }, shared.subarray(1000)).equals(sealed));
+  t.true(gcmOpen(key, shared.subarray(1000, 2016), { iv }, shared.subarray(2016)).equals(plaintext));
+});
+
+test("a batch's out and ok must not overlap its data, IVs or AAD, not even exactly in place", (t) => {
+  // Message i's output sits at another offset than its input, so writing in place overwrote the
+  // messages after the first before they were sealed.
+  const key = generateKey(32);
+  const messages = [randomBytes(40), randomBytes(40), randomBytes(40)];
+  const { data, lengths } = packMessages(messages);
+  const ivs = randomBytes(3 * 12);
+  const aads = randomBytes(6);
+  const aadLengths = Uint32Array.of(2, 2, 2);
+  const expected = gcmSealBatch(key, { ivs, ivLength: 12, data, lengths, aads, aadLengths });
+  const native = { code: "ERR_NATIVE_INVALID_ARGUMENT" };
+
+  const arena = Buffer.alloc(data.length + 48);
+  data.copy(arena);
+  t.throws(() => gcmSealBatch(key, { ivs, ivLength: 12, data: arena.subarray(0, data.length), lengths, aads, aadLengths }, arena), native);
+  t.true(arena.subarray(0, data.length).equals(data), "refused before anything was written");
+  const withIvs = Buffer.concat([ivs, Buffer.alloc(expected.length)]);
+  t.throws(() => gcmSealBatch(key, { ivs: withIvs.subarray(0, 36), ivLength: 12, data, lengths, aads, aadLengths }, withIvs.subarray(12)), native);
+  const withAads = Buffer.concat([aads, Buffer.alloc(expected.length)]);
+  t.throws(() => gcmSealBatch(key, { ivs, ivLength: 12, data, lengths, aads: withAads.subarray(0, 6), aadLengths }, withAads.subarray(2)), native);
+
+  const sealedLengths = Uint32Array.of(56, 56, 56);
+  const sealed = Buffer.from(expected);
+  t.throws(() => gcmOpenBatch(key, { ivs, ivLength: 12, data: sealed, lengths: sealedLengths, aads, aadLengths }, sealed), native);
+  const out = Buffer.alloc(data.length);
+  t.throws(() => addon.gcmOpenBatch(key, ivs, 12, aads, aadLengths, sealed, sealedLengths, 16, out, sealed.subarray(100, 103)), native);
+  t.throws(() => addon.gcmOpenBatch(key, ivs, 12, aads, aadLengths, sealed, sealedLengths, 16, out, out.subarray(0, 3)), native);
+  t.true(sealed.equals(expected), "the sealed batch is untouched");
+
+  const opened = gcmOpenBatch(key, { ivs, ivLength: 12, data: sealed, lengths: sealedLengths, aads, aadLengths }, out);
+  t.is(opened.verified, 3);
+  t.true(opened.data.equals(data));
+});
+
 test("a failed open is one opaque error and zeroes the output", (t) => {
   const key = generateKey(32);
   const iv = randomBytes(12);
@@ -141,6 +205,15 @@ test("argument checks: key sizes, IV, tag length, non-buffers, look-alike key ob
   t.throws(() => gcmSeal(key, "text" as unknown as Buffer, { iv }), { code: "ERR_INVALID_ARG_TYPE" });
   t.throws(() => addon.gcmSeal(key, iv, null, Buffer.alloc(1), 3, Buffer.alloc(64)), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
   t.throws(() => addon.gcmSeal(key, "iv" as unknown as Buffer, null, Buffer.alloc(1), 16, Buffer.alloc(64)), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
+  // null and undefined once surfaced as V8's uncoded TypeError from the type-tag check.
+  for (const notAKey of [null, undefined]) {
+    const asKey = notAKey as unknown as KeyHandle;
+    t.throws(() => addon.gcmSeal(asKey, iv, null, Buffer.alloc(1), 16, Buffer.alloc(64)), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
+    t.throws(() => addon.keyWrap(asKey, false, Buffer.alloc(16), Buffer.alloc(24)), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
+    t.throws(() => addon.keyWrapKey(key, false, asKey, Buffer.alloc(40)), { code: "ERR_NATIVE_INVALID_ARGUMENT", message: /^key must be a key handle/ });
+    t.throws(() => addon.hmacSign(asKey, 2, Buffer.alloc(1), 32, Buffer.alloc(32)), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
+    t.throws(() => new addon.HmacOperation(asKey, 2, 32), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
+  }
   const fake = { length: 32, destroyed: false, destroy() {}, exportBytes: () => Buffer.alloc(32) };
   t.throws(() => gcmSeal(fake, Buffer.alloc(1), { iv }), { code: "ERR_NATIVE_INVALID_ARGUMENT" });
   t.throws(() => addon.gcmSeal(fake, iv, null, Buffer.alloc(1), 16, Buffer.alloc(64)), { code: "ERR_NATIVE_INVALID_ARGUMENT" });

@@ -187,6 +187,20 @@ test.serial("prediction resistance reseeds before every call", (t) => {
   t.true(after.generateCalls - before.generateCalls >= calls);
 });
 
+test.serial("prediction resistance reseeds before each 64 KiB request of a large call, not only before the call", (t) => {
+  // SP 800-90A §9.3.1 steps 7-7.4: prediction resistance is requested per Generate call of the
+  // DRBG, and a call here is split into requests of at most 2^19 bits (Table 3).
+  restoreAfter(t);
+  configureRandom({ predictionResistance: true });
+  randomBytes(1);
+  const before = randomStatus();
+  randomBytes(4 * 65_536);
+  randomFill(Buffer.alloc(2 * 65_536 + 1), Buffer.from("additional input"));
+  const after = randomStatus();
+  // At least: other test files share this process-wide generator and may reseed it meanwhile.
+  t.true(after.reseeds - before.reseeds >= 4 + 3, `${after.reseeds - before.reseeds} reseeds for 7 requests`);
+});
+
 test.serial("the default configuration", (t) => {
   const status = randomStatus();
   t.is(status.reseedInterval, DEFAULT_RESEED_INTERVAL);

@@ -2,7 +2,7 @@
 import test from "ava";
 import fc from "fast-check";
 import { createCipheriv, randomBytes } from "node:crypto";
-import { generateKey, importKey } from "../../src/crypto/keys.js";
+import { MAX_KEY_BYTES, generateKey, importKey } from "../../src/crypto/keys.js";
 import { keyUnwrap, keyUnwrapKey, keyWrap, keyWrapKey } from "../../src/crypto/keywrap.js";
 
 // RFC 3394 §2.2.3.1 and RFC 5649 §3 default initial values, which node:crypto needs spelled out.
@@ -121,4 +121,20 @@ test("a failed unwrap writes nothing past its output (OpenSSL cleanses in_len by
   const neighbours = Array.from({ length: 64 }, (_, i) => importKey(Buffer.alloc(32, i + 1)));
   for (let i = 0; i < 500; i++) t.throws(() => keyUnwrapKey(kek, "kwp", Buffer.alloc(40, 0x5c)), { code: "ERR_NATIVE_UNWRAP" });
   neighbours.forEach((key, i) => t.true(key.exportBytes().equals(Buffer.alloc(32, i + 1)), `neighbour ${i} intact`));
+});
+
+test("unwrapping into a key slot takes keys up to MAX_KEY_BYTES, as importKey does, and refuses longer ones", (t) => {
+  const kek = generateKey(32);
+  for (const mode of ["kw", "kwp"] as const) {
+    const largest = randomBytes(MAX_KEY_BYTES);
+    const slot = keyUnwrapKey(kek, mode, keyWrap(kek, mode, largest));
+    t.true(slot.exportBytes().equals(largest), `${mode}: ${MAX_KEY_BYTES} bytes`);
+    slot.destroy();
+    // Bytes of any length still unwrap to bytes; only a key slot has the bound.
+    const over = MAX_KEY_BYTES + (mode === "kw" ? 8 : 1);
+    const longer = keyWrap(kek, mode, randomBytes(over));
+    t.is(keyUnwrap(kek, mode, longer).length, over);
+    t.throws(() => keyUnwrapKey(kek, mode, longer), { code: "ERR_NATIVE_INVALID_ARGUMENT", message: /more than the 8192 bytes a key slot holds/ }, mode);
+  }
+  t.throws(() => importKey(randomBytes(MAX_KEY_BYTES + 1)), { code: "ERR_OUT_OF_RANGE" });
 });
