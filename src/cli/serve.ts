@@ -2,7 +2,8 @@
  * `hsmkit serve`: the KMS HTTP server (Huawei KMS v1.0 API) on a data directory, until SIGINT or
  * SIGTERM. The first signal closes gracefully — no new connections, requests in flight finish (up
  * to server.shutdownTimeoutMs), the audit log's pending commit is flushed, the store and the token
- * are closed — and the process exits 0; a second signal exits at once (status 1).
+ * are closed — and the process exits 0; a second signal exits at once (status 1), and so does a
+ * close still not done CLOSE_GRACE_MS after that timeout (shutdown.ts).
  *
  * Once listening it prints where (the actual URL, also for --port 0), the credentials file and how
  * to try it; its log (pino JSON lines, config log.level) follows on stdout.
@@ -14,6 +15,7 @@ import type { RunningServer } from "../server/server.js";
 import { CREDENTIALS_FILE, readCredentials, type Credentials } from "../service/identity.js";
 import { isLockError, warnAboutPinFile } from "./kms-client.js";
 import { action, integerIn, UsageError } from "./output.js";
+import { CLOSE_GRACE_MS, shutdownOnSignals } from "./shutdown.js";
 
 export interface ServeFlags {
   host?: string;
@@ -107,25 +109,19 @@ async function serve(flags: ServeFlags): Promise<void> {
       process.exit(code);
     });
   };
-  let stopping = false;
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      process.stderr.write(`hsmkit: ${signal} again: exiting without waiting for requests in flight\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    server.logger.info({ signal }, `${signal}: shutting down (requests in flight finish; ${signal} again to exit at once)`);
-    server.close().then(
-      () => {
-        server.logger.info("stopped");
-        exit(0);
-      },
-      (error: unknown) => {
-        server.logger.error({ err: error }, "shutdown failed");
-        exit(1);
-      },
-    );
-  };
+  const stop = shutdownOnSignals({
+    close: () => server.close(),
+    deadlineMs: config.server.shutdownTimeoutMs + CLOSE_GRACE_MS,
+    log: {
+      info: (message) => server.logger.info(message),
+      error: (message, error) => server.logger.error(error === undefined ? {} : { err: error }, message),
+    },
+    exit,
+    exitNow: (code, message) => {
+      process.stderr.write(message);
+      process.exit(code);
+    },
+  });
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
 }
