@@ -105,6 +105,12 @@ export interface SweepReport {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/iu;
 const ALIAS_REF = /^[a-zA-Z0-9:/_-]{1,255}$/u;
+const ALIAS_PREFIX = "alias/";
+
+/** The alias an `alias/<alias>` reference names, or undefined for any other reference. */
+function aliasReference(ref: string): string | undefined {
+  return ref.startsWith(ALIAS_PREFIX) && ref.length > ALIAS_PREFIX.length ? ref.slice(ALIAS_PREFIX.length) : undefined;
+}
 /** The principal the service's own actions (sweepers) are recorded under. */
 export const SYSTEM_PRINCIPAL = "system";
 
@@ -1131,7 +1137,7 @@ export class Kms {
     if (this.#access.roleAllows(caller, op.operation)) {
       let entry = await this.#resolve(projectId, reference);
       if (entry === undefined && options.createDefault === true && !UUID.test(reference)) {
-        const defaultService = defaultKeyService(reference);
+        const defaultService = defaultKeyService(reference) ?? defaultKeyService(aliasReference(reference) ?? "");
         if (defaultService !== undefined) entry = await this.#createDefaultKey(op, caller, defaultService);
       }
       if (entry === undefined) throw new KmsError(options.missing ?? "KMS.0207");
@@ -1165,16 +1171,26 @@ export class Kms {
     return entry;
   }
 
-  /** The key a reference names in the project (key id or alias), or undefined. KMS.0205 for a reference that can be neither. */
+  /**
+   * The key a reference names in the project, or undefined: a key id, an alias, or `alias/<alias>`
+   * as OTC also accepts (kms-apis.md §1.2) — an alias that itself begins with "alias/" is found
+   * first. KMS.0205 for a reference that can be none of them.
+   */
   async #resolve(projectId: string, ref: string): Promise<KeyEntry | undefined> {
     if (UUID.test(ref)) return this.#entry(projectId, ref.toLowerCase());
     if (!ALIAS_REF.test(ref)) throw new KmsError("KMS.0205", "key_id must be a key id (UUID) or an alias");
-    const cachedId = this.#cache.aliasToKeyId(projectId, ref);
+    const exact = await this.#byAlias(projectId, ref);
+    const bare = aliasReference(ref);
+    return exact !== undefined || bare === undefined ? exact : this.#byAlias(projectId, bare);
+  }
+
+  async #byAlias(projectId: string, alias: string): Promise<KeyEntry | undefined> {
+    const cachedId = this.#cache.aliasToKeyId(projectId, alias);
     if (cachedId !== undefined) {
       const entry = this.#cache.get(projectId, cachedId);
-      if (entry !== undefined && entry.record.alias === ref) return entry;
+      if (entry !== undefined && entry.record.alias === alias) return entry;
     }
-    const record = await this.#store.keys.getByAlias(projectId, ref);
+    const record = await this.#store.keys.getByAlias(projectId, alias);
     return record === undefined ? undefined : this.#entry(projectId, record.keyId);
   }
 

@@ -132,6 +132,17 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       });
       t.deepEqual(await describe(h, created.keyId), created);
       t.deepEqual(await h.kms.describeKey(alice, { keyId: "orders/main:v1_a-b" }), created, "by alias");
+      // OTC also takes "alias/<alias>" where a key id goes (kms-apis.md §1.2); an alias that itself
+      // begins with "alias/" is found first; "alias/" alone names nothing.
+      t.deepEqual(await h.kms.describeKey(alice, { keyId: "alias/orders/main:v1_a-b" }), created, "by alias/<alias>");
+      const sealed = await h.kms.encryptData(h.ctx("carol"), { keyId: "alias/orders/main:v1_a-b", plainText: "by reference" });
+      t.is(sealed.keyId, created.keyId);
+      t.is((await h.kms.decryptData(h.ctx("carol"), { cipherText: sealed.cipherText })).plainText.toString(), "by reference");
+      const literal = await h.kms.createKey(alice, { keyAlias: "alias/orders/main:v1_a-b" });
+      t.is((await h.kms.describeKey(alice, { keyId: "alias/orders/main:v1_a-b" })).keyId, literal.keyId, "the exact alias first");
+      t.is((await h.kms.describeKey(alice, { keyId: "alias/alias/orders/main:v1_a-b" })).keyId, literal.keyId);
+      await rejects(t, h.kms.describeKey(alice, { keyId: "alias/" }), "KMS.0207");
+      await rejects(t, h.kms.describeKey(alice, { keyId: "alias/no-such-key" }), "KMS.0207");
       t.deepEqual(await h.kms.describeKey(alice, { keyId: created.keyId.toUpperCase() }), created, "key ids are case-insensitive");
       await rejects(t, h.kms.createKey(alice, { keyAlias: "orders/main:v1_a-b" }), "KMS.1104");
       // Another project may use the same alias.
@@ -412,6 +423,9 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       const details = await h.kms.describeKey(alice, { keyId: "obs/default" });
       t.like(details, { keyId: first.keyId, keyAlias: "obs/default", defaultKeyFlag: true, keyState: 2, keySpec: "AES_256" });
       t.is((await h.kms.encryptData(carol, { keyId: "obs/default", plainText: "again" })).keyId, first.keyId, "the same key after");
+      t.is((await h.kms.encryptData(carol, { keyId: "alias/obs/default", plainText: "again" })).keyId, first.keyId, "by alias/<alias> too");
+      const ims = await h.kms.encryptData(carol, { keyId: "alias/ims/default", plainText: "image" });
+      t.like(await h.kms.describeKey(alice, { keyId: ims.keyId }), { keyAlias: "ims/default", defaultKeyFlag: true }, "first use by alias/<alias>");
 
       // Concurrent first uses make one key.
       const results = await Promise.all(Array.from({ length: 12 }, (_, i) => h.kms.createDataKey(h.ctx("carol"), { keyId: "evs/default", datakeyLength: 8 * (i + 1) })));
@@ -423,7 +437,7 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.encryptData(carol, { keyId: "foo/default", plainText: "unknown service" }), "KMS.0207");
 
       const listed = await h.kms.listKeys(alice);
-      t.deepEqual(listed.keyDetails.filter((key) => key.defaultKeyFlag).map((key) => key.keyAlias).sort(), ["evs/default", "obs/default", "rds/default"]);
+      t.deepEqual(listed.keyDetails.filter((key) => key.defaultKeyFlag).map((key) => key.keyAlias).sort(), ["evs/default", "ims/default", "obs/default", "rds/default"]);
       // Project Q gets its own.
       const inQ = await h.kms.encryptData(h.ctx("bob", Q), { keyId: "obs/default", plainText: "q" });
       t.not(inQ.keyId, first.keyId);
