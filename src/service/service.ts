@@ -329,7 +329,7 @@ export class KmsService implements ServicePort {
       // missing or belongs to someone else.
       const roles = await this.kms.store.principals.listRoles(who.principalId, request.projectId);
       if (roles.length === 0) throw new KmsError("KMS.0305", "no role in the requested project");
-      const { token, claims } = this.#tokens.issue({ principalId: who.principalId, domainId: who.domainId, projectId: request.projectId }, now, this.#config.auth.tokenTtlSeconds);
+      const { token, claims } = this.#tokens.issue({ principalId: who.principalId, domainId: who.domainId, projectId: request.projectId, accessKey: who.accessKey }, now, this.#config.auth.tokenTtlSeconds);
       return { token, ...claims };
     } finally {
       this.#leave();

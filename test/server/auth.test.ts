@@ -60,3 +60,15 @@ test("POST /v3/auth/tokens takes no X-Auth-Token as identity: a token cannot buy
   t.is(signed.status, 201, signed.text);
   t.deepEqual(signed.json.token.methods, ["hw_ak_sk"]);
 });
+
+test("POST /v3/auth/tokens refuses the SK with NULs appended as the password (the same HMAC key, not the same secret)", async (t) => {
+  const request = (password: string) => rawRequest(server.url, {
+    method: "POST", path: "/v3/auth/tokens", headers: { "content-type": "application/json" }, body: tokenBody(["password"], { name: me.ak, password }),
+  });
+  for (const password of [`${me.sk}\u0000`, `${me.sk}\u0000\u0000\u0000`]) {
+    const r = await request(password);
+    assertHuaweiError(t, r, 401, "APIGW.0301", JSON.stringify(password));
+    t.is(r.headers.get("x-subject-token"), null);
+  }
+  t.is((await request(me.sk)).status, 201);
+});

@@ -1,6 +1,7 @@
 /**
- * Authentication when the wall clock steps (NTP step, VM restore): the service's clock is the one
- * the test moves (KmsService.open `now`), on a fresh data directory per test.
+ * Authentication when the wall clock steps (NTP step, VM restore), and as credentials expire or
+ * change while tokens obtained with them are held: the service's clock is the one the test moves
+ * (KmsService.open `now`), on a fresh data directory per test.
  */
 import test, { type ExecutionContext } from "ava";
 import { createHmac } from "node:crypto";
@@ -9,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadConfig } from "../../src/config/config.js";
 import { KmsError } from "../../src/kms/errors.js";
+import { sealCredentialSecret } from "../../src/kms/store/secrets.js";
 import { Authenticator } from "../../src/service/auth/authenticator.js";
 import { credentialSealer } from "../../src/service/auth/credential-sealer.js";
 import { TokenIssuer } from "../../src/service/auth/tokens.js";
@@ -92,4 +94,35 @@ test("with replays rejected, a clock stepped back does not stop the replay memor
   }
   const replay = await t.throwsAsync(auth.authenticate(ahead, corrected + 3_600_000), { instanceOf: KmsError });
   t.is(replay?.code, "APIGW.0301", "the request signed while the clock ran ahead cannot be replayed once the clock gets there");
+});
+
+test("a token dies with the credential it was obtained with: expired, made inactive or deleted (IAM: changing an access key invalidates tokens)", async (t) => {
+  const { service, clock } = await openService(t);
+  const { user_id: userId, project_id: projectId } = service.credentials;
+  const kms = service.kms;
+  const refreshMs = 1000;
+  const credential = async (ak: string, expiresAt: number | null): Promise<string> => {
+    const sk = `${ak}-secret-0123456789abcdefghij`;
+    const secret = await sealCredentialSecret(credentialSealer(kms.backend), ak, userId, Buffer.from(sk, "utf8"));
+    await kms.admin.createCredential({ accessKey: ak, principalId: userId, secret, expiresAt });
+    return (await service.issueToken({ password: { accessKey: ak, secretKey: sk }, projectId, requestId: "req", source: "test" })).token;
+  };
+  const refused = async (token: string, message: string): Promise<void> => {
+    const error = await t.throwsAsync(service.authenticate({ kind: "token", token }, projectId), { instanceOf: KmsError }, message);
+    t.is(error?.code, "KMS.0302", message);
+  };
+  const expiring = await credential("AKTESTEXPIRING000001", clock.now + 60_000);
+  const deactivated = await credential("AKTESTINACTIVE000001", null);
+  const deleted = await credential("AKTESTDELETED0000001", null);
+  const kept = (await service.issueToken(tokenRequest(service))).token;
+  for (const token of [expiring, deactivated, deleted, kept]) await t.notThrowsAsync(service.authenticate({ kind: "token", token }, projectId));
+
+  await kms.store.principals.updateCredential("AKTESTINACTIVE000001", { status: "inactive" });
+  await kms.store.principals.deleteCredential("AKTESTDELETED0000001");
+  // Past the credential's expiry (the token itself lives a day) and past the refresh time.
+  clock.now += 60_000 + refreshMs;
+  await refused(expiring, "a token of an expired credential");
+  await refused(deactivated, "a token of an inactive credential");
+  await refused(deleted, "a token of a deleted credential");
+  await t.notThrowsAsync(service.authenticate({ kind: "token", token: kept }, projectId), "the same principal's token from another credential");
 });

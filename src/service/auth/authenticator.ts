@@ -20,6 +20,9 @@
  *   Information"): its AK/SK is APIGW.0301 like any bad credential, its tokens KMS.0302 like a
  *   token that is not one of ours — also for a principal that no longer exists, so neither answer
  *   tells whether it does. The principal's state is re-read after `refreshMs`, as a credential's.
+ * - A token dies with the credential it was obtained with (tokens.ts): once that credential is
+ *   inactive, expired or deleted, or no longer the principal's, its tokens are KMS.0302 too (its
+ *   state re-read after `refreshMs`; its SK is not opened for this).
  */
 import { destroyKey, importKey, type KeyHandle } from "../../crypto/keys.js";
 import { hmacSign, hmacVerify } from "../../crypto/hmac.js";
@@ -46,7 +49,9 @@ export interface Authenticated {
   domainId: string;
   /** Token: the project it is scoped to. AK/SK: undefined (any project the principal holds a role in). */
   scopeProjectId: string | undefined;
-  /** "aksk:<AK>" or "token": for logs and audit sources. */
+  /** The credential proved: the AK that signed or was presented, or the one a token was obtained with. */
+  accessKey: string;
+  /** "aksk:<AK>", "password:<AK>" or "token": for logs and audit sources. */
   method: string;
 }
 
@@ -55,10 +60,24 @@ interface CachedPrincipal {
   readAt: number;
 }
 
+/** A credential's state as tokens obtained with it need it (no SK). */
+interface CachedCredentialState {
+  /** undefined: no such credential. */
+  principalId: string | undefined;
+  active: boolean;
+  expiresAt: number | null;
+  readAt: number;
+}
+
 interface CachedCredential {
   principalId: string;
   domainId: string;
   key: KeyHandle;
+  /**
+   * The SK's length in bytes. HMAC pads a short key with zeros (RFC 2104 section 2), so an SK
+   * followed by NULs is the same HMAC key: a secret presented in clear must have the SK's length too.
+   */
+  secretBytes: number;
   active: boolean;
   expiresAt: number | null;
   readAt: number;
@@ -71,7 +90,7 @@ export interface AuthenticatorOptions {
   clockSkewSeconds: number;
   /** How long a credential's record is trusted before being read again, ms (default 1000). */
   refreshMs?: number;
-  /** Most credentials kept opened, and most token principals' states kept (default 10 000 each). */
+  /** Most credentials kept opened, and most token principals' and credentials' states kept (default 10 000 each). */
   maxCredentials?: number;
   /** Accept each signature once within the skew window (default false: see above). */
   rejectReplays?: boolean;
@@ -95,6 +114,8 @@ export class Authenticator {
   readonly #credentials = new Map<string, CachedCredential>();
   /** Whether a token's principal exists and is enabled, by principal id. */
   readonly #principals = new Map<string, CachedPrincipal>();
+  /** The states of the credentials tokens were obtained with, by AK. */
+  readonly #tokenCredentials = new Map<string, CachedCredentialState>();
   /** Signatures seen (first 16 hex digits) → their X-Sdk-Date (ms), in arrival order. */
   readonly #seen = new Map<string, number>();
   /** Requests dated at or before this (ms) are refused: their signatures may have been forgotten. */
@@ -113,15 +134,17 @@ export class Authenticator {
   /** Verifies an AK/SK pair presented in clear (IAM password-style token requests): APIGW.0301 when wrong. */
   async checkSecret(accessKey: string, secretKey: string, now: number): Promise<Authenticated> {
     const credential = await this.#credential(accessKey, now);
+    const presented = ENC.encode(secretKey);
     // Compare as HMACs under the stored key: constant time, and the stored SK never leaves native memory.
-    const probe = importKey(ENC.encode(secretKey.length > 0 ? secretKey : "\0"));
+    const probe = importKey(presented.length > 0 ? presented : ENC.encode("\0"));
     try {
       const challenge = ENC.encode(`hsmkit-sk-check\0${accessKey}`);
-      if (!hmacVerify(credential.key, "sha256", challenge, hmacSign(probe, "sha256", challenge))) throw new KmsError("APIGW.0301", "secret key mismatch");
+      const sameKey = hmacVerify(credential.key, "sha256", challenge, hmacSign(probe, "sha256", challenge));
+      if (!sameKey || presented.length !== credential.secretBytes) throw new KmsError("APIGW.0301", "secret key mismatch");
     } finally {
       destroyKey(probe);
     }
-    return { principalId: credential.principalId, domainId: credential.domainId, scopeProjectId: undefined, method: `password:${accessKey}` };
+    return { principalId: credential.principalId, domainId: credential.domainId, scopeProjectId: undefined, accessKey, method: `password:${accessKey}` };
   }
 
   /** Forgets opened credentials (after a credential changed). */
@@ -137,6 +160,7 @@ export class Authenticator {
   close(): void {
     this.invalidate();
     this.#principals.clear();
+    this.#tokenCredentials.clear();
     this.#seen.clear();
   }
 
@@ -145,7 +169,24 @@ export class Authenticator {
     if (!(this.#principalActiveNow(claims.principalId, now) ?? await this.#readPrincipal(claims.principalId, now))) {
       throw new KmsError("KMS.0302", "token of a disabled or unknown principal");
     }
-    return { principalId: claims.principalId, domainId: claims.domainId, scopeProjectId: claims.projectId, method: "token" };
+    if (!await this.#tokenCredentialHolds(claims.accessKey, claims.principalId, now)) {
+      throw new KmsError("KMS.0302", "token of an inactive, expired or deleted credential");
+    }
+    return { principalId: claims.principalId, domainId: claims.domainId, scopeProjectId: claims.projectId, accessKey: claims.accessKey, method: "token" };
+  }
+
+  /** Whether the credential a token was obtained with is still the principal's, active and unexpired at `now`. */
+  async #tokenCredentialHolds(accessKey: string, principalId: string, now: number): Promise<boolean> {
+    let state = this.#tokenCredentials.get(accessKey);
+    if (state === undefined || !fresh(state.readAt, now, this.#options.refreshMs ?? 1000)) {
+      const record = await this.#options.store.principals.getCredential(accessKey);
+      if (state === undefined && this.#tokenCredentials.size >= (this.#options.maxCredentials ?? 10_000)) {
+        this.#tokenCredentials.delete(this.#tokenCredentials.keys().next().value as string);
+      }
+      state = { principalId: record?.principalId, active: record?.status === "active", expiresAt: record?.expiresAt ?? null, readAt: now };
+      this.#tokenCredentials.set(accessKey, state);
+    }
+    return state.active && state.principalId === principalId && (state.expiresAt === null || now < state.expiresAt);
   }
 
   /** The cached state when fresh (no store read on the request path); undefined otherwise. */
@@ -171,7 +212,7 @@ export class Authenticator {
       throw new KmsError("APIGW.0301", "signature mismatch");
     }
     if (this.#options.rejectReplays) this.#remember(evidence.signature, evidence.signedAt, now);
-    return { principalId: credential.principalId, domainId: credential.domainId, scopeProjectId: undefined, method: `aksk:${evidence.accessKey}` };
+    return { principalId: credential.principalId, domainId: credential.domainId, scopeProjectId: undefined, accessKey: evidence.accessKey, method: `aksk:${evidence.accessKey}` };
   }
 
   async #credential(accessKey: string, now: number): Promise<CachedCredential> {
@@ -187,7 +228,7 @@ export class Authenticator {
       if (cached === undefined) {
         const sk = await openCredentialSecret(this.#options.sealer, record);
         try {
-          cached = { principalId: record.principalId, domainId: principal.domainId, key: importKey(sk), active: true, expiresAt: null, readAt: now };
+          cached = { principalId: record.principalId, domainId: principal.domainId, key: importKey(sk), secretBytes: sk.length, active: true, expiresAt: null, readAt: now };
         } finally {
           sk.fill(0);
         }

@@ -6,8 +6,11 @@
  *   token = "hsk1." base64url(payload JSON) "." base64url(HMAC-SHA256(macKey, LABEL ‖ payload))
  *
  * so that any thread or restart of the service verifies it without a token table, and nothing but
- * the HSM can mint one. A token is not revocable before it expires except by disabling its
- * principal (the authenticator then answers its tokens as invalid ones).
+ * the HSM can mint one. A token names the credential (AK) it was obtained with: IAM invalidates a
+ * user's tokens when the user is disabled or deleted or "the IAM user's password or access key" is
+ * changed (API reference, "Obtaining a User Token Through Password Authentication"), so the
+ * authenticator answers a token as invalid once its principal is disabled or its credential is
+ * inactive, expired or gone — there is no other way to revoke one before it expires.
  */
 import { randomBytes } from "node:crypto";
 import type { KmsBackend } from "../../kms/backend/backend.js";
@@ -25,6 +28,8 @@ export interface TokenClaims {
   domainId: string;
   /** The project the token is scoped to. */
   projectId: string;
+  /** The credential whose SK or signature obtained the token. */
+  accessKey: string;
   /** ms since the epoch. */
   issuedAt: number;
   expiresAt: number;
@@ -36,7 +41,7 @@ export class TokenIssuer {
   issue(claims: Omit<TokenClaims, "issuedAt" | "expiresAt">, now: number, ttlSeconds: number): { token: string; claims: TokenClaims } {
     const full: TokenClaims = { ...claims, issuedAt: now, expiresAt: now + ttlSeconds * 1000 };
     const payload = Buffer.from(JSON.stringify({
-      u: full.principalId, d: full.domainId, p: full.projectId, i: full.issuedAt, e: full.expiresAt, n: randomBytes(9).toString("base64url"),
+      u: full.principalId, d: full.domainId, p: full.projectId, k: full.accessKey, i: full.issuedAt, e: full.expiresAt, n: randomBytes(9).toString("base64url"),
     }), "utf8");
     const mac = this.backend.mac(Buffer.concat([LABEL, payload]));
     return { token: `${PREFIX}${payload.toString("base64url")}.${mac.toString("base64url")}`, claims: full };
@@ -66,11 +71,14 @@ export class TokenIssuer {
       throw new KmsError("KMS.0302", "token payload is not JSON");
     }
     const p = raw as Record<string, unknown>;
-    if (typeof p["u"] !== "string" || typeof p["d"] !== "string" || typeof p["p"] !== "string" || typeof p["i"] !== "number" || typeof p["e"] !== "number") {
+    // A token minted before tokens named their credential (no "k") is incomplete too: whether its
+    // credential still holds cannot be told, so its holder gets a new one.
+    if (typeof p["u"] !== "string" || typeof p["d"] !== "string" || typeof p["p"] !== "string" || typeof p["k"] !== "string" ||
+      typeof p["i"] !== "number" || typeof p["e"] !== "number") {
       throw new KmsError("KMS.0302", "token payload is incomplete");
     }
     if (now >= p["e"]) throw new KmsError("KMS.0303", "token expired");
     if (p["i"] > now + leewayMs) throw new KmsError("KMS.0302", "token issued after the present time: the clock was ahead when it was issued, or is behind now");
-    return { principalId: p["u"], domainId: p["d"], projectId: p["p"], issuedAt: p["i"], expiresAt: p["e"] };
+    return { principalId: p["u"], domainId: p["d"], projectId: p["p"], accessKey: p["k"], issuedAt: p["i"], expiresAt: p["e"] };
   }
 }
