@@ -4,6 +4,7 @@
 import test, { type ExecutionContext } from "ava";
 import { existsSync } from "node:fs";
 import { CkrError } from "../../emulator/errors.js";
+import { fromHandle } from "../../emulator/handles.js";
 import { Emulator, FaultInjector, type FaultPlan } from "../../emulator/index.js";
 import { MAX_PIN_FAILURES } from "../../emulator/token.js";
 import type { ModuleState } from "../../emulator/state.js";
@@ -11,7 +12,7 @@ import type { KmsBackend, VersionRef } from "../../src/kms/backend/backend.js";
 import { openBackend } from "../../src/kms/backend/graphene.js";
 import { pkcs11 } from "../../src/kms/backend/pkcs11.js";
 import { KMS_ERRORS, type KmsErrorCode } from "../../src/kms/errors.js";
-import { EMULATOR, USER_PIN, type TokenHarness } from "./backend-fixtures.js";
+import { EMULATOR, FAST_KDF, SO_PIN, TOKEN_LABEL, USER_PIN, type TokenHarness } from "./backend-fixtures.js";
 import { registerBackendScenarios, throwsKms } from "./backend-scenarios.js";
 
 registerBackendScenarios(EMULATOR);
@@ -194,6 +195,61 @@ test("emulator › when destroying an evicted version fails, the token's unwrapp
     }
   }
   t.true(faults.events.length > 0, "the destroys did fail");
+});
+
+/**
+ * Our token in slot 0 and another in slot 1 that C_GetTokenInfo cannot read, as a library answers
+ * for a card it does not recognize in a reader (CKR_TOKEN_NOT_RECOGNIZED, v2.40 §5.5): the slot
+ * still has a token present, so C_GetSlotList(CK_TRUE) lists it.
+ */
+function unrecognizedNeighbour(t: ExecutionContext, faults: FaultInjector): { p11: Emulator; module: Emulator } {
+  const p11 = new Emulator({
+    kdf: FAST_KDF, faults,
+    slots: [{ token: { label: TOKEN_LABEL, soPin: SO_PIN, userPin: USER_PIN } }, { token: { label: "neighbour", soPin: SO_PIN, userPin: USER_PIN } }],
+  });
+  t.teardown(() => p11.close());
+  const module = new Proxy(p11, {
+    get(target, name, receiver) {
+      const value: unknown = Reflect.get(target, name, receiver);
+      if (name !== "C_GetTokenInfo" || typeof value !== "function") return value;
+      return (slot: Buffer) => {
+        if (fromHandle(slot, pkcs11.CKR_SLOT_ID_INVALID) === 1) {
+          throw new pkcs11.Pkcs11Error(`CKR_TOKEN_NOT_RECOGNIZED:${pkcs11.CKR_TOKEN_NOT_RECOGNIZED}`, 0, "C_GetTokenInfo");
+        }
+        return (value as (s: Buffer) => unknown).call(target, slot);
+      };
+    },
+  });
+  return { p11, module };
+}
+
+test("emulator › a token in another slot that cannot be read (not recognized, or unplugged during the scan) does not keep the backend from its own", (t) => {
+  const faults = new FaultInjector({ rules: [] });
+  const { module } = unrecognizedNeighbour(t, faults);
+  const backend = openBackend({ module, tokenLabel: TOKEN_LABEL, pin: USER_PIN });
+  t.teardown(() => backend.close());
+  const version = { id: "k:1", wrapped: backend.createVersionKey() };
+  const iv = backend.random(12);
+  const sealed = backend.encrypt(version, iv, Buffer.alloc(0), Buffer.from("served"));
+  // Reconnecting scans the slots again.
+  faults.closeSessions();
+  t.is(backend.decrypt(version, iv, Buffer.alloc(0), sealed).toString(), "served");
+  t.is(backend.info().recoveries, 1);
+  // When our token is not among the readable ones, the unreadable slot's failure is what is reported: it may have been ours.
+  const missing = throwsKms(t, () => openBackend({ module, tokenLabel: "elsewhere", pin: USER_PIN }), "KMS.0104");
+  t.regex(missing.detail ?? "", /CKR_TOKEN_NOT_RECOGNIZED .*in C_GetTokenInfo/u);
+
+  // The other token pulled out between C_GetSlotList and its C_GetTokenInfo (CKR_TOKEN_NOT_PRESENT).
+  const unplug = new FaultInjector({ rules: [{ calls: "C_GetTokenInfo", effect: "removeToken", slots: [1], times: 1 }] });
+  const p11 = new Emulator({
+    kdf: FAST_KDF, faults: unplug,
+    slots: [{ token: { label: TOKEN_LABEL, soPin: SO_PIN, userPin: USER_PIN } }, { token: { label: "neighbour", soPin: SO_PIN, userPin: USER_PIN } }],
+  });
+  t.teardown(() => p11.close());
+  const other = openBackend({ module: p11, tokenLabel: TOKEN_LABEL, pin: USER_PIN });
+  t.teardown(() => other.close());
+  t.is(unplug.events.length, 1, "the neighbour was unplugged during the scan");
+  t.is(other.random(8).length, 8);
 });
 
 test("a module path that does not exist, or a library that is not PKCS#11, is KMS.0101 naming the cause", (t) => {

@@ -54,6 +54,8 @@ export interface TokenHarness {
   sessionKeys(): ObjectView[];
   /** Runs `body` on a logged-in graphene session of our own (for planting objects). */
   withSession<T>(body: (session: Session) => T): T;
+  /** Runs `body` on a session of our own without logging in: a public session while no other session of the application is logged in. */
+  withPublicSession<T>(body: (session: Session) => T): T;
 }
 
 export interface TokenFixture {
@@ -66,7 +68,7 @@ export interface TokenFixture {
 }
 
 /** Session helpers shared by both harnesses, over a lease on the backend's own module. */
-function sideSession<T>(source: ModuleSource, body: (session: Session) => T): T {
+function sideSession<T>(source: ModuleSource, body: (session: Session) => T, login = true): T {
   const lease = acquireModule(source);
   try {
     const slots = lease.module.getSlots(true);
@@ -75,10 +77,12 @@ function sideSession<T>(source: ModuleSource, body: (session: Session) => T): T 
       if (slot.getToken().label.replace(/[\0 ]+$/u, "") !== TOKEN_LABEL) continue;
       const session = slot.open(graphene.SessionFlag.SERIAL_SESSION | graphene.SessionFlag.RW_SESSION);
       try {
-        try {
-          session.login(USER_PIN);
-        } catch (error) {
-          if (!/CKR_USER_ALREADY_LOGGED_IN/u.test(String(error))) throw error;
+        if (login) {
+          try {
+            session.login(USER_PIN);
+          } catch (error) {
+            if (!/CKR_USER_ALREADY_LOGGED_IN/u.test(String(error))) throw error;
+          }
         }
         return body(session);
       } finally {
@@ -150,6 +154,7 @@ export const EMULATOR: TokenFixture = {
       },
       sessionKeys: () => sessionKeys(current()),
       withSession: (body) => sideSession(current(), body),
+      withPublicSession: (body) => sideSession(current(), body, false),
     };
   },
 };
@@ -177,6 +182,7 @@ export const SOFTHSM_FIXTURE: TokenFixture = {
       },
       sessionKeys: () => sessionKeys(library),
       withSession: (body) => sideSession(library, body),
+      withPublicSession: (body) => sideSession(library, body, false),
     };
   },
 };

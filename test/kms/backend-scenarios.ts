@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { MAC_BYTES, MAX_DATA_BYTES, WRAPPED_VERSION_KEY_BYTES, type KmsBackend, type VersionRef } from "../../src/kms/backend/backend.js";
 import { KmsError, type KmsErrorCode } from "../../src/kms/errors.js";
-import { pkcs11 } from "../../src/kms/backend/pkcs11.js";
+import { pkcs11, type SecretKey } from "../../src/kms/backend/pkcs11.js";
 import type { ChildReply, ChildRequest } from "./backend-child.js";
 import type { TokenFixture, TokenHarness } from "./backend-fixtures.js";
 
@@ -314,6 +314,39 @@ export const SCENARIOS: Scenario[] = [
       // None of the failures leaked the module or a session: a good open still works and closes cleanly.
       const backend = harness.open();
       t.is(backend.random(4).length, 4);
+    },
+  },
+  {
+    title: "refuses a root or MAC key that is public (CKA_PRIVATE false) though sensitive and unextractable: it works without the PIN",
+    run(t, harness) {
+      const generate = { name: pkcs11.CKM_AES_KEY_GEN, params: null };
+      const usage = { encrypt: false, decrypt: false, sign: false, verify: false, derive: false, wrap: false, unwrap: false };
+      const fit = { token: true, private: false, sensitive: true, extractable: false, modifiable: false };
+      const rootTemplate = { ...usage, ...fit, keyType: pkcs11.CKK_AES, valueLen: 32, wrap: true, unwrap: true };
+      let wrapped: Buffer | undefined;
+      harness.withSession((session) => {
+        const root = session.generateKey(generate, { ...rootTemplate, label: "public-root" });
+        session.generateKey({ name: pkcs11.CKM_GENERIC_SECRET_KEY_GEN, params: null }, {
+          ...usage, ...fit, keyType: pkcs11.CKK_GENERIC_SECRET, valueLen: 32, sign: true, verify: true, label: "public-mac",
+        });
+        const version = session.generateKey(generate, { ...usage, keyType: pkcs11.CKK_AES, valueLen: 32, token: false, sensitive: true, extractable: true });
+        wrapped = session.wrapKey({ name: pkcs11.CKM_AES_KEY_WRAP_PAD, params: null }, root, version);
+      });
+      // What such a root key gives away: a session nobody logged in to unwraps a version into a key it can read.
+      const exposed = harness.withPublicSession((session) => {
+        t.throws(() => session.generateKey(generate, { keyType: pkcs11.CKK_AES, valueLen: 32, token: false, private: true }), { message: /CKR_USER_NOT_LOGGED_IN/u });
+        const root = session.find({ class: pkcs11.CKO_SECRET_KEY, token: true, label: "public-root" }).items(0).toType<SecretKey>();
+        const key = session.unwrapKey({ name: pkcs11.CKM_AES_KEY_WRAP_PAD, params: null }, root, wrapped!, {
+          class: pkcs11.CKO_SECRET_KEY, keyType: pkcs11.CKK_AES, token: false, private: false, sensitive: false, extractable: true,
+        });
+        return (key.getAttribute({ value: null }) as { value: Buffer }).value;
+      });
+      t.is(exposed.length, 32);
+      for (const [labels, role] of [[{ rootKeyLabel: "public-root" }, "root key"], [{ macKeyLabel: "public-mac" }, "MAC key"]] as const) {
+        const error = throwsKms(t, () => harness.open(labels), "KMS.0101");
+        t.regex(error.detail ?? "", new RegExp(`cannot serve as the ${role}: not private$`, "u"));
+      }
+      t.is(harness.open().random(4).length, 4);
     },
   },
   {

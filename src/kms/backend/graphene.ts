@@ -4,8 +4,9 @@
  * with the token chosen by label and the user PIN from configuration.
  *
  * Token objects it keeps (created on first start when `createKeys` is true, found by label after;
- * a found object must be a secret key of the right type that is sensitive and not extractable, or
- * the backend refuses to start rather than use a key that may exist outside the token):
+ * a found object must be a secret key of the right type that is private, sensitive and not
+ * extractable, or the backend refuses to start rather than use a key that may exist outside the
+ * token or that works without the PIN):
  *
  * | label (default)        | type                    | attributes                                             |
  * |------------------------|-------------------------|--------------------------------------------------------|
@@ -679,14 +680,30 @@ export class GrapheneBackend implements KmsBackend {
     return undefined;
   }
 
-  /** The one slot whose token has our label. */
+  /**
+   * The one slot whose token has our label. A slot whose token cannot be read is passed over when
+   * ours is found elsewhere: a slot list with tokens present still holds a card the library does
+   * not recognize, and a token unplugged since the list was made (C_GetTokenInfo answers
+   * CKR_TOKEN_NOT_RECOGNIZED, CKR_TOKEN_NOT_PRESENT, v2.40 §5.5); another token's trouble must not
+   * keep the KMS from its own. When ours is not found, the first such failure is thrown, since it
+   * may have been ours.
+   */
   private findSlot(first: boolean): Slot {
     const slots = this.lease.module.getSlots(true);
     const matches: Slot[] = [];
     const labels: string[] = [];
+    let unreadable: unknown;
     for (let i = 0; i < slots.length; i++) {
-      const slot = slots.items(i);
-      const token = slot.getToken();
+      let slot: Slot;
+      let token: ReturnType<Slot["getToken"]>;
+      try {
+        slot = slots.items(i);
+        token = slot.getToken();
+      } catch (error) {
+        if (ckrOf(error) === undefined) throw error;
+        unreadable ??= error;
+        continue;
+      }
       labels.push(`"${field(token.label)}"`);
       if (field(token.label) !== this.options.tokenLabel) continue;
       matches.push(slot);
@@ -695,6 +712,7 @@ export class GrapheneBackend implements KmsBackend {
       };
     }
     if (matches.length === 1) return matches[0]!;
+    if (matches.length === 0 && unreadable !== undefined) throw unreadable;
     if (matches.length === 0) {
       // At start this is a configuration error; later, the token went away (and may come back).
       // The labels present show a typo, or a token not initialized (or not visible to this user), at a glance.
@@ -727,16 +745,22 @@ export class GrapheneBackend implements KmsBackend {
 
   /**
    * A key found by label must be what we would have made: a secret key of the right type and length,
-   * sensitive, not extractable, with the usage we need. Anything else could be a key whose value is
-   * known outside the token (planted, or imported carelessly), so the backend refuses it.
+   * private, sensitive, not extractable, with the usage we need. Anything else could be a key whose
+   * value is known outside the token (planted, or imported carelessly), so the backend refuses it.
+   * Private matters as much as sensitive: a public object is usable in a session nobody logged in to
+   * (v2.40 §4.4), so without the PIN anyone who can load the library could unwrap a stored version
+   * into an extractable key and read it, or MAC a forged audit checkpoint; and SoftHSMv2 keeps a
+   * public object's value unencrypted in its token directory (SecureDataManager encrypts only
+   * CKA_PRIVATE objects).
    */
   private checkTokenKey(key: Key, spec: TokenKeySpec, created: boolean): TokenKey {
     const a = key.getAttribute({
-      class: null, keyType: null, valueLen: null, sensitive: null, extractable: null, alwaysSensitive: null, neverExtractable: null,
-      id: null, wrap: null, unwrap: null, sign: null, verify: null,
+      class: null, keyType: null, valueLen: null, private: null, sensitive: null, extractable: null, alwaysSensitive: null,
+      neverExtractable: null, id: null, wrap: null, unwrap: null, sign: null, verify: null,
     }) as Record<string, unknown>;
     const problems: string[] = [];
     if (a.class !== P.CKO_SECRET_KEY) problems.push("not a secret key");
+    if (a.private !== true) problems.push("not private");
     if (!spec.keyTypes.includes(a.keyType as number)) problems.push(`key type 0x${Number(a.keyType).toString(16)}`);
     // SoftHSMv2 reports CKA_VALUE_LEN 0 for some keys; only a known short length is refused.
     if (typeof a.valueLen === "number" && a.valueLen !== 0 && a.valueLen < spec.minLength) problems.push(`${a.valueLen} bytes`);
