@@ -11,8 +11,9 @@
  *    versions, the sweeper reports it, and its next run starts over: one stuck key neither loses
  *    track of its token objects nor holds up the other keys.
  * 2. The store deletes the key with its versions, tags, grants and usage counters in one
- *    transaction, guarded on the key still pending deletion (a deletion cancelled meanwhile wins;
- *    the versions it lost from the token are unwrapped again when next used), with its audit record
+ *    transaction, guarded on the key still pending deletion and due (a deletion cancelled
+ *    meanwhile wins, one cancelled and scheduled again waits for its new date, and the versions
+ *    the key lost from the token are unwrapped again when next used), with its audit record
  *    (deleteKey). The wrapped version keys are overwritten in the database file (secure_delete) and
  *    the write-ahead log is truncated after the commit (store.ts destroy). The version keys existed
  *    nowhere else: the token holds only the root key they were wrapped under, so once the wrapped

@@ -874,12 +874,12 @@ export class Kms {
     const report: SweepReport = { done: [], skipped: [] };
     for (const ref of await this.#store.keys.listDueForDeletion(now, this.#config.tunables.sweepBatch)) {
       try {
-        await this.#deleteKey(ref);
+        await this.#deleteKey(ref, now);
         report.done.push(ref.keyId);
       } catch (error) {
         const reason = error instanceof KmsError ? error.code : String(error);
         report.skipped.push({ keyId: ref.keyId, reason });
-        // A deletion cancelled since the query (the guard's KMS.1501) is no failure.
+        // A deletion cancelled (or cancelled and scheduled again) since the query is no failure: KMS.1501.
         if (!(error instanceof KmsError && error.code === "KMS.1501")) {
           this.#warn(`hsmkit KMS: key ${ref.projectId}/${ref.keyId}, due for deletion, was not deleted (${reason}); it stays pending deletion and the next sweep tries again`);
         }
@@ -913,9 +913,11 @@ export class Kms {
    * Deletes one due key (deletion.ts): the token's copies of its versions first, so that a token
    * failing leaves the key pending deletion with its versions listed for the next sweep (state 4
    * refuses every use meanwhile); destroyVersion is idempotent, so versions destroyed by an earlier
-   * attempt are no matter. Every version is tried before the first failure is thrown.
+   * attempt are no matter. Every version is tried before the first failure is thrown. The store
+   * destroys the key only if it is still due by `now`: a deletion cancelled and scheduled again
+   * since the key was listed is carried out at its new date.
    */
-  async #deleteKey(ref: { projectId: string; keyId: string; deletionDate: number }): Promise<void> {
+  async #deleteKey(ref: { projectId: string; keyId: string; deletionDate: number }, now: number): Promise<void> {
     // The cached record is dropped once, after the store has decided (a key pending deletion is
     // refused every use meanwhile, cached or not).
     try {
@@ -931,6 +933,7 @@ export class Kms {
       if (failure !== undefined) throw failure.error;
       await this.#store.keys.destroy(ref.projectId, ref.keyId, {
         guard: GUARDS.destroy,
+        dueBy: now,
         audit: this.#systemEvent("deleteKey", ref.projectId, ref.keyId, `scheduled for ${new Date(ref.deletionDate).toISOString()}`),
       });
     } finally {

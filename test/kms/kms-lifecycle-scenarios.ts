@@ -413,6 +413,43 @@ export const LIFECYCLE_SCENARIOS: KmsScenario[] = [
     },
   },
   {
+    title: "a deletion cancelled and scheduled again while the sweeper is on its way to the key waits for the new date",
+    async run(t, h) {
+      const alice = h.ctx("alice");
+      const key = await h.kms.createKey(alice, { keyAlias: "rescheduled" });
+      const blob = (await h.kms.encryptData(h.ctx("carol"), { keyId: key.keyId, plainText: "thirty more days" })).cipherText;
+      await h.kms.scheduleKeyDeletion(alice, { keyId: key.keyId, pendingDays: 7 });
+      h.clock.advanceDays(7);
+      // The sweeper has listed the key as due; before it destroys it, the owner cancels the
+      // deletion and schedules it again, 30 days out (the window is the sweeper's reads of this
+      // key, and every key before it in the batch).
+      let rescheduled: number | undefined;
+      const keys = h.store.keys;
+      const listVersions = keys.listVersions.bind(keys);
+      keys.listVersions = async (projectId, keyId) => {
+        if (keyId === key.keyId && rescheduled === undefined) {
+          await h.kms.cancelKeyDeletion(alice, { keyId });
+          rescheduled = (await h.kms.scheduleKeyDeletion(alice, { keyId, pendingDays: 30 })).scheduledDeletionDate;
+        }
+        return listVersions(projectId, keyId);
+      };
+      const sweep = await h.kms.deleteDueKeys();
+      t.deepEqual(sweep.done, [], "not due any more");
+      t.like(await describe(h, key.keyId), { keyState: 4, scheduledDeletionDate: rescheduled });
+      t.deepEqual((await h.store.audit.query({ keyId: key.keyId, action: "deleteKey", outcome: "success" })).records, []);
+      // Reprieved within the new period, the key decrypts what it sealed.
+      await h.kms.cancelKeyDeletion(alice, { keyId: key.keyId });
+      await h.kms.enableKey(alice, { keyId: key.keyId });
+      t.is((await h.kms.decryptData(h.ctx("carol"), { cipherText: blob })).plainText.toString(), "thirty more days");
+      // Scheduled again, it goes at its date and not before.
+      const again = await h.kms.scheduleKeyDeletion(alice, { keyId: key.keyId, pendingDays: 7 });
+      h.clock.now = again.scheduledDeletionDate - 1;
+      t.deepEqual((await h.kms.deleteDueKeys()).done, []);
+      h.clock.now = again.scheduledDeletionDate;
+      t.deepEqual((await h.kms.deleteDueKeys()).done, [key.keyId]);
+    },
+  },
+  {
     title: "default keys: made on first use by a service (by alias or by the request's service), flagged, one per service and project, and protected",
     async run(t, h) {
       const carol = h.ctx("carol");

@@ -314,6 +314,17 @@ both("atomic audit: the record commits with the change; a failed change leaves o
   t.true((await store.audit.verify()).ok);
 });
 
+both("destroy dueBy: a key whose deletion date is later than dueBy (or that has none) stays, KMS.1501", async (t, writer) => {
+  const store = await openStore(t, { writer });
+  const key = await store.keys.create(newKey(P));
+  await rejectsKms(t, store.keys.destroy(P, key.keyId, { dueBy: 1_000 }), "KMS.1501", "no deletion date");
+  await store.keys.update(P, key.keyId, { state: 4, deletionDate: 2_000 });
+  await rejectsKms(t, store.keys.destroy(P, key.keyId, { dueBy: 1_999 }), "KMS.1501", "not due yet");
+  t.is((await store.keys.get(P, key.keyId))?.deletionDate, 2_000);
+  t.is((await store.keys.destroy(P, key.keyId, { dueBy: 2_000 })).keyId, key.keyId, "due at its date");
+  t.is(await store.keys.get(P, key.keyId), undefined);
+});
+
 both("destroy: versions, tags, grants and counters go with the key, and the material is gone from the files", async (t, writer) => {
   const dir = tempDir(t);
   const store = await openStore(t, { writer, directory: dir });

@@ -75,7 +75,7 @@ export type WriteOp =
   | ({ op: "key.create"; key: NewKey; version: NewKeyVersion | null; maxCustomKeys: number | null; existingAlias: "fail" | "return"; now: number } & Audited)
   | ({ op: "key.update"; patch: KeyPatch; now: number } & Keyed)
   | ({ op: "key.addVersion"; version: NewKeyVersion; ifRevision: number | null; now: number } & Keyed)
-  | ({ op: "key.destroy" } & Keyed)
+  | ({ op: "key.destroy"; dueBy: number | null } & Keyed)
   | ({ op: "tags.put"; tags: Array<{ key: string; value: string }>; maxTags: number } & Keyed)
   | ({ op: "tags.delete"; tagKeys: string[] } & Keyed)
   | ({ op: "grant.create"; grant: NewGrant & { grantId: string }; maxGrants: number; now: number } & Keyed)
@@ -513,6 +513,9 @@ export class WriteExecutor {
       case "key.destroy":
         return this.#atomic(op.audit, () => {
           const row = this.#key(op);
+          if (op.dueBy !== null && (row.deletion_date === null || row.deletion_date > op.dueBy)) {
+            throw new KmsError("KMS.1501", "the key is not due for deletion");
+          }
           this.#s.deleteKey.run(row.seq);
           return keyFromRow(row);
         });

@@ -572,7 +572,7 @@ export class SqliteStore implements KmsStore {
     getVersion: async (projectId, keyId, version) => this.#reads().version(projectId, keyId, version),
     listVersions: async (projectId, keyId) => this.#reads().versions(projectId, keyId),
     destroy: (projectId, keyId, options = {}) => this.#write<KeyRecord>(() => ({
-      op: "key.destroy", projectId, keyId, guard: options.guard ?? null, audit: optionalDraft(options.audit),
+      op: "key.destroy", projectId, keyId, guard: options.guard ?? null, dueBy: options.dueBy ?? null, audit: optionalDraft(options.audit),
     })),
     listDueForDeletion: async (now, limit) => this.#reads().dueForDeletion(now, limit),
     listDueForRotation: async (now, limit) => this.#reads().dueForRotation(now, limit),

@@ -82,6 +82,15 @@ export interface AddVersionOptions extends KeyWriteOptions {
   ifRevision?: number | undefined;
 }
 
+export interface DestroyKeyOptions extends KeyWriteOptions {
+  /**
+   * Destroy only if the key's deletion date is at or before this time (ms), checked in the
+   * transaction, else KMS.1501: the guard alone cannot tell a key still pending the deletion the
+   * sweeper found due from one whose deletion was cancelled and scheduled again since, for later.
+   */
+  dueBy?: number | undefined;
+}
+
 export interface CreateKeyOptions extends WriteOptions {
   /** The first version's material (absent for origin "external": the key starts without material). */
   version?: NewKeyVersion | undefined;
@@ -154,7 +163,7 @@ export interface KeyStore {
    * is truncated after the commit, so the wrapped versions do not linger in either. Returns the key
    * as it was.
    */
-  destroy(projectId: string, keyId: string, options?: KeyWriteOptions): Promise<KeyRecord>;
+  destroy(projectId: string, keyId: string, options?: DestroyKeyOptions): Promise<KeyRecord>;
   /** Keys in state 4 whose deletionDate is at or before `now`, soonest first, across projects. */
   listDueForDeletion(now: number, limit: number): Promise<KeyRef[]>;
   /**
