@@ -5,7 +5,8 @@
  * key does.
  *
  * Roles (DESIGN.md "Projects and access"; types.ts ROLES) separate duties: a key administrator
- * manages keys and grants but cannot use them; a cryptographic user uses keys but cannot change
+ * manages keys and grants but cannot use them (nor grant itself their use: kms.ts createGrant); a
+ * cryptographic user uses keys but cannot change
  * them; an auditor reads metadata and the audit log. Grants add listed operations on one key for
  * one principal (type "user") or for every principal of an account (type "domain"), whatever their
  * roles — also from another project or account, by naming the key's project in the request.

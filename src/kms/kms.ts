@@ -668,7 +668,13 @@ export class Kms {
       const retiringPrincipal = request.retiringPrincipal === undefined ? null : checkPrincipalId(request.retiringPrincipal, "retiring_principal");
       const entry = await this.#authorizeKey(op, request.keyId);
       const caller = op.caller!;
-      if (!this.#access.roleAllows(caller, "create-grant")) {
+      if (this.#access.roleAllows(caller, "create-grant")) {
+        // Roles separate duties (access.ts): a key administrator who could grant itself — or its
+        // own account — an operation its roles refuse would hold the key's use after all.
+        const toSelf = granteePrincipalType === "user" ? granteePrincipal === caller.principal.principalId : granteePrincipal === caller.principal.domainId;
+        const refused = toSelf ? operations.filter((operation) => !this.#access.roleAllows(caller, operation)) : [];
+        if (refused.length > 0) throw denied(`a key administrator cannot grant itself or its own account what its roles do not allow: ${refused.join(", ")}`);
+      } else {
         // A grantee passing access on: only what it holds itself.
         const held = await this.#access.grantedOperations(caller, ctx.projectId, entry.record.keyId);
         const wider = operations.filter((operation) => !held.has(operation));

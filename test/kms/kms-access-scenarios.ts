@@ -39,7 +39,7 @@ function keyedCalls(h: KmsHarness, principal: string, project: string, keyId: st
     ["enable-key-rotation", () => h.kms.enableKeyRotation(c(), { keyId })],
     ["get-key-rotation-status", () => h.kms.getKeyRotationStatus(c(), { keyId })],
     ["rotate-on-demand", () => h.kms.rotateKeyOnDemand(c(), { keyId })],
-    ["create-grant", () => h.kms.createGrant(c(), { keyId, granteePrincipal: principal, operations: ["encrypt-data"] })],
+    ["create-grant", () => h.kms.createGrant(c(), { keyId, granteePrincipal: principal === "frank" ? "erin" : "frank", operations: ["encrypt-data"] })],
     ["list-grants", () => h.kms.listGrants(c(), { keyId })],
     ["create-key-tag", () => h.kms.createKeyTag(c(), { keyId, tag: { key: "k", value: "v" } })],
     ["list-key-tags", () => h.kms.listKeyTags(c(), { keyId })],
@@ -201,6 +201,16 @@ export const ACCESS_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "frank", operations: ["sign" as "encrypt-data"] }), "KMS.0308");
       await rejects(t, h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "frank", operations: ["encrypt-data"], name: "bad name" }), "KMS.0308");
       await rejects(t, h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "frank", granteePrincipalType: "group" as "user", operations: ["encrypt-data"] }), "KMS.0308");
+
+      // Separation of duties: a key administrator cannot grant itself, or its own account, an
+      // operation its roles refuse — it would hold the key's use after all. What its roles allow it
+      // may grant itself, and a principal that is also a cryptographic user may grant itself use.
+      await rejects(t, h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "alice", operations: ["decrypt-data"] }), "KMS.0306", "to itself");
+      await rejects(t, h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "domain1", granteePrincipalType: "domain", operations: ["encrypt-data"] }), "KMS.0306", "to its account");
+      await rejects(t, h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "alice", operations: ["describe-key", "create-datakey"] }), "KMS.0306", "one refused operation is enough");
+      t.truthy((await h.kms.createGrant(alice, { keyId: key.keyId, granteePrincipal: "alice", operations: ["describe-key"] })).grantId);
+      t.truthy((await h.kms.createGrant(h.ctx("mallory"), { keyId: key.keyId, granteePrincipal: "mallory", operations: ["decrypt-data"] })).grantId);
+      await rejects(t, h.kms.encryptData(alice, { keyId: key.keyId, plainText: "x" }), "KMS.0306", "alice still cannot use the key");
     },
   },
   {
