@@ -371,12 +371,20 @@ export class KmsService implements ServicePort {
   }
 
   /** One pass of the deletion and rotation sweepers (also run every server.sweepIntervalSeconds). */
+  /**
+   * Deletes the keys due for deletion, then rotates those due for rotation. Each runs whatever the
+   * other did: a deletion sweep that fails (say, the store could not list the due keys) must not
+   * also stop every key's scheduled rotation. Rejects with the first failure, after both ran.
+   */
   async sweep(): Promise<void> {
-    const deleted = await this.kms.deleteDueKeys();
-    const rotated = await this.kms.rotateDueKeys();
-    if (deleted.done.length > 0) this.#log.info(`deleted ${deleted.done.length} keys whose deletion date passed`, { keys: deleted.done });
-    if (rotated.done.length > 0) this.#log.info(`rotated ${rotated.done.length} keys due for rotation`, { keys: rotated.done });
-    for (const s of [...deleted.skipped, ...rotated.skipped]) this.#log.warn(`sweep skipped key ${s.keyId}: ${s.reason}`);
+    const failures: unknown[] = [];
+    const deleted = await this.kms.deleteDueKeys().catch((error: unknown) => void failures.push(error));
+    const rotated = await this.kms.rotateDueKeys().catch((error: unknown) => void failures.push(error));
+    if (deleted !== undefined && deleted.done.length > 0) this.#log.info(`deleted ${deleted.done.length} keys whose deletion date passed`, { keys: deleted.done });
+    if (rotated !== undefined && rotated.done.length > 0) this.#log.info(`rotated ${rotated.done.length} keys due for rotation`, { keys: rotated.done });
+    for (const s of [...(deleted?.skipped ?? []), ...(rotated?.skipped ?? [])]) this.#log.warn(`sweep skipped key ${s.keyId}: ${s.reason}`);
+    if (failures.length > 1) this.#log.error(`the rotation sweep failed too: ${(failures[1] as Error)?.message ?? String(failures[1])}`);
+    if (failures.length > 0) throw failures[0];
   }
 
   close(): Promise<void> {

@@ -92,3 +92,22 @@ test("health is not ok once the store's write-ahead log could not be synced, and
   t.false(after.ok);
   t.regex(after.problem ?? "", /could not be synced.*restart/u);
 });
+
+test("a deletion sweep that fails does not keep the rotation sweep from running; the failure is still reported", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "hsmkit-service-sweep-"));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const errors: string[] = [];
+  const log = { info: () => undefined, warn: () => undefined, error: (message: string) => errors.push(message) };
+  const service = await KmsService.open(loadConfig({ overrides: { data: dir }, env: {} }), { sweep: false, log });
+  t.teardown(() => service.close());
+  let rotations = 0;
+  const kms = service.kms as unknown as { deleteDueKeys: () => Promise<unknown>; rotateDueKeys: () => Promise<{ done: string[]; skipped: [] }> };
+  kms.deleteDueKeys = () => Promise.reject(new Error("the store could not list due keys"));
+  kms.rotateDueKeys = async () => {
+    rotations++;
+    return { done: [], skipped: [] };
+  };
+  const failed = await t.throwsAsync(service.sweep());
+  t.regex(failed!.message, /could not list due keys/);
+  t.is(rotations, 1, "rotation ran all the same");
+});
