@@ -239,12 +239,14 @@ function pageOf(limit: unknown, marker: unknown, max = MAX_PAGE): { limit: numbe
 /**
  * A length in bits, 8..8192 in steps of 8: its bytes. A value that is no integer is out of range
  * (rangeCode), the code the HTTP schema gives it too (server/errors.ts FIELD_CODES), so a caller
- * sees one code whichever way it comes in; stepCode only for an integer off the step.
+ * sees one code whichever way it comes in. The schema refuses a negative integer and one past its
+ * largest the same way, so an integer past either end of the range is rangeCode whatever its step;
+ * stepCode is only for one inside 1..8191 that is off the step (7, 12).
  */
 function bitsToBytes(value: unknown, name: string, rangeCode: KmsErrorCode, stepCode: KmsErrorCode): number {
   const bits = integerField(value, name, rangeCode);
   if (bits === undefined) throw new KmsError("KMS.0204", `${name} is missing`);
-  if (bits % 8 !== 0) throw new KmsError(stepCode, `${name} must be a multiple of 8`);
+  if (bits > 0 && bits < MAX_BITS && bits % 8 !== 0) throw new KmsError(stepCode, `${name} must be a multiple of 8`);
   if (bits < MIN_BITS || bits > MAX_BITS) throw new KmsError(rangeCode, `${name} must be ${MIN_BITS}..${MAX_BITS} bits`);
   return bits / 8;
 }

@@ -283,6 +283,8 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 7 }), "KMS.1903");
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 0 }), "KMS.1901");
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 8200 }), "KMS.1901");
+      await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: -7 }), "KMS.1901");
+      await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: 8201 }), "KMS.1901");
       // Not a count of bits is out of range, as the HTTP schema reports it.
       await rejects(t, h.kms.createDataKey(carol, { keyId, datakeyLength: "lots" }), "KMS.1901");
       await rejects(t, h.kms.createDataKey(carol, { keyId, keySpec: "SM4" }), "KMS.1902");
@@ -354,6 +356,10 @@ export const CRYPTO_SCENARIOS: KmsScenario[] = [
       await rejects(t, h.kms.genRandom(carol, { randomDataLength: 7 }), "KMS.1802");
       await rejects(t, h.kms.genRandom(carol, { randomDataLength: 0 }), "KMS.0308");
       await rejects(t, h.kms.genRandom(carol, { randomDataLength: 8200 }), "KMS.0308");
+      // Past either end of the range is out of range, whatever the step (as the HTTP schema reports it).
+      await rejects(t, h.kms.genRandom(carol, { randomDataLength: -1 }), "KMS.0308");
+      await rejects(t, h.kms.genRandom(carol, { randomDataLength: 8193 }), "KMS.0308");
+      await rejects(t, h.kms.genRandom(carol, { randomDataLength: 12 }), "KMS.1802");
       await rejects(t, h.kms.genRandom(carol, { randomDataLength: "lots" }), "KMS.0308");
       await rejects(t, h.kms.genRandom(h.ctx("erin"), { randomDataLength: 8 }), "KMS.0306");
       const records = (await h.store.audit.query({ action: "genRandom" })).records;

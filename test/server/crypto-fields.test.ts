@@ -67,7 +67,8 @@ test("re-encrypt: datakey_cipher_length \"\" is no data key, so cipher_text is e
 });
 
 test("a datakey_length or random_data_length that is not a count of bits gets the Kms's code over HTTP, never KMS.1802's \"multiple of 8\"", async (t) => {
-  const values: unknown[] = ["lots", "-8", -8, 1.5, "8.0", true, {}];
+  // Negative and past the schema's largest integer, off the step too: still out of range, not "multiple of 8".
+  const values: unknown[] = ["lots", "-8", -8, "-7", -1, "99999999999", 4294967297, 1.5, "8.0", true, {}];
   const expected: { datakey: KmsErrorCode; random: KmsErrorCode } = { datakey: "KMS.1901", random: "KMS.0308" };
   for (const value of values) {
     const what = JSON.stringify(value);
