@@ -41,7 +41,8 @@ if (values.help) {
   process.exit(0);
 }
 
-const sizes = values.sizes.split(",").map((s) => Number.parseInt(s.trim(), 10));
+// Digits only: parseInt would read "1k" as 1 and "64.5" as 64, and measure sizes nobody asked for.
+const sizes = values.sizes.split(",").map((s) => (/^\d+$/u.test(s.trim()) ? Number(s.trim()) : Number.NaN));
 if (sizes.some((s) => !Number.isInteger(s) || s < 0 || s > 64 << 20)) {
   process.stderr.write(`bench:core: --sizes must be byte counts from 0 to 67108864, got "${values.sizes}"\n`);
   process.exit(2);

@@ -297,15 +297,16 @@ async function parent(): Promise<void> {
         window: [from, to],
       };
       runs.push(record);
-      out(line(record));
       return record;
     };
+    const bareAt = (c: number): RunRecord | undefined => runs.find((r) => r.server === "bare" && r.connections === c);
 
     out(header());
     let memory: Record<string, unknown> | undefined;
     if (values.memory) {
       const c = connections[0]!;
       const record = await run("kms", c, signing, durationS);
+      out(line(record));
       const rss = record.rss.map((r) => ({ t: round(r.t), mb: r.mb }));
       const at = (fraction: number): { t: number; mb: number } => rss[Math.min(rss.length - 1, Math.floor(fraction * (rss.length - 1)))]!;
       const start = at(0);
@@ -321,12 +322,15 @@ async function parent(): Promise<void> {
       out(`memory over ${durationS} s at ${c} connections (${record.row.ops} requests): RSS idle ${idleRss} MB; start ${start.mb} MB, middle ${middle.mb} MB, end ${end.mb} MB, max ${memory["max_mb"]} MB; ` +
         `growth ${memory["growth_mb"]} MB (second half ${memory["second_half_growth_mb"]} MB)`);
     } else {
+      // The KMS line is printed once the bare run after it is done: its "× bare" is against that run.
       for (const c of connections) {
-        await run("kms", c, signing, durationS);
-        await run("bare", c, signing, durationS);
+        const kmsRun = await run("kms", c, signing, durationS);
+        const bareRun = await run("bare", c, signing, durationS);
+        out(line(kmsRun, bareRun));
+        out(line(bareRun));
       }
       const best = bestKms(runs);
-      if (best !== undefined && signing === "pooled") await run("kms", best.connections, "fresh", durationS);
+      if (best !== undefined && signing === "pooled") out(line(await run("kms", best.connections, "fresh", durationS), bareAt(best.connections)));
     }
 
     await kms.stop();
@@ -370,12 +374,9 @@ function header(): string {
     "errors".padStart(6), "RSS MB".padStart(13), "server CPU".padStart(10), "main + others".padStart(20), "client CPU".padStart(10)].join("  ");
 }
 
-const bareRate = new Map<number, number>();
-
-function line(r: RunRecord): string {
-  if (r.server === "bare") bareRate.set(r.connections, r.row.ops_per_s);
-  const bare = bareRate.get(r.connections);
-  const ratio = r.server === "kms" && bare !== undefined && bare > 0 ? (r.row.ops_per_s / bare).toFixed(2) : "";
+/** One table line; a KMS run's "× bare" is over `bare`, the bare run at the same connection count. */
+function line(r: RunRecord, bare?: RunRecord): string {
+  const ratio = r.server === "kms" && bare !== undefined && bare.row.ops_per_s > 0 ? (r.row.ops_per_s / bare.row.ops_per_s).toFixed(2) : "";
   const ms = (us: number | null): string => (us === null ? "-" : (us / 1000).toFixed(2));
   const errors = r.row.errors === 0 ? "0" : `${r.row.errors} (${Object.entries(r.row.errors_by_code).map(([k, n]) => `${k} ×${n}`).join(", ")})`;
   return [r.server.padEnd(12), String(r.connections).padStart(5), r.signing.padEnd(7), Math.round(r.row.ops_per_s).toLocaleString("en-US").padStart(8), ratio.padStart(6),
