@@ -29,6 +29,7 @@ import { schemaOf, type KmsRoute } from "./route.js";
 import { KMS_ROUTES } from "./routes/index.js";
 import { registerIamRoutes } from "./routes/iam.js";
 import { HEALTH_PATH, registerSystemRoutes } from "./routes/system.js";
+import { duplicateKeyPath } from "./duplicate-keys.js";
 
 declare module "fastify" {
   interface FastifyRequest {
@@ -221,11 +222,22 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     request.rawBody = raw;
     // An empty JSON body is an empty object: its required fields are then reported missing (KMS.0204).
     if (raw.length === 0) return done(null, {});
+    let text: string;
+    let parsed: unknown;
     try {
-      done(null, JSON.parse(raw.toString("utf8")));
+      text = raw.toString("utf8");
+      parsed = JSON.parse(text);
     } catch {
-      done(new KmsError("KMS.0202", "body is not JSON"), undefined);
+      return done(new KmsError("KMS.0202", "body is not JSON"), undefined);
     }
+    // A key given twice means what the parser makes of it (duplicate-keys.ts): refused, inside an
+    // encryption context with that field's code.
+    const duplicate = duplicateKeyPath(text);
+    if (duplicate !== undefined) {
+      const inContext = /^(?:destination_)?encryption_context\//u.test(duplicate);
+      return done(new KmsError(inContext ? "KMS.0208" : "KMS.0202", `the key ${duplicate} is given twice`), undefined);
+    }
+    done(null, parsed);
   });
 
   // Set once close() begins (fastify then stops accepting connections): a request that still

@@ -51,6 +51,14 @@ test("malformed JSON is KMS.0202", async (t) => {
   }
 });
 
+test("a key given twice is refused: KMS.0208 inside an encryption context, KMS.0202 elsewhere; the same request without it passes", async (t) => {
+  await refused(t, post("encrypt-data", `{"key_id":"${keyId}","plain_text":"x","encryption_context":{"a":"1","a":"2"}}`), 400, "KMS.0208", "in the context");
+  await refused(t, post("encrypt-data", `{"key_id":"${keyId}","plain_text":"x","encryption_context":{"a":"1","\\u0061":"2"}}`), 400, "KMS.0208", "escaped");
+  await refused(t, post("describe-key", `{"key_id":"${otherKeyId}","key_id":"${keyId}"}`), 400, "KMS.0202", "a top-level field");
+  const fine = await post("encrypt-data", `{"key_id":"${keyId}","plain_text":"x","encryption_context":{"a":"1","b":"2"}}`);
+  t.is(fine.status, 200, fine.text);
+});
+
 test("a body that is not a JSON object (or none at all) is refused 400", async (t) => {
   for (const body of ["", "[]", '"key_id"', "42", "null", "true"]) {
     const r = await post("describe-key", body);
