@@ -48,8 +48,18 @@ export function sign(state: ModuleState, sessionHandle: unknown, input: unknown,
   }, true);
 }
 
+/**
+ * A single-part mechanism has no C_SignUpdate / C_VerifyUpdate: the call fails and, like every
+ * failure but CKR_BUFFER_TOO_SMALL, ends the operation (§5.2). SoftHSMv2 refuses them too, so code
+ * that fed parts to such a mechanism on the emulator would fail on a real token.
+ */
+function refuseSinglePart(operation: { singlePart?: true }, call: string): void {
+  if (operation.singlePart === true) throw new CkrError(P.CKR_FUNCTION_NOT_SUPPORTED, `single-part mechanism: ${call} is not offered`);
+}
+
 export function signUpdate(state: ModuleState, sessionHandle: unknown, input: unknown): void {
   run<SignOperation, void>(state, "sign", sessionHandle, (operation) => {
+    refuseSinglePart(operation, "C_SignUpdate");
     operation.update(bufferArg(input, "input"));
     markMultiPart(operation);
   }, false);
@@ -74,6 +84,7 @@ export function verify(state: ModuleState, sessionHandle: unknown, input: unknow
 
 export function verifyUpdate(state: ModuleState, sessionHandle: unknown, input: unknown): void {
   run<VerifyOperation, void>(state, "verify", sessionHandle, (operation) => {
+    refuseSinglePart(operation, "C_VerifyUpdate");
     operation.update(bufferArg(input, "input"));
     markMultiPart(operation);
   }, false);

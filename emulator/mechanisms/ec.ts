@@ -5,8 +5,8 @@
  * - CKM_EC_KEY_PAIR_GEN (§2.3.5): CKA_EC_PARAMS (the DER OID) in the public template.
  * - CKM_ECDSA (§2.3.6): r‖s over the caller's hash, which is truncated to the order's bit length
  *   as FIPS 186-5 says, signed and verified by OpenSSL's EVP_PKEY_sign/verify in the native core
- *   (src/crypto/signatures.ts), since node:crypto always hashes its input. Single-part in
- *   the specification; parts fed with C_SignUpdate are concatenated.
+ *   (src/crypto/signatures.ts), since node:crypto always hashes its input. Single-part, as
+ *   the specification has it: C_SignUpdate / C_VerifyUpdate are refused.
  * - CKM_ECDSA_SHA256 / _SHA384 / _SHA512 (§2.3.7, v2.40 names): hash-then-sign by OpenSSL,
  *   single- and multi-part; r‖s each ⌈log₂ n / 8⌉ bytes.
  * - CKM_ECDH1_DERIVE (§2.3.14, CK_ECDH1_DERIVE_PARAMS): kdf CKD_NULL only, no shared data; the
@@ -85,6 +85,7 @@ const rawEcdsa: MechanismFamily = {
     const { key, curve, signatureLength } = ecKey(object, "private");
     const parts: Buffer[] = [];
     return {
+      singlePart: true,
       update: (input) => void parts.push(Buffer.from(input)),
       final: () => native({ invalidArgument: P.CKR_DATA_LEN_RANGE }, () => ecdsaSignDigest(key, Buffer.concat(parts), signatureLength / 2)),
       length: () => signatureLength,
@@ -95,6 +96,7 @@ const rawEcdsa: MechanismFamily = {
     const { key, curve, signatureLength } = ecKey(object, "public");
     const parts: Buffer[] = [];
     return {
+      singlePart: true,
       update: (input) => void parts.push(Buffer.from(input)),
       final(signature) {
         if (signature.length !== signatureLength) throw new CkrError(P.CKR_SIGNATURE_LEN_RANGE, `signature must be ${signatureLength} bytes`);

@@ -21,6 +21,8 @@ export interface CipherOperation {
 }
 
 export interface SignOperation {
+  /** A single-part mechanism (v2.40 Current Mechanisms table 2: CKM_RSA_PKCS, CKM_ECDSA): C_SignUpdate is refused. */
+  singlePart?: true;
   update(input: Buffer): void;
   final(): Buffer;
   length(): number;
@@ -28,6 +30,8 @@ export interface SignOperation {
 }
 
 export interface VerifyOperation {
+  /** As SignOperation's: C_VerifyUpdate is refused. */
+  singlePart?: true;
   update(input: Buffer): void;
   /** False for a signature that does not verify (C_Verify then returns CKR_SIGNATURE_INVALID). */
   final(signature: Buffer): boolean;

@@ -8,7 +8,7 @@
  *   hashAlg SHA-1/224/256/384/512; mgf must be MGF1 with the same hash (OpenSSL through
  *   node:crypto offers no other pairing); source CKZ_DATA_SPECIFIED with an optional label.
  *   SoftHSMv2 allows only SHA-1 and an empty label.
- * - CKM_RSA_PKCS (§2.1.6) for sign/verify only: PKCS #1 v1.5 block type 1 over the caller's data
+ * - CKM_RSA_PKCS (§2.1.6) for sign/verify only, single-part: PKCS #1 v1.5 block type 1 over the caller's data
  *   (normally a DigestInfo), at most k − 11 bytes.
  * - CKM_SHA{224,256,384,512}_RSA_PKCS (§2.1.11) and CKM_SHA{224,256,384,512}_RSA_PKCS_PSS
  *   (§2.1.12, CK_RSA_PKCS_PSS_PARAMS: hashAlg and mgf must match the mechanism's hash, sLen at
@@ -206,6 +206,7 @@ const rawPkcs1: MechanismFamily = {
     const { key, k } = rsaKey(object, "private");
     const parts: Buffer[] = [];
     return {
+      singlePart: true,
       update: (input) => void parts.push(Buffer.from(input)),
       final() {
         const data = Buffer.concat(parts);
@@ -220,6 +221,7 @@ const rawPkcs1: MechanismFamily = {
     const { key, k } = rsaKey(object, "public");
     const parts: Buffer[] = [];
     return {
+      singlePart: true,
       update: (input) => void parts.push(Buffer.from(input)),
       final(signature) {
         const data = Buffer.concat(parts);

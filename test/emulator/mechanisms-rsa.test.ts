@@ -246,6 +246,13 @@ test("PKCS #1 v1.5 signatures: hashed mechanisms and raw CKM_RSA_PKCS agree with
   t.is(verify(token, { mechanism: P.CKM_RSA_PKCS }, pair.publicKey, digestInfo, Buffer.alloc(256, 0xff)), P.CKR_SIGNATURE_INVALID);
   throwsCkr(t, () => sign(token, { mechanism: P.CKM_RSA_PKCS }, pair.privateKey, randomBytes(256 - 10)), P.CKR_DATA_LEN_RANGE);
   t.is(sign(token, { mechanism: P.CKM_RSA_PKCS }, pair.privateKey, randomBytes(256 - 11)).length, 256);
+  // Single-part (Current Mechanisms v2.40 §2.1.1 table): C_SignUpdate / C_VerifyUpdate are refused and end the operation.
+  token.p11.C_SignInit(token.session, { mechanism: P.CKM_RSA_PKCS }, pair.privateKey);
+  throwsCkr(t, () => token.p11.C_SignUpdate(token.session, digestInfo), P.CKR_FUNCTION_NOT_SUPPORTED);
+  throwsCkr(t, () => token.p11.C_Sign(token.session, digestInfo, Buffer.alloc(256)), P.CKR_OPERATION_NOT_INITIALIZED);
+  token.p11.C_VerifyInit(token.session, { mechanism: P.CKM_RSA_PKCS }, pair.publicKey);
+  throwsCkr(t, () => token.p11.C_VerifyUpdate(token.session, digestInfo), P.CKR_FUNCTION_NOT_SUPPORTED);
+  throwsCkr(t, () => token.p11.C_Verify(token.session, digestInfo, raw), P.CKR_OPERATION_NOT_INITIALIZED);
 });
 
 test("PSS signatures agree with node:crypto; CK_RSA_PKCS_PSS_PARAMS are checked", (t) => {

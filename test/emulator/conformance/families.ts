@@ -365,6 +365,17 @@ export const FAMILY_SCENARIOS: Scenario[] = [
       changed[5]! ^= 1;
       p11.C_VerifyInit(s, { mechanism: P.CKM_ECDSA }, publicKey);
       expectRv(t, () => p11.C_Verify(s, digest, changed), P.CKR_SIGNATURE_INVALID);
+
+      // Single-part (Current Mechanisms v2.40 §2.3.1 table): no C_SignUpdate / C_VerifyUpdate, and
+      // the refused call ends the operation (§5.2) — code fed in parts must fail on both tokens.
+      const refused = byTarget(t, token, { emulator: P.CKR_FUNCTION_NOT_SUPPORTED, softhsm: P.CKR_OPERATION_NOT_INITIALIZED },
+        "a single-part mechanism's C_SignUpdate: the emulator says CKR_FUNCTION_NOT_SUPPORTED (as for its single-part ciphers), SoftHSMv2 CKR_OPERATION_NOT_INITIALIZED; both end the operation");
+      p11.C_SignInit(s, { mechanism: P.CKM_ECDSA }, privateKey);
+      expectRv(t, () => p11.C_SignUpdate(s, digest), refused, "C_SignUpdate");
+      expectRv(t, () => p11.C_Sign(s, digest, Buffer.alloc(64)), P.CKR_OPERATION_NOT_INITIALIZED, "the sign operation ended");
+      p11.C_VerifyInit(s, { mechanism: P.CKM_ECDSA }, publicKey);
+      expectRv(t, () => p11.C_VerifyUpdate(s, digest), refused, "C_VerifyUpdate");
+      expectRv(t, () => p11.C_Verify(s, digest, signature), P.CKR_OPERATION_NOT_INITIALIZED, "the verify operation ended");
     },
   },
   {
