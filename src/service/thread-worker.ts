@@ -11,7 +11,7 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { KmsError } from "../kms/errors.js";
 import type { AuthEvidence } from "./auth/authenticator.js";
-import { KmsService, type IssueTokenRequest, type ServiceLog } from "./service.js";
+import { KmsService, type IssueTokenRequest, type ServiceLog, type ServiceMethod } from "./service.js";
 import { Outbox, serializeError, unpackCall, type FromKmsThread, type KmsThreadData, type LogLevel, type PackedCall, type ToKmsThread } from "./thread.js";
 
 if (parentPort === null) throw new Error("thread-worker.js runs as the KMS thread of the server (service/thread.ts)");
@@ -46,6 +46,19 @@ try {
 
 if (service !== null) serve(service);
 
+/**
+ * Methods whose results hold plaintext or data keys. The HTTP thread wipes the copy it receives
+ * once encoded (routes/crypto.ts); this thread's own buffers are wiped once the result has been
+ * posted, instead of lingering in its heap until collected.
+ */
+const SECRET_RESULTS: ReadonlySet<ServiceMethod> = new Set<ServiceMethod>(["decryptData", "createDataKey", "decryptDataKey"]);
+
+/** Zeroes the byte arrays among a result's own fields. */
+function wipeBytes(value: unknown): void {
+  if (typeof value !== "object" || value === null) return;
+  for (const field of Object.values(value)) if (field instanceof Uint8Array) field.fill(0);
+}
+
 function serve(service: KmsService): void {
   let inFlight = 0;
   let idle: (() => void) | null = null;
@@ -59,7 +72,12 @@ function serve(service: KmsService): void {
     }
     inFlight++;
     let result: Promise<unknown>;
-    if (Array.isArray(message)) result = service.call(unpackCall(message));
+    let secret = false;
+    if (Array.isArray(message)) {
+      const call = unpackCall(message);
+      secret = SECRET_RESULTS.has(call.method);
+      result = service.call(call);
+    }
     else switch (message.op) {
       case "issueToken": result = service.issueToken(message.arg as IssueTokenRequest); break;
       case "authenticate": {
@@ -73,7 +91,7 @@ function serve(service: KmsService): void {
     }
     result
       .then(
-        (value) => outbox.push([id, value]),
+        (value) => outbox.push([id, value], secret ? () => wipeBytes(value) : undefined),
         (error: unknown) => outbox.push({ t: "fail", id, error: serializeError(error) }),
       )
       .finally(() => {

@@ -144,6 +144,8 @@ export class Outbox<T> {
   #queue: T[] = [];
   /** The buffers of the exact copies ownBytes made for each queued message, transferred with it. */
   #transfers: ArrayBuffer[][] = [];
+  /** What to run once the queued messages have been posted (copied or transferred to the other side). */
+  #afterPost: Array<() => void> = [];
   #scheduled = false;
 
   constructor(
@@ -151,10 +153,12 @@ export class Outbox<T> {
     private readonly undeliverable: (message: T, error: Error) => T | null,
   ) {}
 
-  push(message: T): void {
+  /** Queues `message`; `afterPost` runs once it has been posted (or found undeliverable). */
+  push(message: T, afterPost?: () => void): void {
     const transfer: ArrayBuffer[] = [];
     this.#queue.push(ownBytes(message, transfer, 0) as T);
     this.#transfers.push(transfer);
+    if (afterPost !== undefined) this.#afterPost.push(afterPost);
     if (!this.#scheduled) {
       this.#scheduled = true;
       setImmediate(() => this.flush());
@@ -167,8 +171,18 @@ export class Outbox<T> {
     const batch = this.#queue;
     if (batch.length === 0) return;
     const transfers = this.#transfers;
+    const afterPost = this.#afterPost;
     this.#queue = [];
     this.#transfers = [];
+    this.#afterPost = [];
+    try {
+      this.#post(batch, transfers);
+    } finally {
+      for (const run of afterPost) run();
+    }
+  }
+
+  #post(batch: T[], transfers: ArrayBuffer[][]): void {
     try {
       this.port.postMessage(batch, transfers.flat());
       return;

@@ -68,3 +68,29 @@ test("any thrown value crosses as an error, even one String() cannot convert", (
     t.is(revived.message, message);
   }
 });
+
+test("afterPost runs once the batch has been posted: an exact array wiped then still arrives whole, and so does a pooled one", async (t) => {
+  const { port1, port2 } = new MessageChannel();
+  t.teardown(() => {
+    port1.close();
+    port2.close();
+  });
+  // An exact array crosses by structured clone when the batch is posted, not when it is queued.
+  const dataKey = new Uint8Array(Buffer.from("0123456789abcdef0123456789abcdef"));
+  const plainText = Buffer.from("a plaintext in the pool");
+  const result = { keyId: "k", plainText, dataKey };
+  const outbox = new Outbox<unknown>(port1, () => null);
+  const order: string[] = [];
+  const arrival = received(port2);
+  outbox.push([9, result], () => {
+    order.push("after");
+    for (const field of [result.plainText, result.dataKey]) field.fill(0);
+  });
+  t.deepEqual(order, [], "not when queued");
+  outbox.flush();
+  t.deepEqual(order, ["after"]);
+  const [[, value]] = await arrival as [[number, { plainText: Uint8Array; dataKey: Uint8Array }]];
+  t.is(Buffer.from(value.plainText).toString(), "a plaintext in the pool");
+  t.is(Buffer.from(value.dataKey).toString(), "0123456789abcdef0123456789abcdef");
+  t.true(plainText.every((byte) => byte === 0) && dataKey.every((byte) => byte === 0), "this side's buffers are zeroed");
+});
