@@ -184,9 +184,11 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     routerOptions: { maxParamLength: 1024 },
     // fastify answers a malformed escape (%ZZ) or an overlong parameter itself, before any hook,
     // with a body of its own and no X-Request-Id; Huawei's answer to a bad URL is KMS.0201.
+    // Its request runs no hooks either: onResponse's metric and request line are written here.
     frameworkErrors: (error, request, reply) => {
       reply.header("X-Request-Id", request.id);
       sendError(reply, new KmsError("KMS.0201", error.message));
+      requestDone(request, reply);
     },
     // A request Node's HTTP parser refuses (malformed, headers over its limit, not received within
     // server.requestTimeoutMs) never becomes a fastify request: fastify's own handler answered in
@@ -194,6 +196,16 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     clientErrorHandler: (error, socket) => refuseUnparsed(error as NodeJS.ErrnoException, socket),
   };
   const metrics = options.metrics;
+  /** The request's series at /metrics and its request line (refusals at info, successes at debug). */
+  const requestDone = (request: FastifyRequest, reply: FastifyReply): void => {
+    const route = request.routeOptions.url ?? "unmatched";
+    const status = reply.statusCode;
+    const ms = reply.elapsedTime;
+    metrics?.observe(route, request.method, status, ms / 1000);
+    if (status >= 500) request.log.error({ status, route, ms }, "request failed");
+    else if (status >= 400) request.log.info({ status, route, ms }, "request refused");
+    else request.log.debug({ status, route, ms }, "request completed");
+  };
   const refuseUnparsed = (error: NodeJS.ErrnoException, socket: Socket): void => {
     // A reset connection has nobody to answer.
     if (error.code === "ECONNRESET" || socket.destroyed) return;
@@ -259,13 +271,7 @@ export async function buildApp(options: BuildAppOptions): Promise<FastifyInstanc
     done();
   });
   app.addHook("onResponse", (request, reply, done) => {
-    const route = request.routeOptions.url ?? "unmatched";
-    const status = reply.statusCode;
-    const ms = reply.elapsedTime;
-    metrics?.observe(route, request.method, status, ms / 1000);
-    if (status >= 500) request.log.error({ status, route, ms }, "request failed");
-    else if (status >= 400) request.log.info({ status, route, ms }, "request refused");
-    else request.log.debug({ status, route, ms }, "request completed");
+    requestDone(request, reply);
     done();
   });
 

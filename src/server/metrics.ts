@@ -30,7 +30,10 @@ export function createMetrics(service: ServicePort): ServerMetrics {
       return undefined;
     }
   };
-  // One stats() per scrape, shared by the gauges below.
+  // One stats() per scrape, shared by the gauges below. A gauge keeps what it was last set to: those
+  // that tell the present state (sessions, cache, sources in service, heap) start each scrape
+  // empty, or a KMS thread that died (stats() rejects) kept its last state on show as current.
+  // The counts since start keep their last value (prom-client's reset() would make them 0).
   let pending: ReturnType<typeof snapshot> | null = null;
   const stats = (): ReturnType<typeof snapshot> => {
     pending ??= snapshot().finally(() => setImmediate(() => (pending = null)));
@@ -49,6 +52,7 @@ export function createMetrics(service: ServicePort): ServerMetrics {
     name: "hsmkit_token_sessions", help: "PKCS#11 sessions of the KMS backend.", labelNames: ["state"], registers: [registry],
     async collect() {
       const s = await stats();
+      this.reset();
       if (!s) return;
       this.set({ state: "open" }, s.backend.sessions.open);
       this.set({ state: "idle" }, s.backend.sessions.idle);
@@ -58,6 +62,7 @@ export function createMetrics(service: ServicePort): ServerMetrics {
     name: "hsmkit_token_key_cache", help: "Unwrapped CMK versions held in the token, and the cache's counters.", labelNames: ["figure"], registers: [registry],
     async collect() {
       const s = await stats();
+      this.reset();
       if (!s) return;
       for (const [figure, value] of Object.entries(s.backend.cache)) this.set({ figure }, value);
     },
@@ -73,6 +78,7 @@ export function createMetrics(service: ServicePort): ServerMetrics {
     name: "hsmkit_entropy_source_in_service", help: "1 when an entropy source passes its health tests and is in service.", labelNames: ["source"], registers: [registry],
     async collect() {
       const s = await stats();
+      this.reset();
       if (!s) return;
       for (const e of s.entropy) if (e.available) this.set({ source: e.name }, e.inService ? 1 : 0);
     },
@@ -89,6 +95,7 @@ export function createMetrics(service: ServicePort): ServerMetrics {
     labelNames: ["figure"], registers: [registry],
     async collect() {
       const s = await stats();
+      this.reset();
       if (!s) return;
       this.set({ figure: "used" }, s.heap.usedBytes);
       this.set({ figure: "limit" }, s.heap.limitBytes);

@@ -113,3 +113,16 @@ test("a request the HTTP parser refuses puts none of its bytes in the log, even 
   t.false(text.includes(token));
   t.false(bytes.includes(token));
 });
+
+test("a URL fastify's router refuses (a malformed escape, an overlong parameter) is counted and logged with its request id", async (t) => {
+  // fastify answers these through frameworkErrors, before any hook: onResponse never sees them.
+  const { lines, metrics, app } = await setup(t, "info");
+  const badEscape = await app.inject({ method: "GET", url: `/v1.0/${PROJECT}/kms/keys/%ZZ`, headers: { "x-request-id": "req-bad-escape" } });
+  const overlong = await app.inject({ method: "GET", url: `/v1.0/${PROJECT}/kms/${"k".repeat(2000)}/tags`, headers: { "x-request-id": "req-overlong" } });
+  for (const [response, id] of [[badEscape, "req-bad-escape"], [overlong, "req-overlong"]] as const) {
+    t.is(response.statusCode, 400);
+    t.is(response.headers["x-request-id"], id);
+    t.true(lines.some((l) => l["reqId"] === id && l["msg"] === "request refused" && l["level"] === 30 && l["status"] === 400), id);
+  }
+  t.regex(await metrics.registry.metrics(), /^hsmkit_http_requests_total\{route="unmatched",method="GET",status="400"\} 2$/mu);
+});
