@@ -5,12 +5,12 @@
 // nBackfill, the frames copied into the database, at byte 96, in the machine's byte order. The
 // thread starts only once the log has grown to walCheckpointStartBytes.
 import test from "ava";
-import { readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { endianness } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { DATABASE_FILE, openSqliteStore } from "../../src/kms/store/sqlite.js";
-import { MAC, material, newKey, openStore, tempDir, WRITERS } from "./store-helpers.js";
+import { event, MAC, material, newKey, openStore, tempDir, testMac, WRITERS } from "./store-helpers.js";
 
 const P = "project-a";
 
@@ -29,6 +29,9 @@ async function backfilled(dir: string, frames: number): Promise<{ mxFrame: numbe
   }
   return index;
 }
+
+/** This process's threads: new Worker() creates its thread before it returns, and it is gone once "exit" is emitted. */
+const threads = (): number => readdirSync("/proc/self/task").length;
 
 async function writeKeys(store: Awaited<ReturnType<typeof openStore>>, count: number): Promise<void> {
   for (let i = 0; i < count; i += 50) {
@@ -90,4 +93,25 @@ test("walCheckpointMs must be a number of ms >= 0, walCheckpointStartBytes an in
   for (const walCheckpointStartBytes of [-1, 1.5, Number.NaN]) {
     await t.throwsAsync(openSqliteStore({ directory: dir, mac: MAC, walCheckpointStartBytes }), { instanceOf: RangeError });
   }
+});
+
+// Serial: the thread count is the whole process's, so no other test of this file may run meanwhile.
+test.serial("an open that fails leaves no checkpointer thread behind", async (t) => {
+  if (!existsSync("/proc/self/task")) {
+    t.pass("no /proc/self/task to count threads in");
+    return;
+  }
+  const dir = tempDir(t);
+  const store = await openStore(t, { directory: dir, writer: "inline", walCheckpointMs: 0 });
+  await store.keys.create(newKey(P, { alias: "one" }), { audit: event("createKey", P, null) });
+  await store.close();
+  const before = threads();
+  // Another MAC key: the newest checkpoint's MAC does not verify, and the open is refused.
+  await t.throwsAsync(openSqliteStore({ directory: dir, mac: testMac(Buffer.alloc(32, 0x11)), writer: "inline", walCheckpointMs: 10, walCheckpointStartBytes: 0 }),
+    { code: "ERR_KMS_AUDIT_TAMPERED" });
+  t.is(threads(), before);
+  // The directory is free again and the store opens as it was.
+  const reopened = await openSqliteStore({ directory: dir, mac: MAC, writer: "inline", walCheckpointMs: 0 });
+  t.is((await reopened.keys.list(P, { limit: 10 })).items.length, 1);
+  await reopened.close();
 });

@@ -246,9 +246,10 @@ export class SqliteStore implements KmsStore {
   readonly #lock: StoreLock;
   readonly #writer: Writer;
   readonly #reader: SqliteReader;
-  /** The checkpointer thread (wal-checkpointer.ts) once started; what starts it, until then. */
+  /** The checkpointer thread (wal-checkpointer.ts) once started; what starts it, from the end of the open until then. */
   #walCheckpointer: WalCheckpointer | null = null;
-  #walCheckpointing: { intervalMs: number; startBytes: number } | null;
+  #walCheckpointing: { intervalMs: number; startBytes: number } | null = null;
+  readonly #walCheckpointOptions: { intervalMs: number; startBytes: number } | null;
   #batchesSinceLogSize = 0;
   readonly #committer: GroupCommitter<StoreOp, StoreResult>;
   /** Encoded audit records waiting for their group commit (audit-appends.ts). */
@@ -285,8 +286,7 @@ export class SqliteStore implements KmsStore {
     this.#lock = lock;
     this.#writer = writer;
     this.#reader = reader;
-    this.#walCheckpointing = checkpointing;
-    this.#startCheckpointerIfDue();
+    this.#walCheckpointOptions = checkpointing;
     this.#mac = options.mac;
     this.#policy = policy;
     this.#usageFlushMs = usageFlushMs;
@@ -343,7 +343,6 @@ export class SqliteStore implements KmsStore {
     return revive === undefined ? (done.then(unwrap) as Promise<T>) : done.then((result) => revive(unwrap(result) as T));
   }
 
-  /** Follows the committed chain head, usage and checkpoints from each batch's results. */
   /**
    * Starts the checkpointer thread once the write-ahead log has reached its start size; the size is
    * looked at every LOG_SIZE_EVERY batches (a stat: the log only grows while the store is open).
@@ -364,6 +363,7 @@ export class SqliteStore implements KmsStore {
     this.#walCheckpointer = startWalCheckpointer(this.#path, { intervalMs: due.intervalMs, warn: this.#warn });
   }
 
+  /** Follows the committed chain head, usage and checkpoints from each batch's results. */
   #afterBatch(ops: readonly StoreOp[], outcome: RunOutcome<StoreResult>): void {
     if (this.#walCheckpointing !== null && ++this.#batchesSinceLogSize >= LOG_SIZE_EVERY) {
       this.#batchesSinceLogSize = 0;
@@ -534,6 +534,11 @@ export class SqliteStore implements KmsStore {
     };
     every(this.#usageFlushMs, () => this.#flushUsage());
     if (this.#policy.everyMs > 0) every(this.#policy.everyMs, () => this.#checkpoint("interval"));
+    // Last: an open that fails closes the writer, the reader and the lock (openSqliteStore) but
+    // has no store to close, so a thread started before this point would outlive it, holding a
+    // connection to a database this process no longer owns.
+    this.#walCheckpointing = this.#walCheckpointOptions;
+    this.#startCheckpointerIfDue();
   }
 
   // The interface ------------------------------------------------------------------------------
