@@ -178,7 +178,6 @@ interface NewDataKey {
   cipherText: Buffer;
 }
 
-/** fn(value) at once for a value, after it for a promise: the synchronous hot paths stay synchronous. */
 /** UTF-16 units of an audit detail that names a batch's tag keys. */
 const MAX_DETAIL_UNITS = 512;
 
@@ -192,6 +191,7 @@ function clipDetail(detail: string): string {
   return detail.slice(0, last >= 0xd800 && last <= 0xdbff ? MAX_DETAIL_UNITS - 1 : MAX_DETAIL_UNITS);
 }
 
+/** fn(value) at once for a value, after it for a promise: the synchronous hot paths stay synchronous. */
 function andThen<T, U>(value: T | Promise<T>, fn: (value: T) => U | Promise<U>): U | Promise<U> {
   return value instanceof Promise ? value.then(fn) : fn(value);
 }

@@ -130,6 +130,12 @@ const DEFAULT_WAL_CHECKPOINT_START_BYTES = 4 << 20;
 /** Batches between two looks at the log's size, until the checkpointer has started. */
 const LOG_SIZE_EVERY = 64;
 
+/** When the checkpointer thread runs (walCheckpointMs) and starts (walCheckpointStartBytes). */
+interface WalCheckpointing {
+  intervalMs: number;
+  startBytes: number;
+}
+
 /** What the store queues: the writer's ops, and the request path's audit records not yet sealed (sealed when their batch starts). */
 type StoreOp = WriteOp | { op: "audit.pending"; pending: AuditAppends };
 
@@ -210,14 +216,14 @@ export async function openSqliteStore(options: SqliteStoreOptions): Promise<Sqli
     tightenOwnerOnly(path);
     reader = new SqliteReader(openDatabase(path, { readonly: true }));
     const checkpointing = walCheckpointMs > 0 ? { intervalMs: walCheckpointMs, startBytes: walCheckpointStartBytes } : null;
-    const store = new SqliteStore(path, lock, writer, reader, checkpointing, options, policy, usageFlushMs, warn);
+    const store = new SqliteStore(path, lock, writer, reader, options, policy, usageFlushMs, warn);
     if (options.verifyOnOpen === "full") {
       const verdict = await store.audit.verify();
       if (!verdict.ok) throw tampered(verdict);
     } else if (options.verifyOnOpen !== undefined && options.verifyOnOpen !== "tail") {
       throw new TypeError(`verifyOnOpen must be "tail" or "full", not ${String(options.verifyOnOpen)}`);
     }
-    await store.recoverAfterOpen();
+    await store.recoverAfterOpen(checkpointing);
     return store;
   } catch (error) {
     reader?.close();
@@ -248,8 +254,7 @@ export class SqliteStore implements KmsStore {
   readonly #reader: SqliteReader;
   /** The checkpointer thread (wal-checkpointer.ts) once started; what starts it, from the end of the open until then. */
   #walCheckpointer: WalCheckpointer | null = null;
-  #walCheckpointing: { intervalMs: number; startBytes: number } | null = null;
-  readonly #walCheckpointOptions: { intervalMs: number; startBytes: number } | null;
+  #walCheckpointing: WalCheckpointing | null = null;
   #batchesSinceLogSize = 0;
   readonly #committer: GroupCommitter<StoreOp, StoreResult>;
   /** Encoded audit records waiting for their group commit (audit-appends.ts). */
@@ -279,14 +284,13 @@ export class SqliteStore implements KmsStore {
 
   /** Use openSqliteStore. */
   constructor(
-    path: string, lock: StoreLock, writer: Writer, reader: SqliteReader, checkpointing: { intervalMs: number; startBytes: number } | null, options: SqliteStoreOptions,
+    path: string, lock: StoreLock, writer: Writer, reader: SqliteReader, options: SqliteStoreOptions,
     policy: CheckpointPolicy, usageFlushMs: number, warn: (message: string) => void,
   ) {
     this.#path = path;
     this.#lock = lock;
     this.#writer = writer;
     this.#reader = reader;
-    this.#walCheckpointOptions = checkpointing;
     this.#mac = options.mac;
     this.#policy = policy;
     this.#usageFlushMs = usageFlushMs;
@@ -482,9 +486,10 @@ export class SqliteStore implements KmsStore {
   /**
    * Internal: called once by openSqliteStore (later calls do nothing). Checks the end of the audit log (the newest checkpoint's MAC
    * and chain value, and the records after it), recounts usage the last run did not write, writes a
-   * "recovery" checkpoint over records a crash left without one, and starts the timers.
+   * "recovery" checkpoint over records a crash left without one, and starts the timers and — as
+   * `checkpointing` says — the checkpointer thread.
    */
-  async recoverAfterOpen(): Promise<void> {
+  async recoverAfterOpen(checkpointing: WalCheckpointing | null): Promise<void> {
     if (this.#recovered) return;
     this.#recovered = true;
     const last = this.#lastCheckpoint;
@@ -537,7 +542,7 @@ export class SqliteStore implements KmsStore {
     // Last: an open that fails closes the writer, the reader and the lock (openSqliteStore) but
     // has no store to close, so a thread started before this point would outlive it, holding a
     // connection to a database this process no longer owns.
-    this.#walCheckpointing = this.#walCheckpointOptions;
+    this.#walCheckpointing = checkpointing;
     this.#startCheckpointerIfDue();
   }
 

@@ -109,6 +109,12 @@ function fresh(readAt: number, now: number, refreshMs: number): boolean {
   return readAt <= now && now - readAt <= refreshMs;
 }
 
+/** Sets `key` in a cache of at most `max` entries, forgetting the oldest first when `key` is new to a full one. */
+function setBounded<V>(cache: Map<string, V>, key: string, value: V, max: number): void {
+  if (!cache.has(key) && cache.size >= max) cache.delete(cache.keys().next().value as string);
+  cache.set(key, value);
+}
+
 export class Authenticator {
   readonly #options: AuthenticatorOptions;
   readonly #credentials = new Map<string, CachedCredential>();
@@ -180,11 +186,8 @@ export class Authenticator {
     let state = this.#tokenCredentials.get(accessKey);
     if (state === undefined || !fresh(state.readAt, now, this.#options.refreshMs ?? 1000)) {
       const record = await this.#options.store.principals.getCredential(accessKey);
-      if (state === undefined && this.#tokenCredentials.size >= (this.#options.maxCredentials ?? 10_000)) {
-        this.#tokenCredentials.delete(this.#tokenCredentials.keys().next().value as string);
-      }
       state = { principalId: record?.principalId, active: record?.status === "active", expiresAt: record?.expiresAt ?? null, readAt: now };
-      this.#tokenCredentials.set(accessKey, state);
+      setBounded(this.#tokenCredentials, accessKey, state, this.#options.maxCredentials ?? 10_000);
     }
     return state.active && state.principalId === principalId && (state.expiresAt === null || now < state.expiresAt);
   }
@@ -198,10 +201,7 @@ export class Authenticator {
   async #readPrincipal(principalId: string, now: number): Promise<boolean> {
     const principal = await this.#options.store.principals.get(principalId);
     const active = principal !== undefined && !principal.disabled;
-    if (!this.#principals.has(principalId) && this.#principals.size >= (this.#options.maxCredentials ?? 10_000)) {
-      this.#principals.delete(this.#principals.keys().next().value as string);
-    }
-    this.#principals.set(principalId, { active, readAt: now });
+    setBounded(this.#principals, principalId, { active, readAt: now }, this.#options.maxCredentials ?? 10_000);
     return active;
   }
 
